@@ -1,0 +1,5 @@
+import sys
+
+from slimlab.cli.main import main
+
+sys.exit(main())

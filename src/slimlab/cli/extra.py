@@ -1,0 +1,1 @@
+"""Commands beyond train/evaluate/models/profile register themselves here."""

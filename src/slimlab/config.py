@@ -1,0 +1,157 @@
+"""Validated run configuration: a dataclass, a YAML file and ``--set key=value`` overrides.
+
+Every field has a type and a default; unknown keys and wrong types raise :class:`SlimlabError`
+naming the key. The resolved config is written as ``config.yaml`` in every run directory, so
+``slimlab train --config runs/X/config.yaml`` reproduces a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from slimlab.errors import SlimlabError
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run. Field comments are the CLI help."""
+
+    # data
+    data: str = "digits"  # digits | fake | cifar10 | cifar100 | imagefolder:PATH
+    root: str = "~/.cache/slimlab/data"  # where cifar10/cifar100 live (torchvision layout)
+    download: bool = False  # let torchvision download cifar10/cifar100 into --root
+    val_fraction: float = 0.1  # stratified validation split of the training set
+    train_subset: int = 0  # keep this many training images (stratified); 0 = all
+    labels_per_class: int = 0  # keep K labelled training images per class; 0 = all
+    image_size: int = 0  # resize images to this size; 0 = native size
+    augment: bool = True  # the data set's standard augmentation (crop, flip)
+    # noisy labels
+    noise: str = ""  # e.g. symmetric:0.4, asymmetric:0.4, pairflip:0.2; test labels stay clean
+    noise_seed: int = 0
+    noise_mode: str = "exact"  # exact (int(r*n) flips) | bernoulli (each label with probability r)
+    noise_exclude_true: bool = False  # symmetric noise always picks another class
+    clean_subset: int = 0  # fine-tune on K images per class with their true labels
+    # model
+    model: str = "resnet20"
+    model_kwargs: dict = field(default_factory=dict)
+    init: str = ""  # checkpoint whose matching weights initialise the model (head excluded)
+    # objective
+    loss: str = "ce"  # ce | gce | sce | mae | nce_rce | bootstrap_soft | bootstrap_hard | forward | pencil
+    loss_kwargs: dict = field(default_factory=dict)
+    label_smoothing: float = 0.0
+    # optimisation
+    epochs: int = 30
+    batch_size: int = 128  # global batch size (split over DDP ranks)
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step | constant
+    milestones: list = field(default_factory=lambda: [0.5, 0.75])  # step: epochs, or fractions < 1
+    gamma: float = 0.1  # step: lr factor at each milestone
+    warmup_epochs: float = 0.0
+    # execution
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile the model
+    sync_bn: bool = False  # SyncBatchNorm under DDP
+    threads: int = 0  # torch CPU threads; 0 = torch's default
+    seed: int = 0
+    eval_every: int = 1
+    track_test: bool = False  # evaluate the test set every epoch (best and last test accuracy)
+    progress: str = "auto"  # auto | bar | log | none
+    out: str = ""  # run directory; default runs/<data>-<model>
+
+
+def _type_ok(value: Any, tp: Any) -> bool:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        return any(_type_ok(value, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if origin is not None:
+        return isinstance(value, origin)
+    return isinstance(value, tp)
+
+
+def field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def from_dict(cls: type, raw: dict[str, Any], source: str = "config") -> Any:
+    """Build dataclass ``cls`` from ``raw``, rejecting unknown keys and wrong types."""
+    if not isinstance(raw, dict):
+        raise SlimlabError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
+    types_ = field_types(cls)
+    unknown = sorted(set(raw) - set(types_))
+    if unknown:
+        raise SlimlabError(f"{source}: unknown key(s) {', '.join(unknown)}")
+    for key, value in raw.items():
+        if not _type_ok(value, types_[key]):
+            want = getattr(types_[key], "__name__", str(types_[key]))
+            raise SlimlabError(f"{source}: '{key}' must be {want}, got {value!r}")
+        if types_[key] is float:
+            raw[key] = float(value)
+    return cls(**raw)
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """Parse ``key=value`` overrides; values are YAML scalars (``epochs=40``, ``nesterov=false``)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SlimlabError(f"--set {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise SlimlabError(f"config file not found: {p}")
+    try:
+        data = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise SlimlabError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise SlimlabError(f"{p}: expected a mapping at the top level")
+    return data
+
+
+def resolve(cls: type, config_file: str | None = None, overrides: dict[str, Any] | None = None,
+            sets: list[str] | None = None) -> Any:
+    """Defaults < YAML file < explicit overrides (CLI flags) < ``--set`` items."""
+    raw: dict[str, Any] = {}
+    if config_file:
+        raw.update(load_yaml(config_file))
+    raw.update(overrides or {})
+    raw.update(parse_set(sets or []))
+    return from_dict(cls, raw, source=str(config_file or "config"))
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def dump_yaml(cfg: Any, path: str | Path) -> None:
+    from slimlab.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

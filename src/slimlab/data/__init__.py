@@ -1,0 +1,33 @@
+"""Data sets (``build``), stratified splits and the batched in-memory loader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from slimlab.data.datasets import DataSet, Split, cifar, digits, fake, imagefolder
+from slimlab.data.loader import BatchLoader, random_crop_flip
+from slimlab.data.split import stratified_split, stratified_subset
+from slimlab.errors import SlimlabError
+
+__all__ = ["DataSet", "Split", "BatchLoader", "build", "names", "random_crop_flip",
+           "stratified_split", "stratified_subset"]
+
+_REGISTRY: dict[str, Callable[..., DataSet]] = {
+    "digits": lambda root, download, image_size: digits(image_size or 32),
+    "fake": lambda root, download, image_size: fake(image_size=image_size or 32),
+    "cifar10": lambda root, download, image_size: cifar("cifar10", root, download),
+    "cifar100": lambda root, download, image_size: cifar("cifar100", root, download),
+}
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY) + ["imagefolder:PATH"]
+
+
+def build(spec: str, root: str = "~/.cache/slimlab/data", download: bool = False, image_size: int = 0) -> DataSet:
+    """Build a data set from its spec: ``digits``, ``fake``, ``cifar10``, ``cifar100`` or ``imagefolder:PATH``."""
+    if spec.startswith("imagefolder:"):
+        return imagefolder(spec.split(":", 1)[1], image_size)
+    if spec not in _REGISTRY:
+        raise SlimlabError(f"unknown data set '{spec}' (choose from {', '.join(names())})")
+    return _REGISTRY[spec](root, download, image_size)

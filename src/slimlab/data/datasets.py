@@ -1,0 +1,228 @@
+"""Data sets as decoded uint8 tensors.
+
+Every data set is held in memory as ``images`` (uint8, [N, 3, H, W]) and ``targets`` (int64, [N]),
+so an epoch is bound by the model, not by JPEG decoding. Grayscale sources are repeated to three
+channels so that every model takes every data set. Decoded image folders are cached on disk
+(``~/.cache/slimlab/decoded``), keyed by the folder's file list, sizes and modification times.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimlab.errors import SlimlabError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@dataclass
+class Split:
+    """One split of a data set: images [N, 3, H, W] uint8 and integer targets [N]."""
+
+    images: torch.Tensor
+    targets: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.targets.numel())
+
+
+@dataclass
+class DataSet:
+    """A named data set with a train and a test split and its normalisation statistics."""
+
+    name: str
+    classes: list[str]
+    train: Split
+    test: Split
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pad: int = 4  # random-crop padding used by the standard augmentation
+    flip: bool = True  # horizontal flips are label-preserving for this data set
+    info: dict = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.images.shape[-1])
+
+
+def _stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    x = images[: min(len(images), 10000)].float().div_(255)
+    mean = x.mean(dim=(0, 2, 3))
+    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    x = torch.nn.functional.interpolate(images.float(), size=(size, size), mode="bilinear",
+                                        align_corners=False, antialias=True)
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def digits(image_size: int = 32) -> DataSet:
+    """scikit-learn's bundled 8x8 handwritten digits (1,797 images), upsampled to 32x32.
+
+    There is no official test split: a fixed, stratified 20% (seed 0) is held out as the test set.
+    """
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(d.images.astype(np.float32) * (255.0 / 16.0)).round().to(torch.uint8)
+    x = _resize(x[:, None], image_size or 32).repeat(1, 3, 1, 1)
+    y = torch.from_numpy(d.target.astype(np.int64))
+    from slimlab.data.split import stratified_split
+
+    train_idx, test_idx = stratified_split(y, 0.2, seed=0)
+    mean, std = _stats(x[train_idx])
+    return DataSet("digits", [str(i) for i in range(10)], Split(x[train_idx], y[train_idx]),
+                   Split(x[test_idx], y[test_idx]), mean, std, pad=2, flip=False)
+
+
+def fake(num_classes: int = 10, n_train: int = 400, n_test: int = 200, image_size: int = 32,
+         seed: int = 0) -> DataSet:
+    """Synthetic, learnable images: each class is a fixed colour pattern plus noise. For tests."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(num_classes, 3, 4, 4, generator=g) * 200
+
+    def make(n: int) -> Split:
+        y = torch.arange(n) % num_classes
+        y = y[torch.randperm(n, generator=g)]
+        base = torch.nn.functional.interpolate(protos[y], size=(image_size, image_size), mode="nearest")
+        x = (base + torch.rand(n, 3, image_size, image_size, generator=g) * 55).clamp(0, 255)
+        return Split(x.to(torch.uint8), y)
+
+    train = make(n_train)
+    mean, std = _stats(train.images)
+    return DataSet("fake", [f"class{i}" for i in range(num_classes)], train, make(n_test), mean, std)
+
+
+def _decode(path: str) -> np.ndarray | str:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError) as e:
+        return f"cannot decode image {path}: {type(e).__name__}"
+
+
+def _scan(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
+    if not split_dir.is_dir():
+        raise SlimlabError(f"image folder has no '{split_dir.name}/' directory: {split_dir}")
+    classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    if not classes:
+        raise SlimlabError(f"no class folders in {split_dir}")
+    files: list[tuple[str, int]] = []
+    for ci, c in enumerate(classes):
+        found = sorted(str(p) for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not found:
+            raise SlimlabError(f"empty class folder (no images): {split_dir / c}")
+        files += [(f, ci) for f in found]
+    return classes, files
+
+
+def _cache_key(files: list[tuple[str, int]], size: int) -> str:
+    h = hashlib.sha1(str(size).encode())
+    for f, c in files:
+        st = os.stat(f)
+        h.update(f"{f}|{c}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tuple[list[str], Split]:
+    classes, files = _scan(split_dir)
+    key = _cache_key(files, image_size)
+    cache = cache_dir / f"{key}.pt" if cache_dir else None
+    if cache is not None and cache.is_file():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return classes, Split(blob["images"], blob["targets"])
+        except Exception:  # a damaged cache is rebuilt, never trusted
+            pass
+    paths = [f for f, _ in files]
+    workers = min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(paths) > 2000:
+        with ProcessPoolExecutor(workers) as ex:
+            arrays = list(ex.map(_decode, paths, chunksize=512))
+    else:
+        arrays = [_decode(p) for p in paths]
+    for a in arrays:
+        if isinstance(a, str):
+            raise SlimlabError(a)
+    size = image_size or arrays[0].shape[0]
+    out = torch.empty(len(arrays), 3, size, size, dtype=torch.uint8)
+    for i, a in enumerate(arrays):
+        t = torch.from_numpy(a).permute(2, 0, 1)
+        if t.shape[1] != size or t.shape[2] != size:
+            t = _resize(t[None], size)[0]
+        out[i] = t
+    targets = torch.tensor([c for _, c in files], dtype=torch.int64)
+    if cache is not None:
+        from slimlab.engine.checkpoint import atomic_save
+
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            atomic_save({"images": out, "targets": targets}, cache)
+        except OSError:
+            pass
+    return classes, Split(out, targets)
+
+
+def default_cache_dir() -> Path | None:
+    env = os.environ.get("SLIMLAB_CACHE")
+    if env == "off":
+        return None
+    return Path(env or "~/.cache/slimlab").expanduser() / "decoded"
+
+
+def imagefolder(path: str, image_size: int = 0) -> DataSet:
+    """Any ``train/<class>/*`` and ``test/<class>/*`` tree (ImageFolder layout), decoded once."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise SlimlabError(f"data path not found: {root}")
+    cache = default_cache_dir()
+    classes, train = _load_split(root / "train", image_size, cache)
+    test_classes, test = _load_split(root / "test", image_size or train.images.shape[-1], cache)
+    if test_classes != classes:
+        raise SlimlabError(f"{root}: train/ and test/ have different class folders")
+    mean, std = _stats(train.images)
+    size = train.images.shape[-1]
+    name = root.name
+    return DataSet(name, classes, train, test, mean, std, pad=max(1, size // 8), flip=True,
+                   info={"path": str(root)})
+
+
+def cifar(which: str, root: str, download: bool) -> DataSet:
+    """torchvision's CIFAR-10 / CIFAR-100 from ``root`` (downloaded there when ``download``)."""
+    from torchvision import datasets as tvd
+
+    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[which]
+    r = str(Path(root).expanduser())
+    try:
+        tr = cls(r, train=True, download=download)
+        te = cls(r, train=False, download=download)
+    except RuntimeError as e:
+        raise SlimlabError(f"{which} not found under {r} ({e}); pass --download to fetch it") from None
+    except OSError as e:
+        raise SlimlabError(f"{which}: download or read failed under {r}: {e}") from None
+
+    def split(ds) -> Split:
+        return Split(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
+                     torch.tensor(ds.targets, dtype=torch.int64))
+
+    train = split(tr)
+    mean, std = _stats(train.images)
+    return DataSet(which, list(tr.classes), train, split(te), mean, std, pad=4, flip=True)

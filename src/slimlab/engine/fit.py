@@ -1,0 +1,282 @@
+"""The one training loop every command runs through.
+
+``fit`` trains a model with an :class:`~slimlab.losses.objective.Objective` and writes a run
+directory: ``metrics.jsonl`` (a line per epoch), ``last.pt`` and ``best.pt`` (atomic), and
+``summary.json``. It knows nothing about any method: RotNet's rotations, PENCIL's label variables
+and robust losses all live behind the objective.
+
+Exact resume: the learning rate is a function of the step, shuffling and augmentation are seeded
+by (seed, epoch), and torch's global RNG is re-seeded at every epoch start, so continuing from
+``last.pt`` gives the same weights as a run that was never interrupted (on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from slimlab.config import to_dict
+from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json
+from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum
+from slimlab.engine.optim import build_optimizer, lr_at
+from slimlab.errors import SlimlabError
+from slimlab.losses.objective import Objective
+
+
+@dataclass
+class Loaders:
+    train: Any
+    val: Any = None
+    test: Any = None
+
+
+def autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader, ctx: Dist | None = None, amp: bool = False) -> dict:
+    """Accuracy and mean cross-entropy of ``model`` on ``loader`` (summed over DDP ranks)."""
+    ctx = ctx or Dist()
+    was = model.training
+    model.eval()
+    loss_sum, correct, n = 0.0, 0.0, 0.0
+    device = next(model.parameters()).device
+    for batch in loader:
+        with autocast(device, amp):
+            logits = model(batch["image"]).float()
+        loss_sum += F.cross_entropy(logits, batch["target"], reduction="sum").item()
+        correct += (logits.argmax(1) == batch["target"]).sum().item()
+        n += batch["target"].numel()
+    model.train(was)
+    loss_sum, correct, n = all_reduce_sum([loss_sum, correct, n], ctx)
+    return {"loss": loss_sum / max(n, 1), "acc": correct / max(n, 1), "n": int(n)}
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, ctx: Dist | None = None, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax probabilities and sample indices over ``loader`` (gathered from all ranks)."""
+    ctx = ctx or Dist()
+    was = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    probs, idx = [], []
+    for batch in loader:
+        with autocast(device, amp):
+            probs.append(model(batch["image"]).float().softmax(1))
+        idx.append(batch["index"])
+    model.train(was)
+    p, i = torch.cat(probs), torch.cat(idx)
+    return all_gather_cat(p, ctx).cpu(), all_gather_cat(i, ctx).cpu()
+
+
+class Progress:
+    """A tqdm bar per epoch on a terminal; one plain line per epoch otherwise."""
+
+    def __init__(self, mode: str, epochs: int, enabled: bool = True):
+        if mode == "auto":
+            mode = "bar" if sys.stderr.isatty() else "log"
+        self.mode = mode if enabled else "none"
+        self.epochs = epochs
+        self.bar = None
+
+    def start_epoch(self, epoch: int, steps: int) -> None:
+        if self.mode == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{self.epochs}", file=sys.stderr, leave=False,
+                            dynamic_ncols=True)
+
+    def step(self, loss: float, acc: float, ips: float) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"loss {loss:.3f} acc {100 * acc:.1f}% {ips:.0f} img/s", refresh=False)
+            self.bar.update(1)
+
+    def end_epoch(self, m: dict, eta_s: float) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+        if self.mode == "none":
+            return
+        val = f" val {100 * m['val_acc']:.2f}%" if m.get("val_acc") is not None else ""
+        test = f" test {100 * m['test_acc']:.2f}%" if m.get("test_acc") is not None else ""
+        print(f"epoch {m['epoch']}/{self.epochs} loss {m['train_loss']:.4f} acc {100 * m['train_acc']:.2f}%"
+              f"{val}{test} lr {m['lr']:.4g} {m['images_per_s']:.0f} img/s {m['epoch_s']:.1f}s"
+              f" eta {_fmt_s(eta_s)}", file=sys.stderr, flush=True)
+
+
+def _fmt_s(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def checkpoint_payload(model: nn.Module, meta: dict, **extra) -> dict:
+    return {"format": FORMAT, **meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            **extra}
+
+
+def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: str | Path | None,
+        ctx: Dist | None = None, meta: dict | None = None, resume: dict | None = None,
+        track_test: bool = False) -> dict:
+    """Train ``model`` for ``cfg.epochs`` epochs and return the run's summary.
+
+    ``cfg`` is a :class:`~slimlab.config.TrainConfig` (optimiser, schedule, execution options).
+    ``meta`` is stored in every checkpoint (model name and arguments, data statistics, config) so
+    that a checkpoint is self-describing. ``resume`` is a loaded ``last.pt`` to continue from.
+    """
+    ctx = ctx or Dist()
+    meta = dict(meta or {})
+    meta.setdefault("config", to_dict(cfg))
+    device = ctx.device
+    run_dir = Path(run_dir) if run_dir else None
+    writes = ctx.main and run_dir is not None
+    cuda = device.type == "cuda"
+    model.to(device)
+    if cuda and cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    if ctx.enabled and cfg.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    objective.world, objective.dist = ctx.world, ctx
+    objective.to(device)
+    start, best, best_epoch, history = 0, -1.0, 0, []
+    if resume is not None:
+        model.load_state_dict(resume["state_dict"])
+        opt.load_state_dict(resume["optimizer"])
+        objective.load_state_dict(resume.get("objective", {}))
+        start, best, best_epoch = int(resume["epoch"]), float(resume["best_val_acc"]), int(resume.get("best_epoch", 0))
+        if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
+            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+            history = [h for h in history if h["epoch"] <= start]
+    train_model: nn.Module = model
+    if ctx.enabled:
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
+    if cfg.compile:
+        train_model = torch.compile(train_model)
+    if writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _rewrite_metrics(run_dir, history)
+    progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
+    n_steps = len(loaders.train)
+    if n_steps == 0:
+        raise SlimlabError("the training set is empty")
+    t_run, train_time, train_images = time.time(), 0.0, 0
+    last_val: dict | None = None
+    for epoch in range(start, cfg.epochs):
+        torch.manual_seed(cfg.seed * 1000003 + epoch)
+        loaders.train.set_epoch(epoch)
+        objective.on_epoch_start(epoch)
+        model.train()
+        progress.start_epoch(epoch, n_steps)
+        t0 = time.time()
+        loss_sum = correct = seen = 0.0
+        lr = cfg.lr
+        for i, batch in enumerate(loaders.train):
+            ef = epoch + i / n_steps
+            lr = objective.lr_at(ef)
+            if lr is None:
+                lr = lr_at(ef, cfg.lr, cfg.epochs, cfg.schedule, cfg.milestones, cfg.gamma, cfg.warmup_epochs)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = objective.prepare(batch)
+            with autocast(device, cfg.amp):
+                logits = train_model(batch["image"])
+            loss = objective.loss(logits.float(), batch, epoch)
+            if not torch.isfinite(loss):
+                raise SlimlabError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}: "
+                                   "lower --lr or check the data")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            objective.after_step(batch)
+            b = batch["target"].shape[0]
+            loss_sum += loss.item() * b
+            correct += (logits.detach().argmax(1) == batch["target"]).sum().item()
+            seen += b
+            progress.step(loss_sum / seen, correct / seen, seen * ctx.world / max(time.time() - t0, 1e-9))
+        epoch_s = time.time() - t0
+        loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], ctx)
+        train_time += epoch_s
+        train_images += int(seen)
+        m: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen}
+        last_epoch = epoch + 1 == cfg.epochs
+        if loaders.val is not None and ((epoch + 1) % max(1, cfg.eval_every) == 0 or last_epoch):
+            last_val = evaluate(model, loaders.val, ctx, cfg.amp)
+            m["val_loss"], m["val_acc"] = last_val["loss"], last_val["acc"]
+        if track_test and loaders.test is not None:
+            m["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+        m["epoch_s"] = epoch_s
+        m["images_per_s"] = seen / max(epoch_s, 1e-9)
+        history.append(m)
+        score = m.get("val_acc", m["train_acc"] if loaders.val is None else None)
+        improved = score is not None and score > best
+        if improved:
+            best, best_epoch = score, epoch + 1
+        if writes:
+            with open(run_dir / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(m) + "\n")
+            state = checkpoint_payload(model, meta, epoch=epoch + 1, best_val_acc=best, best_epoch=best_epoch,
+                                       objective=objective.state_dict())
+            if improved:
+                atomic_save(state, run_dir / "best.pt")
+            state["optimizer"] = opt.state_dict()
+            atomic_save(state, run_dir / "last.pt")
+        eta = (time.time() - t0) * (cfg.epochs - epoch - 1)
+        progress.end_epoch(m, eta)
+    summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": best if best >= 0 else None,
+                               "best_epoch": best_epoch}
+    if history:
+        summary["final_train_acc"] = history[-1]["train_acc"]
+        summary["final_val_acc"] = history[-1].get("val_acc")
+    if loaders.test is not None:
+        summary["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+        if track_test:
+            accs = [h["test_acc"] for h in history if "test_acc" in h]
+            summary["best_test_acc"] = max(accs) if accs else None
+        if writes and (run_dir / "best.pt").is_file() and best_epoch != len(history):
+            from slimlab.engine.checkpoint import load_checkpoint
+
+            final = {k: v.clone() for k, v in model.state_dict().items()}
+            model.load_state_dict(load_checkpoint(run_dir / "best.pt")["state_dict"])
+            summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+            model.load_state_dict(final)
+        else:
+            summary["test_acc_at_best_val"] = summary["test_acc"]
+    summary["wall_s"] = time.time() - t_run
+    summary["train_s"] = train_time
+    summary["images_per_s"] = train_images / max(train_time, 1e-9)
+    summary["world_size"] = ctx.world
+    summary["device"] = str(device)
+    return summary
+
+
+def _rewrite_metrics(run_dir: Path, history: list[dict]) -> None:
+    from slimlab.engine.checkpoint import atomic_write_text
+
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(h) + "\n" for h in history))
+
+
+def write_summary(run_dir: str | Path, summary: dict) -> None:
+    atomic_write_json(Path(run_dir) / "summary.json", _clean(summary))
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float) and (math.isnan(o) or math.isinf(o)):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o

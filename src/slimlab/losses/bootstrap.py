@@ -1,0 +1,24 @@
+"""Bootstrapping (Reed et al., ICLR 2015 workshop, Eqs. 6-7).
+
+soft: L = -sum_k [beta t_k + (1 - beta) q_k] log q_k            (beta = 0.95)
+hard: L = -sum_k [beta t_k + (1 - beta) z_k] log q_k, z = onehot(argmax q)   (beta = 0.8)
+t is the given (noisy) one-hot label, q the prediction. In the soft form the gradient flows
+through q in the target too, as in the paper.
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def bootstrap_soft_loss(logits: torch.Tensor, target: torch.Tensor, beta: float = 0.95) -> torch.Tensor:
+    logq = logits.log_softmax(1)
+    t = F.one_hot(target, logits.shape[1]).float()
+    return -((beta * t + (1 - beta) * logq.exp()) * logq).sum(1).mean()
+
+
+def bootstrap_hard_loss(logits: torch.Tensor, target: torch.Tensor, beta: float = 0.8) -> torch.Tensor:
+    logq = logits.log_softmax(1)
+    k = logits.shape[1]
+    t = F.one_hot(target, k).float()
+    z = F.one_hot(logits.detach().argmax(1), k).float()
+    return -((beta * t + (1 - beta) * z) * logq).sum(1).mean()

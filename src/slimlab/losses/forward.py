@@ -1,0 +1,28 @@
+"""Forward loss correction (Patrini et al., CVPR 2017, Theorem 2): CE(T^T p(x), noisy y).
+
+T[i, j] = P(noisy = j | true = i), given or estimated with the paper's estimator (Eq. 12-13):
+for each class i take the training sample x_i with the highest p(i | x) below its 97th
+percentile (robust to outliers) under a model trained on the noisy labels, and set T[i, :] = p(. | x_i).
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def forward_loss(logits: torch.Tensor, target: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    p_noisy = logits.softmax(1) @ T.to(logits)
+    return F.nll_loss(p_noisy.clamp_min(1e-12).log(), target)
+
+
+def estimate_transition(probs: torch.Tensor | np.ndarray, percentile: float = 97.0) -> np.ndarray:
+    """Patrini's anchor-point estimator from softmax outputs ``probs`` [n, K] of a noisy-trained model."""
+    p = np.asarray(probs, dtype=np.float64)
+    k = p.shape[1]
+    t = np.zeros((k, k))
+    for i in range(k):
+        col = p[:, i].copy()
+        if percentile < 100:  # as the authors' code: the largest p(i|x) below the percentile
+            col[col >= np.percentile(col, percentile, method="higher")] = 0.0
+        t[i] = p[np.argmax(col)]
+    return t / t.sum(1, keepdims=True)

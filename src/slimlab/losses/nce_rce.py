@@ -1,0 +1,18 @@
+"""Active-passive loss NCE+RCE (Ma et al., ICML 2020, Eq. 3 and Sec. 4).
+
+NCE = -log p_y / (-sum_k log p_k) (normalised CE, in [0, 1]); RCE as in SCE.
+NCE+RCE = alpha * NCE + beta * RCE; CIFAR-10: alpha = beta = 1.
+"""
+
+import torch
+
+from slimlab.losses.sce import rce_loss
+
+
+def nce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    logp = logits.log_softmax(1)
+    return (logp.gather(1, target[:, None]).squeeze(1) / logp.sum(1)).mean()
+
+
+def nce_rce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+    return alpha * nce_loss(logits, target) + beta * rce_loss(logits, target)

@@ -1,0 +1,123 @@
+"""PENCIL: probabilistic end-to-end noise correction (Yi & Wu, CVPR 2019, arXiv 1903.07788).
+
+Each training sample i owns a label variable y~_i (initialised to K * onehot(noisy label)), with
+y_d = softmax(y~). Three stages:
+
+1. backbone learning: plain CE on the noisy labels;
+2. end-to-end correction (Eq. 9): L = L_c + alpha * L_o + beta * L_e, with
+   L_c = KL(f || y_d) (Eq. 6, the prediction f first), L_o = CE(y_d, noisy label) (Eq. 7, the
+   compatibility loss), L_e = entropy of f (Eq. 8); after every step y~ <- y~ - lambda dL/dy~;
+3. fine-tuning with L_c alone against the learned, fixed y_d.
+
+Normalisation follows the official code, the scale its defaults (alpha = 0.4, beta = 0.1,
+lambda = 600) were tuned for: L_c and L_e are averaged over the batch *and* the classes. Two defects
+of that code are not copied: its L_o applies log-softmax to probabilities (we use the paper's
+-log y_d[y]), and its stage-3 schedule divides with ``//`` so the learning rate becomes 0 (we use
+lr2 / 10 and lr2 / 100). Learning rate: ``lr`` in stages 1-2, then ``lr2`` for the first third of
+stage 3, ``lr2 / 10`` and ``lr2 / 100`` for the next two thirds.
+
+Under DDP every rank updates the rows of its own samples, scaled by 1/world so the step equals the
+single-process one, then all ranks exchange the updated rows: each sample's y~ changes once per
+step and all ranks hold the same y~.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from slimlab.losses.objective import Objective
+
+
+def pencil_loss(logits: torch.Tensor, y_tilde: torch.Tensor, noisy_labels: torch.Tensor, alpha: float = 0.4,
+                beta: float = 0.1) -> torch.Tensor:
+    """Stage-2 loss of a batch, differentiable in ``logits`` and ``y_tilde`` (both [B, K])."""
+    logf = logits.log_softmax(1)
+    f = logf.exp()
+    log_yd = y_tilde.log_softmax(1)
+    l_c = (f * (logf - log_yd)).mean()
+    l_o = F.nll_loss(log_yd, noisy_labels)
+    l_e = -(f * logf).mean()
+    return l_c + alpha * l_o + beta * l_e
+
+
+def pencil_lc(logits: torch.Tensor, y_d: torch.Tensor) -> torch.Tensor:
+    """Stage-3 loss: KL(f || y_d) with y_d fixed, averaged over batch and classes."""
+    logf = logits.log_softmax(1)
+    return (logf.exp() * (logf - y_d.clamp_min(1e-12).log())).mean()
+
+
+class PencilObjective(Objective):
+    """PENCIL as an objective: stage changes by epoch, y~ updated after every stage-2 step."""
+
+    name = "pencil"
+
+    def __init__(self, noisy_targets: torch.Tensor, num_classes: int, epochs: int, alpha: float = 0.4,
+                 beta: float = 0.1, lam: float = 600.0, k_init: float = 10.0, stage1: int | None = None,
+                 stage2: int | None = None, lr: float | None = None, lr2: float | None = None):
+        super().__init__()
+        self.alpha, self.beta, self.lam, self.num_classes = alpha, beta, lam, num_classes
+        self.epochs = epochs
+        # official: stages end at 70 and 200 of 320 epochs; scaled to --epochs
+        self.stage1 = stage1 if stage1 is not None else round(epochs * 70 / 320)
+        self.stage2 = stage2 if stage2 is not None else round(epochs * 200 / 320)
+        if not 0 <= self.stage1 <= self.stage2 <= epochs:
+            raise ValueError(f"PENCIL stages must satisfy 0 <= stage1 <= stage2 <= epochs, got "
+                             f"{self.stage1}, {self.stage2}, {epochs}")
+        self.lr, self.lr2 = lr, lr2
+        self.y_tilde = k_init * F.one_hot(noisy_targets.long(), num_classes).float()
+        self.stage = 1
+        self._leaf: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> PencilObjective:
+        self.y_tilde = self.y_tilde.to(device)
+        return self
+
+    def stage_of(self, epoch: int) -> int:
+        return 1 if epoch < self.stage1 else (2 if epoch < self.stage2 else 3)
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.stage = self.stage_of(epoch)
+
+    def lr_at(self, epoch: float) -> float | None:
+        if self.lr is None:
+            return None
+        if epoch < self.stage2 or self.lr2 is None:
+            return self.lr
+        third = max(1e-9, (self.epochs - self.stage2) / 3)
+        return self.lr2 / 10 ** min(2, int((epoch - self.stage2) // third))
+
+    @property
+    def y_d(self) -> torch.Tensor:
+        return self.y_tilde.softmax(1)
+
+    def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
+        idx = batch["index"]
+        if self.stage == 1:
+            self._leaf = None
+            return F.cross_entropy(logits, batch["target"])
+        if self.stage == 2:
+            self._leaf = self.y_tilde[idx].clone().requires_grad_(True)
+            return pencil_loss(logits, self._leaf, batch["target"], self.alpha, self.beta)
+        self._leaf = None
+        return pencil_lc(logits, self.y_d[idx])
+
+    @torch.no_grad()
+    def after_step(self, batch: dict) -> None:
+        if self._leaf is None or self._leaf.grad is None:
+            return
+        idx = batch["index"]
+        new = self._leaf - self.lam * self._leaf.grad / self.world
+        if self.world > 1:
+            from slimlab.engine.distributed import all_gather_cat
+
+            idx, new = all_gather_cat(idx, self.dist), all_gather_cat(new.contiguous(), self.dist)
+        self.y_tilde[idx] = new
+        self._leaf = None
+
+    def state_dict(self) -> dict:
+        return {"y_tilde": self.y_tilde.detach().cpu()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if "y_tilde" in state:
+            self.y_tilde = state["y_tilde"].to(self.y_tilde.device)

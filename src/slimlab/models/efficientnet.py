@@ -1,0 +1,46 @@
+"""EfficientNet B0-B7 (Tan & Le, ICML 2019, arXiv 1905.11946) from our own MBConv block.
+
+B0 is Table 1's stage table of MBConv blocks (expansion, kernel, stride, channels, repeats), with SE
+(squeeze = block input / 4) and SiLU, and stochastic depth rising linearly to ``drop_path`` over the
+blocks. Bn = B0 scaled by the released (width, depth, resolution, dropout) coefficients in
+:data:`slimlab.scaling.EFFICIENTNET`: channels ``make_divisible(c * width, 8)``, repeats
+``ceil(n * depth)``. Parameter counts equal torchvision's to the unit (tested).
+``cifar_stem=True``: stem and the first stride-2 stage use stride 1 (total stride 8, for 32x32).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch.nn as nn
+
+from slimlab.models.layers import ConvBNAct, InvertedResidual, SqueezeExcite, make_divisible
+from slimlab.models.mobilenet import MobileNet, _first_s2_to_s1
+
+# (expansion, kernel, stride, in channels, out channels, repeats): Table 1 of the paper
+B0_STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (6, 3, 2, 40, 80, 3),
+             (6, 5, 1, 80, 112, 3), (6, 5, 2, 112, 192, 4), (6, 3, 1, 192, 320, 1)]
+
+
+def efficientnet(num_classes: int = 1000, width_mult: float = 1.0, depth_mult: float = 1.0, dropout: float = 0.2,
+                 drop_path: float = 0.2, cifar_stem: bool = False) -> MobileNet:
+    """EfficientNet with B0's stage table scaled by ``width_mult`` and ``depth_mult``."""
+    strides = [2] + [r[2] for r in B0_STAGES]
+    if cifar_stem:
+        strides = _first_s2_to_s1(_first_s2_to_s1(strides))
+    stages = [(e, k, make_divisible(ci * width_mult), make_divisible(co * width_mult), math.ceil(n * depth_mult))
+              for e, k, _, ci, co, n in B0_STAGES]
+    total = sum(r[4] for r in stages)
+    cin = stages[0][2]
+    layers: list = [ConvBNAct(3, cin, 3, strides[0], act=nn.SiLU)]
+    block_id = 0
+    for (e, k, _, co, n), s in zip(stages, strides[1:]):
+        for i in range(n):
+            cexp = make_divisible(cin * e)
+            se = SqueezeExcite(cexp, max(1, cin // 4), nn.SiLU, nn.Sigmoid)
+            layers.append(InvertedResidual(cin, cexp, co, k, s if i == 0 else 1, act=nn.SiLU, se=se,
+                                           drop_path=drop_path * block_id / total))
+            cin, block_id = co, block_id + 1
+    head = 4 * cin
+    layers.append(ConvBNAct(cin, head, 1, act=nn.SiLU))
+    return MobileNet(nn.Sequential(*layers), nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes)))

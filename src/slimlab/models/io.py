@@ -1,0 +1,79 @@
+"""Rebuild a model from a checkpoint, pruned models included.
+
+A checkpoint stores the model's registry name and arguments. A pruned model differs from its
+registry architecture only in channel counts, and those are in the state dict's tensor shapes:
+``resize_to_state_dict`` builds the registry model and resizes every conv, norm and linear layer
+to the stored shapes before loading, so loading a pruned checkpoint needs nothing else.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from slimlab.errors import SlimlabError
+from slimlab.models.registry import create_model
+
+
+def resize_to_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> nn.Module:
+    """Resize Conv2d / BatchNorm / Linear layers of ``model`` in place to the shapes in ``sd``."""
+    for name, m in model.named_modules():
+        key = f"{name}.weight" if name else "weight"
+        if key not in sd:
+            continue
+        w = sd[key]
+        if isinstance(m, nn.Conv2d) and w.shape != m.weight.shape:
+            cout, cin_g = w.shape[:2]
+            groups = cout if (m.groups > 1 and m.groups == m.in_channels and cin_g == 1) else m.groups
+            m.in_channels, m.out_channels, m.groups = cin_g * groups, cout, groups
+            m.weight = nn.Parameter(torch.empty_like(w))
+            if m.bias is not None:
+                m.bias = nn.Parameter(torch.empty(cout))
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and w.shape != m.weight.shape:
+            c = w.shape[0]
+            m.num_features = c
+            m.weight, m.bias = nn.Parameter(torch.empty(c)), nn.Parameter(torch.empty(c))
+            m.register_buffer("running_mean", torch.zeros(c))
+            m.register_buffer("running_var", torch.ones(c))
+        elif isinstance(m, nn.Linear) and w.shape != m.weight.shape:
+            m.out_features, m.in_features = w.shape
+            m.weight = nn.Parameter(torch.empty_like(w))
+            if m.bias is not None:
+                m.bias = nn.Parameter(torch.empty(w.shape[0]))
+    return model
+
+
+def model_from_checkpoint(ckpt: dict, load_weights: bool = True) -> nn.Module:
+    """Build the checkpoint's model (registry name + arguments, resized if pruned) and load its weights."""
+    try:
+        name, kwargs, nc = ckpt["model_name"], dict(ckpt.get("model_kwargs") or {}), int(ckpt["num_classes"])
+    except KeyError as e:
+        raise SlimlabError(f"checkpoint {ckpt.get('path', '')} lacks '{e.args[0]}'") from None
+    model = create_model(name, nc, **kwargs)
+    sd = ckpt["state_dict"]
+    if ckpt.get("pruned"):
+        resize_to_state_dict(model, sd)
+    if load_weights:
+        load_state_checked(model, sd, ckpt.get("path", "checkpoint"))
+    return model
+
+
+def load_state_checked(model: nn.Module, sd: dict, source: str = "checkpoint") -> None:
+    """``load_state_dict(strict=True)``, with one clear line when the architecture does not match."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shape = [k for k in own if k in sd and own[k].shape != sd[k].shape]
+    if missing or unexpected or shape:
+        what = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(shape)} mis-shaped tensors"
+                f" (first: {(missing + unexpected + shape)[0]})")
+        raise SlimlabError(f"{source} does not match the model's architecture: {what}")
+    model.load_state_dict(sd)
+
+
+def load_matching(model: nn.Module, sd: dict) -> tuple[int, int]:
+    """Copy every tensor of ``sd`` whose name and shape match (for ``--init``); return (copied, total)."""
+    own = model.state_dict()
+    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(ok, strict=False)
+    return len(ok), len(own)

@@ -1,0 +1,153 @@
+"""Synthetic label noise: ``corrupt(labels, kind, rate, num_classes, seed)``.
+
+Kinds (T[i, j] = P(noisy label j | true label i)):
+- ``symmetric``: a corrupted label is drawn uniformly from all K classes (PENCIL's script; it can
+  land on the true class, so T = (1 - r) I + r/K 11^T) or, with ``exclude_true``, from the other
+  K - 1 classes (Co-teaching's; T = (1 - r) I + r/(K-1) (11^T - I)). Default: all classes.
+- ``asymmetric``: class-dependent flips of the classes that have a partner, with probability r:
+  CIFAR-10 truck->automobile, bird->airplane, deer->horse, cat<->dog (Patrini et al. 2017);
+  CIFAR-100 each class to the next one within its superclass (cyclic); any other data set through
+  a user ``mapping`` {true: noisy}.
+- ``pairflip``: i -> i+1 (mod K) with probability r (Han et al. 2018).
+- ``matrix``: a user transition matrix ``T`` (rows sum to 1).
+
+Modes: ``exact`` corrupts exactly ``int(r * n)`` samples, chosen at random (over all samples for
+symmetric/pairflip, ``int(r * n_c)`` per flipped class c for asymmetric; for a matrix,
+``round(T[i, j] * n_i)`` samples of class i get label j), as DivideMix does; ``bernoulli``
+corrupts each sample independently with probability r. With symmetric noise drawn from all
+classes, about r/K of the corrupted samples keep their label. Deterministic under ``seed``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimlab.errors import SlimlabError
+
+CIFAR10_ASYM = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+# CIFAR-100 fine label -> superclass (coarse label), in torchvision's fine-label order.
+CIFAR100_COARSE = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15, 3,
+                   15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0,
+                   17, 4, 18, 17, 10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13, 16, 19, 2,
+                   4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13]
+
+
+def cifar100_mapping() -> dict[int, int]:
+    """Each CIFAR-100 class to the next class (cyclically, by label) within its superclass."""
+    groups: dict[int, list[int]] = {}
+    for fine, coarse in enumerate(CIFAR100_COARSE):
+        groups.setdefault(coarse, []).append(fine)
+    return {g[i]: g[(i + 1) % len(g)] for g in groups.values() for i in range(len(g))}
+
+
+def default_mapping(num_classes: int) -> dict[int, int]:
+    if num_classes == 10:
+        return dict(CIFAR10_ASYM)
+    if num_classes == 100:
+        return cifar100_mapping()
+    raise SlimlabError(f"asymmetric noise needs a mapping for {num_classes} classes (give mapping={{true: noisy}})")
+
+
+def intended_matrix(kind: str, rate: float, num_classes: int, exclude_true: bool = False,
+                    mapping: dict[int, int] | None = None) -> np.ndarray:
+    """The transition matrix the noise process aims at (the realised one is returned by ``corrupt``)."""
+    k = num_classes
+    t = np.eye(k) * (1 - rate)
+    if kind == "symmetric":
+        if exclude_true:
+            t += (np.ones((k, k)) - np.eye(k)) * rate / (k - 1)
+        else:
+            t += np.ones((k, k)) * rate / k
+    elif kind == "pairflip":
+        for i in range(k):
+            t[i, (i + 1) % k] += rate
+    elif kind == "asymmetric":
+        t = np.eye(k)
+        for i, j in (mapping or default_mapping(k)).items():
+            t[i, i], t[i, j] = 1 - rate, rate
+    else:
+        raise SlimlabError(f"unknown noise kind '{kind}'")
+    return t
+
+
+def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_classes: int, seed: int = 0,
+            mode: str = "exact", exclude_true: bool = False, mapping: dict[int, int] | None = None,
+            matrix: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """Return (noisy labels, realised transition matrix T[i, j] = fraction of class i labelled j)."""
+    y = torch.as_tensor(labels).long().clone()
+    n, k = len(y), num_classes
+    if not 0.0 <= rate <= 1.0:
+        raise SlimlabError(f"noise rate must be in [0, 1], got {rate}")
+    if mode not in ("exact", "bernoulli"):
+        raise SlimlabError(f"unknown noise mode '{mode}' (exact, bernoulli)")
+    g = torch.Generator().manual_seed(seed)
+    noisy = y.clone()
+
+    def chosen(pool: torch.Tensor, r: float) -> torch.Tensor:
+        if mode == "exact":
+            return pool[torch.randperm(len(pool), generator=g)[: int(r * len(pool))]]
+        return pool[torch.rand(len(pool), generator=g) < r]
+
+    if kind == "symmetric":
+        sel = chosen(torch.arange(n), rate)
+        if exclude_true:
+            noisy[sel] = (y[sel] + torch.randint(1, k, (len(sel),), generator=g)) % k
+        else:
+            noisy[sel] = torch.randint(0, k, (len(sel),), generator=g)
+    elif kind == "pairflip":
+        sel = chosen(torch.arange(n), rate)
+        noisy[sel] = (y[sel] + 1) % k
+    elif kind == "asymmetric":
+        for i, j in sorted((mapping or default_mapping(k)).items()):
+            sel = chosen(torch.nonzero(y == i).flatten(), rate)
+            noisy[sel] = j
+    elif kind == "matrix":
+        t = np.asarray(matrix, dtype=np.float64)
+        if t.shape != (k, k) or (t < 0).any() or not np.allclose(t.sum(1), 1, atol=1e-6):
+            raise SlimlabError(f"noise matrix must be {k}x{k}, non-negative, with rows summing to 1")
+        for i in range(k):
+            pool = torch.nonzero(y == i).flatten()
+            pool = pool[torch.randperm(len(pool), generator=g)]
+            if mode == "exact":
+                counts = np.floor(t[i] * len(pool)).astype(int)
+                counts[i] += len(pool) - counts.sum()
+                noisy[pool] = torch.repeat_interleave(torch.arange(k), torch.as_tensor(counts))
+            else:
+                noisy[pool] = torch.multinomial(torch.as_tensor(t[i]), len(pool), replacement=True, generator=g)
+    else:
+        raise SlimlabError(f"unknown noise kind '{kind}' (symmetric, asymmetric, pairflip, matrix)")
+    return noisy, transition_matrix(y, noisy, k)
+
+
+def transition_matrix(clean: torch.Tensor, noisy: torch.Tensor, num_classes: int) -> np.ndarray:
+    """Empirical T[i, j]: the fraction of samples of true class i that carry label j."""
+    counts = np.zeros((num_classes, num_classes))
+    np.add.at(counts, (clean.numpy(), noisy.numpy()), 1)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def parse_noise(spec: str) -> tuple[str, float | None, str | None]:
+    """``symmetric:0.4`` -> ("symmetric", 0.4, None); ``matrix:T.csv`` -> ("matrix", None, "T.csv")."""
+    if ":" not in spec:
+        raise SlimlabError(f"--noise {spec!r}: expected KIND:RATE, e.g. symmetric:0.4")
+    kind, arg = spec.split(":", 1)
+    if kind == "matrix":
+        if not Path(arg).is_file():
+            raise SlimlabError(f"noise matrix file not found: {arg}")
+        return kind, None, arg
+    try:
+        rate = float(arg)
+    except ValueError:
+        raise SlimlabError(f"--noise {spec!r}: the rate must be a number") from None
+    if kind not in ("symmetric", "asymmetric", "pairflip"):
+        raise SlimlabError(f"unknown noise kind '{kind}' (symmetric, asymmetric, pairflip, matrix)")
+    return kind, rate, None
+
+
+def load_matrix(path: str) -> np.ndarray:
+    if path.endswith(".npy"):
+        return np.load(path, allow_pickle=False)
+    return np.loadtxt(path, delimiter=",")
