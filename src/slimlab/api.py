@@ -222,6 +222,9 @@ def evaluate_checkpoint(path: str, data: str | None = None, root: str = "~/.cach
     loader, ds = build_eval_loader(ck, data, root, download, device=dev)
     if ds.num_classes != ck["num_classes"]:
         raise SlimlabError(f"{path} predicts {ck['num_classes']} classes but {ds.name} has {ds.num_classes}")
+    trained_on = ck.get("data", {}).get("classes")
+    if trained_on and list(trained_on) != list(ds.classes):
+        raise SlimlabError(f"{path} was trained on classes {trained_on[:3]}..., {ds.name} has {ds.classes[:3]}...")
     r = evaluate(model, loader)
     return {"checkpoint": ck["path"], "model": ck["model_name"], "data": ds.name, "test_acc": r["acc"],
             "test_loss": r["loss"], "n": r["n"], "params": count_params(model),

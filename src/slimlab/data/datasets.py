@@ -114,7 +114,7 @@ def _decode(path: str) -> np.ndarray | str:
 
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.array(im.convert("RGB"))
     except (UnidentifiedImageError, OSError, ValueError) as e:
         return f"cannot decode image {path}: {type(e).__name__}"
 

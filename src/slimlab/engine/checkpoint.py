@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,13 @@ def load_checkpoint(path: str | Path) -> dict:
     if not p.is_file():
         raise SlimlabError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, code-carrying pickles
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        if "Weights only load failed" in msg:
+            msg = "refused: it holds Python objects other than tensors and plain data"
         raise SlimlabError(f"cannot load checkpoint {p}: {msg[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SlimlabError(f"{p} is not a slimlab checkpoint")

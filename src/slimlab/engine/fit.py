@@ -147,7 +147,9 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     if cuda and cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if ctx.enabled and cfg.sync_bn:
-        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        from slimlab.engine.sync_bn import convert_sync_batchnorm
+
+        model = convert_sync_batchnorm(model, cuda)
     opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
     objective.world, objective.dist = ctx.world, ctx
     objective.to(device)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
+from slimlab.models.convnet import convnet
 from slimlab.models.efficientnet import efficientnet
 from slimlab.models.mobilenet import mobilenet_v1, mobilenet_v2, mobilenet_v3_large, mobilenet_v3_small
 from slimlab.models.nin import nin
@@ -20,10 +21,12 @@ for _d in (20, 32, 44, 56, 110):
                    doc=f"CIFAR ResNet-{_d} (He et al. 2016), option-A shortcuts")
 register_model("preact_resnet32", partial(preact_resnet, 32), family="resnet_cifar",
                doc="PreAct ResNet-32 (He et al. 2016b), PENCIL's CIFAR backbone")
+register_model("convnet", convnet, family="plain", doc="a small plain CNN for tests and quick CPU runs")
 register_model("vgg16", vgg16_bn, family="vgg", doc="VGG-16 with BN for 32x32 inputs")
 register_model("mobilenet_v1", mobilenet_v1, family="mobilenet", input_size=224,
                doc="MobileNetV1 (Howard et al. 2017); width_mult = alpha")
-register_model("mobilenet_v2", mobilenet_v2, family="mobilenet", input_size=224, doc="MobileNetV2 (Sandler et al. 2018)")
+register_model("mobilenet_v2", mobilenet_v2, family="mobilenet", input_size=224,
+               doc="MobileNetV2 (Sandler et al. 2018)")
 register_model("mobilenet_v3_large", mobilenet_v3_large, family="mobilenet", input_size=224,
                doc="MobileNetV3-Large (Howard et al. 2019)")
 register_model("mobilenet_v3_small", mobilenet_v3_small, family="mobilenet", input_size=224,

@@ -1,0 +1,49 @@
+"""Synchronised batch norm that also works on CPU (gloo), where ``nn.SyncBatchNorm`` refuses to run.
+
+In training, per-channel sums, sums of squares and counts are all-reduced across ranks with the
+autograd-aware ``torch.distributed.nn.all_reduce``, so every rank normalises with the global batch's
+mean and (biased) variance and gradients flow through the statistics, as in ``nn.SyncBatchNorm``;
+running statistics use the unbiased variance. On CUDA the engine uses ``nn.SyncBatchNorm``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+from torch.distributed.nn.functional import all_reduce
+
+
+class CPUSyncBatchNorm(nn.BatchNorm2d):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        c = x.shape[1]
+        n = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
+        stats = all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), n]))
+        total = stats[-1]
+        mean = stats[:c] / total
+        var = (stats[c: 2 * c] / total - mean * mean).clamp_min(0)
+        with torch.no_grad():
+            if self.num_batches_tracked is not None:
+                self.num_batches_tracked.add_(1)
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            self.running_var.mul_(1 - m).add_(var.detach() * total / (total - 1).clamp_min(1), alpha=m)
+        y = (x - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+
+def convert_sync_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
+    """Replace every BatchNorm2d: ``nn.SyncBatchNorm`` on CUDA, :class:`CPUSyncBatchNorm` on CPU."""
+    if cuda:
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    out = module
+    if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CPUSyncBatchNorm):
+        out = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
+                               module.track_running_stats)
+        out.load_state_dict(module.state_dict())
+    for name, child in module.named_children():
+        out.add_module(name, convert_sync_batchnorm(child, cuda))
+    return out
