@@ -260,3 +260,131 @@ def plot_curves(run_dir: str | Path) -> None:
     fig.savefig(run_dir / ".curves.png.tmp.png", dpi=90)
     plt.close(fig)
     (run_dir / ".curves.png.tmp.png").replace(run_dir / "curves.png")
+
+
+class _LimitedLoader:
+    """The first ``steps`` batches of a loader (per-layer fine-tuning), reshuffled each call."""
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps, self.calls = loader, steps, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.calls += 1
+        self.loader.set_epoch(1000 + self.calls)
+
+    def __len__(self) -> int:
+        return min(self.steps, len(self.loader))
+
+    def __iter__(self):
+        for i, b in enumerate(self.loader):
+            if i >= self.steps:
+                break
+            yield b
+
+
+def corrected_labels(run_dir: str | Path) -> torch.Tensor:
+    """PENCIL's corrected labels (argmax y_d) from a run directory's last checkpoint."""
+    ck = load_checkpoint(Path(run_dir) / "last.pt" if Path(run_dir).is_dir() else run_dir)
+    yt = ck.get("objective", {}).get("y_tilde")
+    if yt is None:
+        raise SlimlabError(f"{run_dir} is not a PENCIL run (no label variables in its checkpoint)")
+    return yt.argmax(1)
+
+
+def prune(cfg) -> dict:
+    """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary."""
+    import dataclasses
+
+    from slimlab.engine import evaluate
+    from slimlab.engine.fit import checkpoint_payload
+    from slimlab.losses import Objective
+    from slimlab.profile import measure_latency
+    from slimlab.prune.pruner import Calibration, plot_channels, prune_model, ratio_for_macs
+
+    ctx = setup(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ck = load_checkpoint(cfg.checkpoint)
+    model = model_from_checkpoint(ck).to(ctx.device)
+    raw = dict(ck.get("config") or {})
+    tcfg = from_dict(TrainConfig, raw, "checkpoint config") if raw else TrainConfig()
+    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root, epochs=max(1, cfg.finetune_epochs),
+                               lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
+                               init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
+                               progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
+                               out=cfg.out or f"{Path(ck['path']).parent}-{cfg.method}")
+    if tcfg.data == "digits" or tcfg.image_size == 0:
+        tcfg.image_size = 0
+    out = Path(tcfg.out)
+    p = prepare_data(tcfg)
+    if p.ds.num_classes != ck["num_classes"]:
+        raise SlimlabError(f"{cfg.checkpoint} predicts {ck['num_classes']} classes but {p.ds.name} has "
+                           f"{p.ds.num_classes}")
+    if cfg.labels_from:
+        p.targets = corrected_labels(cfg.labels_from).to(p.targets)
+        if len(p.targets) != len(p.ds.train):
+            raise SlimlabError(f"--labels-from {cfg.labels_from}: its labels cover another training set")
+    size = p.ds.image_size
+    loaders = make_loaders(tcfg, p, ctx)
+    sub = D.stratified_subset(p.targets[p.train_idx], per_class=cfg.calib_per_class, seed=cfg.seed)
+    calib_loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std)
+    calib = Calibration(next(iter(calib_loader))["image"])
+    original = {"params": count_params(model), "macs": count_macs(model, size),
+                "test_acc": evaluate(model, loaders.test)["acc"]}
+    lat_before = _latencies(model, size, measure_latency) if cfg.latency else None
+    ratio = cfg.ratio
+    if cfg.target_macs:
+        if not 0 < cfg.target_macs <= 1:
+            raise SlimlabError(f"--target-macs must be in (0, 1], got {cfg.target_macs}")
+        ratio = ratio_for_macs(model, cfg.target_macs, size, cfg.layers or None)
+    ft_cfg = dataclasses.replace(tcfg, epochs=1, schedule="constant", progress="none")
+    between = None
+    if cfg.ft_per_layer > 0:
+        def between(m):  # noqa: E306
+            fit(m, Loaders(_LimitedLoader(loaders.train, cfg.ft_per_layer)), Objective(), ft_cfg, None, ctx)
+    info = prune_model(model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None, mode=cfg.mode,
+                       variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
+                       between_layers=between)
+    pruned = {"params": count_params(model), "macs": count_macs(model, size),
+              "test_acc": evaluate(model, loaders.test)["acc"]}
+    meta = {"model_name": ck["model_name"], "model_kwargs": ck.get("model_kwargs", {}),
+            "num_classes": ck["num_classes"], "pruned": True, "data": data_meta(p.ds), "config": to_dict(tcfg),
+            "prune": {"method": cfg.method, "ratio": ratio, "channels": info["channels"], "from": ck["path"]}}
+    out.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, out / "config.yaml")
+    summary: dict[str, Any] = {"method": cfg.method, "mode": cfg.mode, "ratio": ratio,
+                               "target_macs": cfg.target_macs or None, "original": original,
+                               "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
+    if cfg.finetune_epochs > 0:
+        ft = fit(model, loaders, Objective(), tcfg, out, ctx, meta=meta)
+        summary["finetuned"] = {"test_acc": ft["test_acc"], "best_val_acc": ft["best_val_acc"],
+                                "epochs": cfg.finetune_epochs, "wall_s": ft["wall_s"]}
+    else:
+        from slimlab.engine import atomic_save
+
+        state = checkpoint_payload(model, meta, epoch=0, best_val_acc=-1.0, best_epoch=0)
+        atomic_save(state, out / "best.pt")
+        atomic_save(state, out / "last.pt")
+    if cfg.latency:
+        lat_after = _latencies(model, size, measure_latency)
+        summary["original"]["latency_ms"] = lat_before
+        summary["pruned"]["latency_ms"] = lat_after
+        summary["latency_speedup"] = {k: lat_before[k] / lat_after[k] for k in lat_before}
+    summary["macs_reduction"] = original["macs"] / pruned["macs"]
+    summary["params_reduction"] = original["params"] / pruned["params"]
+    final = summary.get("finetuned", pruned)
+    summary.update(model=ck["model_name"], data=tcfg.data, params=pruned["params"], macs=pruned["macs"],
+                   test_acc=final["test_acc"], out=str(out))
+    write_summary(out, summary)
+    plot_channels(info["channels"], out / "channels.png", f"{ck['model_name']} {cfg.method} (ratio {ratio:.3f})")
+    if (out / "metrics.jsonl").is_file():
+        plot_curves(out)
+    return summary
+
+
+def _latencies(model: torch.nn.Module, size: int, measure) -> dict:
+    dev = next(model.parameters()).device
+    model.cpu()
+    r = {f"batch{b}": measure(model, size, b, warmup=3, iters=iters)["median_ms"] for b, iters in ((1, 30), (64, 5))}
+    model.to(dev)
+    return r

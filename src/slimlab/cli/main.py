@@ -17,12 +17,12 @@ from slimlab.errors import SlimlabError
 COMMANDS: dict[str, typing.Callable[[argparse.ArgumentParser], None]] = {}
 
 
-def _field_help() -> dict[str, str]:
-    """Field comments of TrainConfig, read from its source: the single place options are documented."""
+def _field_help(cls: type = TrainConfig) -> dict[str, str]:
+    """Field comments of a config dataclass, read from its source: the single place options are documented."""
     import inspect
 
     out = {}
-    for line in inspect.getsource(TrainConfig).splitlines():
+    for line in inspect.getsource(cls).splitlines():
         line = line.strip()
         if ":" in line and "=" in line and "#" in line and not line.startswith("#"):
             out[line.split(":", 1)[0].strip()] = line.split("#", 1)[1].strip()
@@ -52,7 +52,7 @@ def _parse_list(text: str) -> list:
 
 def add_config_args(p: argparse.ArgumentParser, cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> None:
     """One flag per config field (``--epochs``, ``--no-augment``...), defaults left to the config."""
-    helps = _field_help()
+    helps = _field_help(cls)
     for name, tp in field_types(cls).items():
         if name in skip:
             continue

@@ -1,0 +1,143 @@
+"""Structural surgery through Torch-Pruning's ``DependencyGraph``, and which layers to prune.
+
+Selection and re-weighting are ours; the removal is Torch-Pruning's: pruning the output channels
+of a conv removes the matching channels of its BN, of depthwise convs, SE convs, concatenations and
+of every layer that consumes them, so the result is a smaller dense model.
+
+Default layers: every conv whose pruning group is *local*: the group holds no other dense conv's
+output channels (so it is not tied to a residual sum) and no linear layer, and one dense conv
+consumes the channels (ThiNet's layer i+1). That picks exactly ThiNet's choices: the inner convs
+of basic and bottleneck blocks (block outputs keep their width), the expansion convs of inverted
+residual / MBConv blocks (through the depthwise conv to the projection; in models built of such
+blocks nothing else), and plain chains (VGG, NIN, MobileNetV1's pointwise convs).
+For VGG the last block is left alone, as ThiNet does (it prunes conv1_1..conv4_3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch_pruning as tp
+
+SE_CLASS_NAMES = ("SqueezeExcite", "SqueezeExcitation", "SEModule", "SqueezeExcite2d")
+INVERTED_CLASS_NAMES = ("InvertedResidual", "MBConv", "DepthwiseSeparableConv", "InvertedResidualBlock")
+
+
+@dataclass
+class PrunableLayer:
+    name: str  # layer i: its output channels are pruned
+    conv: nn.Conv2d
+    consumer_name: str  # layer i+1: the dense conv whose input ThiNet reconstructs
+    consumer: nn.Conv2d
+    first_name: str  # the first conv that reads layer i's activation (a depthwise conv, or the consumer)
+    first: nn.Conv2d
+
+
+def build_graph(model: nn.Module, input_size: int = 32) -> tp.DependencyGraph:
+    p = next(model.parameters())
+    example = torch.zeros(1, 3, input_size, input_size, device=p.device)
+    was = model.training
+    model.eval()
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    model.train(was)
+    return dg
+
+
+def _is_depthwise(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+
+
+def _se_convs(model: nn.Module) -> set[int]:
+    ids = set()
+    for m in model.modules():
+        if type(m).__name__ in SE_CLASS_NAMES:
+            ids |= {id(c) for c in m.modules() if isinstance(c, nn.Conv2d)}
+    return ids
+
+
+def _vgg_last_block(model: nn.Module) -> set[int]:
+    """Convs after the last-but-one max-pool of a VGG's ``features`` (ThiNet keeps them)."""
+    import torchvision
+
+    from slimlab.models.vgg import VGG
+
+    if not isinstance(model, (VGG, torchvision.models.VGG)):
+        return set()
+    feats = list(model.features)
+    pools = [i for i, m in enumerate(feats) if isinstance(m, nn.MaxPool2d)]
+    start = pools[-2] + 1 if len(pools) >= 2 else 0
+    return {id(m) for m in feats[start:] if isinstance(m, nn.Conv2d)}
+
+
+def _expansion_convs(model: nn.Module) -> set[int] | None:
+    """The expansion convs of inverted-residual blocks, or None when the model has no such block."""
+    found, any_block = set(), False
+    for m in model.modules():
+        if type(m).__name__ in INVERTED_CLASS_NAMES:
+            convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+            if any(_is_depthwise(c) for c in convs):
+                any_block = True
+                if convs and not _is_depthwise(convs[0]) and convs[0].kernel_size == (1, 1):
+                    found.add(id(convs[0]))
+    return found if any_block else None
+
+
+def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | None = None) -> list[PrunableLayer]:
+    """The layers to prune, in forward order: ``names`` if given, else the default rule above."""
+    from slimlab.errors import SlimlabError
+
+    name_of = {id(m): n for n, m in model.named_modules()}
+    se = _se_convs(model)
+    skip = _vgg_last_block(model) if names is None else set()
+    only = _expansion_convs(model) if names is None else None
+    wanted = set(names or [])
+    unknown = wanted - set(name_of.values())
+    if unknown:
+        raise SlimlabError(f"--layers: no such layer(s) {', '.join(sorted(unknown))}")
+    out: list[PrunableLayer] = []
+    for name, m in model.named_modules():
+        if not isinstance(m, nn.Conv2d) or m.groups != 1 or id(m) in se or m.out_channels < 2:
+            continue
+        if names is not None and name not in wanted:
+            continue
+        if id(m) in skip or (only is not None and id(m) not in only):
+            continue
+        group = dg.get_pruning_group(m, tp.prune_conv_out_channels, idxs=[0])
+        consumers, local, first = [], True, None
+        for dep, _ in group:
+            mod = dep.target.module
+            fn = dep.handler
+            if mod is m:
+                continue
+            if isinstance(mod, nn.Linear):
+                local = False
+            elif isinstance(mod, nn.Conv2d) and id(mod) not in se:
+                if _is_depthwise(mod):
+                    first = first or mod
+                elif getattr(fn, "__name__", "") == "prune_out_channels":
+                    local = False
+                else:
+                    consumers.append(mod)
+        if not local or len(consumers) != 1:
+            if names is not None:
+                raise SlimlabError(f"--layers: {name} cannot be pruned on its own (its channels are tied to "
+                                   "a residual sum, a linear layer, or several consumers)")
+            continue
+        c = consumers[0]
+        f = first or c
+        out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
+    return out
+
+
+def prune_out_channels(dg: tp.DependencyGraph, conv: nn.Conv2d, keep: torch.Tensor) -> None:
+    """Remove every output channel of ``conv`` not in ``keep`` (and all that depends on it)."""
+    keep_set = set(keep.tolist())
+    drop = [i for i in range(conv.out_channels) if i not in keep_set]
+    if not drop:
+        return
+    group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=drop)
+    if not dg.check_pruning_group(group):
+        raise RuntimeError(f"torch-pruning refused to prune {conv}")
+    group.prune()

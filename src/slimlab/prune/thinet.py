@@ -1,0 +1,107 @@
+"""ThiNet filter selection (Luo, Wu & Lin, ICCV 2017, arXiv 1707.06342; TPAMI 2018).
+
+To prune the filters of layer i, ThiNet looks at layer i+1. For a sampled (output filter f,
+location) of layer i+1, each input channel c contributes
+
+    x_hat_c = sum_{k1, k2} W[f, c, k1, k2] * x[c, loc + (k1, k2)]       (Eq. 2-3)
+
+and the output (minus bias) is y = sum_c x_hat_c. Removing the channels in T changes y by
+sum_{c in T} x_hat_c, so ThiNet solves (Eq. 5)
+
+    T = argmin_T  sum_samples ( sum_{c in T} x_hat_c )^2,  |T| = C - keep
+
+greedily (Algorithm 1): add to T, one at a time, the channel that least increases the objective,
+keeping the running sum so that a step costs O(m C). The kept channels S are then re-weighted by
+least squares, w = argmin_w sum (y - w . x_hat_S)^2 (Eq. 6), and layer i+1's input slices are
+scaled by w. The TPAMI variant selects forward instead: repeatedly add the channel that best fits
+the current least-squares residual of y, re-solving least squares on the chosen set each step.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def select_channels(x_hat: torch.Tensor, keep: int) -> torch.Tensor:
+    """ICCV greedy rule: the sorted indices of the ``keep`` kept channels of ``x_hat`` [m, C]."""
+    x = x_hat.double()
+    m, c = x.shape
+    if not 1 <= keep <= c:
+        raise ValueError(f"keep must be in [1, {c}], got {keep}")
+    sq = (x * x).sum(0)  # sum_s x_hat_sj^2 for every candidate j
+    running = torch.zeros(m, dtype=x.dtype, device=x.device)  # sum over T of x_hat, per sample
+    removed = torch.zeros(c, dtype=torch.bool, device=x.device)
+    for _ in range(c - keep):
+        # sum_s (r_s + x_sj)^2 = sum r^2 + 2 r.x_j + sum x_j^2; sum r^2 is the same for every j
+        score = 2 * (running @ x) + sq
+        score[removed] = float("inf")
+        j = int(torch.argmin(score))
+        removed[j] = True
+        running += x[:, j]
+    return torch.nonzero(~removed).flatten()
+
+
+def reweight(x_hat: torch.Tensor, y: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
+    """Least-squares scale per kept channel: argmin_w ||y - x_hat[:, kept] w||^2 (Eq. 6)."""
+    a = x_hat[:, kept].double()
+    return torch.linalg.lstsq(a, y.double()[:, None], driver="gelsd").solution.flatten().to(x_hat.dtype)
+
+
+def select_channels_tpami(x_hat: torch.Tensor, y: torch.Tensor, keep: int) -> torch.Tensor:
+    """TPAMI variant: forward selection against the least-squares residual of ``y``."""
+    x, t = x_hat.double(), y.double()
+    m, c = x.shape
+    if not 1 <= keep <= c:
+        raise ValueError(f"keep must be in [1, {c}], got {keep}")
+    chosen: list[int] = []
+    resid = t.clone()
+    norms = (x * x).sum(0).clamp_min(1e-20)
+    for _ in range(keep):
+        gain = (resid @ x) ** 2 / norms  # the residual reduction of fitting one more channel
+        if chosen:
+            gain[chosen] = -1.0
+        chosen.append(int(torch.argmax(gain)))
+        a = x[:, chosen]
+        w = torch.linalg.lstsq(a, t[:, None], driver="gelsd").solution
+        resid = t - (a @ w).flatten()
+    return torch.tensor(sorted(chosen), dtype=torch.long)
+
+
+def objective(x_hat: torch.Tensor, kept: torch.Tensor) -> float:
+    """sum_s (sum_{c removed} x_hat_sc)^2: ThiNet's Eq. 5 objective for a kept set."""
+    mask = torch.ones(x_hat.shape[1], dtype=torch.bool)
+    mask[kept] = False
+    return float((x_hat[:, mask].double().sum(1) ** 2).sum())
+
+
+def collect_samples(x: torch.Tensor, conv: nn.Conv2d, per_image: int = 10,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Contributions ``x_hat`` [m, C] and targets ``y`` [m] (output minus bias) of ``conv``.
+
+    ``x`` is conv's input [N, C, H, W]; ``per_image`` random (filter, location) pairs are drawn per
+    image, and only those windows are gathered (the feature map is never unfolded whole).
+    """
+    if conv.groups != 1:
+        raise ValueError("ThiNet needs a dense (groups=1) next layer")
+    n, c, h, w = x.shape
+    kh, kw = conv.kernel_size
+    sh, sw = conv.stride
+    dh, dw = conv.dilation
+    ph, pw = conv.padding if isinstance(conv.padding, tuple) else (0, 0)
+    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    g = generator or torch.Generator().manual_seed(0)
+    m = n * per_image
+    img = torch.arange(n).repeat_interleave(per_image)
+    f = torch.randint(0, conv.out_channels, (m,), generator=g)
+    oh = torch.randint(0, ho, (m,), generator=g)
+    ow = torch.randint(0, wo, (m,), generator=g)
+    xp = F.pad(x, (pw, pw, ph, ph))
+    rows = oh[:, None] * sh + torch.arange(kh) * dh  # [m, kh]
+    cols = ow[:, None] * sw + torch.arange(kw) * dw  # [m, kw]
+    patches = xp[img[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # [m, kh, kw, C]
+    wf = conv.weight.detach()[f].to(x.dtype)  # [m, C, kh, kw]
+    x_hat = torch.einsum("sabc,scab->sc", patches, wf)
+    return x_hat, x_hat.sum(1)
