@@ -188,6 +188,9 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     from slimlab.config import parse_set
 
     raw.update(parse_set(sets or []))
+    raw.setdefault("stop_after", 0)
+    if not any(s.startswith("stop_after=") for s in sets or []):
+        raw["stop_after"] = 0  # a resumed run goes to the end unless told otherwise
     cfg = from_dict(TrainConfig, raw, str(run_dir / "config.yaml"))
     cfg.out = str(run_dir)
     last = run_dir / "last.pt"

@@ -67,6 +67,7 @@ class TrainConfig:
     threads: int = 0  # torch CPU threads; 0 = torch's default
     seed: int = 0
     eval_every: int = 1
+    stop_after: int = 0  # stop once this many epochs are done (resume later with --resume); 0 = run to the end
     track_test: bool = False  # evaluate the test set every epoch (best and last test accuracy)
     progress: str = "auto"  # auto | bar | log | none
     out: str = ""  # run directory; default runs/<data>-<model>

@@ -18,7 +18,8 @@ def _prune(args: argparse.Namespace) -> None:
     o, p = s["original"], s["pruned"]
     ft = s.get("finetuned", {}).get("test_acc")
     lat = s.get("latency_speedup", {})
-    print(f"{s['model']} {s['method']} ratio {s['ratio']:.3f}: params {o['params'] / 1e6:.3f}M -> {p['params'] / 1e6:.3f}M,"
+    print(f"{s['model']} {s['method']} ratio {s['ratio']:.3f}: "
+          f"params {o['params'] / 1e6:.3f}M -> {p['params'] / 1e6:.3f}M,"
           f" MACs {o['macs'] / 1e6:.1f}M -> {p['macs'] / 1e6:.1f}M ({s['macs_reduction']:.2f}x fewer)")
     print(f"  test accuracy: original {100 * o['test_acc']:.2f}%, pruned {100 * p['test_acc']:.2f}%"
           + (f", fine-tuned {100 * ft:.2f}%" if ft is not None else "")

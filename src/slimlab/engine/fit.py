@@ -237,6 +237,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
             atomic_save(state, run_dir / "last.pt")
         eta = (time.time() - t0) * (cfg.epochs - epoch - 1)
         progress.end_epoch(m, eta)
+        if cfg.stop_after and epoch + 1 >= cfg.stop_after and not last_epoch:
+            break
     summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": best if best >= 0 else None,
                                "best_epoch": best_epoch}
     if history:

@@ -1,0 +1,40 @@
+"""Shared helpers for benchmarks: where the CIFAR-10 copy is, and writing results."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpg"
+
+
+def cifar_spec() -> str:
+    if not CIFAR.is_dir():
+        raise SystemExit(f"the CIFAR-10 copy is not at {CIFAR}; these benchmarks need it")
+    return f"imagefolder:{CIFAR}"
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
+            "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def write(name: str, data: dict, table: str) -> None:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {"machine": machine(), **data}
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table.rstrip() + "\n")
+    print(table)
+
+
+def md_table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)

@@ -1,0 +1,90 @@
+"""ThiNet against APoZ, weight sum and random at equal MACs and equal fine-tuning, on the CIFAR-10 copy.
+
+Protocol (CPU budget, say so when reporting): train a CIFAR ResNet on a stratified subset, prune it
+to about half its MACs with each method (layer by layer, one uniform keep ratio found by bisection),
+fine-tune each pruned model with the same budget, and record params, MACs, accuracy before and
+after fine-tuning, measured CPU latency speed-up and pruning time. Separately, time ThiNet's sample
+collection and selection for every prunable layer of ResNet-56 (the performance bar: under 60 s).
+
+Usage: python benchmarks/prune_cifar.py [--model resnet20] [--train-subset 10000] [--epochs 15] [--ft-epochs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
+
+from slimlab import api  # noqa: E402
+from slimlab import data as D  # noqa: E402
+from slimlab.config import TrainConfig  # noqa: E402
+from slimlab.models import create_model  # noqa: E402
+from slimlab.prune import Calibration, PruneConfig, prune_model  # noqa: E402
+
+
+def thinet_speed(spec: str) -> dict:
+    ds = D.build(spec)
+    idx = D.stratified_subset(ds.train.targets, per_class=10, seed=0)
+    calib = Calibration(next(iter(D.BatchLoader(ds.train, idx, 10**9, mean=ds.mean, std=ds.std)))["image"])
+    out = {}
+    for mode in ("layerwise", "oneshot"):
+        m = create_model("resnet56", 10).eval()
+        t = time.perf_counter()
+        info = prune_model(m, "thinet", 0.5, calib, mode=mode)
+        out[mode] = {"seconds": time.perf_counter() - t, "layers": len(info["channels"])}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="resnet20")
+    ap.add_argument("--train-subset", type=int, default=10000)
+    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--ft-epochs", type=int, default=3)
+    ap.add_argument("--ft-lr", type=float, default=0.01)
+    ap.add_argument("--target-macs", type=float, default=0.5)
+    ap.add_argument("--methods", default="thinet,apoz,l1,random")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-prune"))
+    a = ap.parse_args()
+    spec = cifar_spec()
+    out = Path(a.out)
+    base = out / f"{a.model}-base"
+    if not (base / "summary.json").is_file():
+        api.train(TrainConfig(data=spec, model=a.model, epochs=a.epochs, train_subset=a.train_subset, lr=0.1,
+                              batch_size=128, schedule="cosine", out=str(base), progress="log"))
+    base_summary = json.loads((base / "summary.json").read_text())
+    rows, results = [], {}
+    for method in a.methods.split(","):
+        s = api.prune(PruneConfig(checkpoint=str(base / "best.pt"), method=method, target_macs=a.target_macs,
+                                  finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, out=str(out / f"{a.model}-{method}"),
+                                  progress="log"))
+        results[method] = s
+        o, p, f = s["original"], s["pruned"], s["finetuned"]
+        rows.append([method, f"{o['params'] / 1e6:.3f} -> {p['params'] / 1e6:.3f}",
+                     f"{o['macs'] / 1e6:.1f} -> {p['macs'] / 1e6:.1f} ({s['macs_reduction']:.2f}x)",
+                     f"{100 * o['test_acc']:.2f}", f"{100 * p['test_acc']:.2f}", f"{100 * f['test_acc']:.2f}",
+                     f"{s['latency_speedup']['batch1']:.2f}x / {s['latency_speedup']['batch64']:.2f}x",
+                     f"{s['prune_s']:.1f}"])
+        print(rows[-1], flush=True)
+    speed = thinet_speed(spec)
+    table = (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 copy "
+             f"(CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at lr {a.ft_lr}; "
+             f"test set: all 10,000 images.\n\n"
+             + md_table(["method", "params (M)", "MACs (M)", "acc before (%)", "after pruning (%)",
+                         "after fine-tune (%)", "CPU latency speed-up (batch 1 / 64)", "pruning time (s)"], rows)
+             + f"\n\nThiNet collection + selection, all {speed['layerwise']['layers']} prunable layers of ResNet-56, "
+             f"CPU: {speed['layerwise']['seconds']:.1f} s layer by layer, {speed['oneshot']['seconds']:.1f} s one-shot "
+             "(bar: under 60 s).\n")
+    write("prune_cifar", {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
+          table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import run_cli
+from slimlab.losses import PencilObjective, pencil_loss
+
+
+def manual_pencil(logits, yt, y, alpha, beta):
+    """The loss written out from its definition, class by class."""
+    b, k = logits.shape
+    total = 0.0
+    for i in range(b):
+        f = torch.softmax(logits[i], 0)
+        yd = torch.softmax(yt[i], 0)
+        lc = sum(f[j] * (torch.log(f[j]) - torch.log(yd[j])) for j in range(k)) / k  # KL(f||y_d), class-mean
+        lo = -torch.log(yd[y[i]])  # CE between y_d and the noisy label
+        le = -sum(f[j] * torch.log(f[j]) for j in range(k)) / k  # entropy of f, class-mean
+        total = total + lc + alpha * lo + beta * le
+    return total / b
+
+
+def test_pencil_loss_matches_definition_and_is_differentiable_in_both():
+    torch.manual_seed(0)
+    logits = torch.randn(5, 4, requires_grad=True)
+    yt = torch.randn(5, 4, requires_grad=True)
+    y = torch.tensor([0, 1, 2, 3, 1])
+    loss = pencil_loss(logits, yt, y, 0.4, 0.1)
+    ref = manual_pencil(logits, yt, y, 0.4, 0.1)
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
+    g1, g2 = torch.autograd.grad(loss, [logits, yt])
+    r1, r2 = torch.autograd.grad(ref, [logits, yt])
+    assert torch.allclose(g1, r1, atol=1e-6) and torch.allclose(g2, r2, atol=1e-6)
+
+
+def test_y_tilde_update_is_one_manual_gradient_step():
+    torch.manual_seed(1)
+    targets = torch.tensor([0, 1, 2, 0, 1, 2])
+    obj = PencilObjective(targets, 3, epochs=10, alpha=0.4, beta=0.1, lam=600.0, stage1=0, stage2=10)
+    assert torch.equal(obj.y_tilde, 10.0 * F.one_hot(targets, 3).float())  # K * onehot
+    obj.on_epoch_start(0)
+    before = obj.y_tilde.clone()
+    idx = torch.tensor([4, 1, 3])
+    logits = torch.randn(3, 3, requires_grad=True)
+    batch = {"index": idx, "target": targets[idx]}
+    loss = obj.loss(logits, batch, 0)
+    loss.backward()
+    obj.after_step(batch)
+    # by hand: y~ <- y~ - lambda * d loss / d y~ for the batch rows only
+    leaf = before[idx].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(pencil_loss(logits.detach(), leaf, targets[idx], 0.4, 0.1), [leaf])
+    expect = before.clone()
+    expect[idx] = before[idx] - 600.0 * g
+    assert torch.allclose(obj.y_tilde, expect, atol=1e-6)
+    assert torch.equal(obj.y_tilde[[0, 2, 5]], before[[0, 2, 5]])  # other samples untouched
+
+
+def test_stage_transitions_and_learning_rates():
+    obj = PencilObjective(torch.zeros(4, dtype=torch.long), 2, epochs=32, lr=0.06, lr2=0.2)
+    assert (obj.stage1, obj.stage2) == (7, 20)  # 70/320 and 200/320 of 32 epochs
+    assert [obj.stage_of(e) for e in (0, 6, 7, 19, 20, 31)] == [1, 1, 2, 2, 3, 3]
+    assert obj.lr_at(5) == 0.06 and obj.lr_at(19.9) == 0.06
+    assert obj.lr_at(20) == pytest.approx(0.2) and obj.lr_at(24.5) == pytest.approx(0.02)
+    assert obj.lr_at(31.9) == pytest.approx(0.002)  # lr2/100, never 0 (the official code's // bug)
+    stage1 = PencilObjective(torch.zeros(2, dtype=torch.long), 2, epochs=10, stage1=2, stage2=5)
+    logits = torch.randn(2, 2)
+    b = {"index": torch.tensor([0, 1]), "target": torch.tensor([0, 0])}
+    stage1.on_epoch_start(0)
+    assert stage1.loss(logits, b, 0).item() == pytest.approx(F.cross_entropy(logits, b["target"]).item())
+    stage1.on_epoch_start(6)
+    yd = stage1.y_d[b["index"]]
+    lc = (logits.softmax(1) * (logits.log_softmax(1) - yd.log())).mean()
+    assert stage1.loss(logits, b, 6).item() == pytest.approx(lc.item(), rel=1e-6)
+
+
+def test_pencil_run_resume_restores_y_tilde(tmp_path):
+    from slimlab.engine import load_checkpoint
+
+    args = ["train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 8}", "--loss", "pencil",
+            "--loss-kwargs", "{stage1: 1, stage2: 3}", "--noise", "symmetric:0.4", "--epochs", "4", "--lr", "0.05",
+            "--threads", "1"]
+    full = run_cli(*args, "--out", str(tmp_path / "full"))
+    assert full.returncode == 0, full.stderr
+    part = run_cli(*args, "--stop-after", "2", "--out", str(tmp_path / "part"))
+    assert part.returncode == 0, part.stderr
+    assert load_checkpoint(tmp_path / "part" / "last.pt")["epoch"] == 2
+    res = run_cli("train", "--resume", str(tmp_path / "part"))
+    assert res.returncode == 0, res.stderr
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["objective"]["y_tilde"]
+    b = load_checkpoint(tmp_path / "part" / "last.pt")["objective"]["y_tilde"]
+    assert torch.equal(a, b)
+    assert not torch.equal(a.argmax(1), torch.zeros_like(a.argmax(1)))
+    noise = json.loads((tmp_path / "full" / "noise.json").read_text())
+    assert noise["kind"] == "symmetric" and 0.3 < noise["realised_rate"] < 0.4

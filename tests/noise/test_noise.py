@@ -1,0 +1,86 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from slimlab.errors import SlimlabError
+from slimlab.noise import CIFAR10_ASYM, cifar100_mapping, corrupt, intended_matrix, transition_matrix
+
+N, K = 20000, 10
+Y = torch.arange(N) % K
+
+
+def binom_tol(p: float, n: int) -> float:
+    return 4 * math.sqrt(max(p * (1 - p), 1e-4) / n) + 1e-9
+
+
+@pytest.mark.parametrize("exclude_true", [False, True])
+def test_symmetric_rates_and_matrix(exclude_true):
+    for mode in ("exact", "bernoulli"):
+        noisy, t = corrupt(Y, "symmetric", 0.4, K, seed=1, mode=mode, exclude_true=exclude_true)
+        target = intended_matrix("symmetric", 0.4, K, exclude_true=exclude_true)
+        n_class = N // K
+        assert np.abs(t - target).max() < binom_tol(0.06, n_class), mode
+        changed = (noisy != Y).float().mean().item()
+        expect = 0.4 if exclude_true else 0.4 * (K - 1) / K
+        if mode == "exact" and exclude_true:
+            assert (noisy != Y).sum().item() == int(0.4 * N)  # exactly int(r n) labels changed
+        assert abs(changed - expect) < binom_tol(expect, N)
+        assert np.allclose(t.sum(1), 1)
+
+
+def test_exact_mode_resamples_exactly_int_rn_labels():
+    noisy, _ = corrupt(Y, "pairflip", 0.3, K, seed=0, mode="exact")
+    assert (noisy != Y).sum().item() == int(0.3 * N)
+    assert torch.equal(noisy[noisy != Y], (Y[noisy != Y] + 1) % K)
+
+
+def test_asymmetric_cifar10_mapping():
+    noisy, t = corrupt(Y, "asymmetric", 0.4, K, seed=2)
+    for i in range(K):
+        if i in CIFAR10_ASYM:
+            j = CIFAR10_ASYM[i]
+            assert t[i, j] == pytest.approx(0.4, abs=1e-3) and t[i, i] == pytest.approx(0.6, abs=1e-3)
+        else:
+            assert t[i, i] == 1.0
+    assert CIFAR10_ASYM == {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}  # truck->automobile, bird->airplane, deer->horse, cat<->dog
+
+
+def test_cifar100_next_class_within_superclass():
+    m = cifar100_mapping()
+    from slimlab.noise.corrupt import CIFAR100_COARSE
+
+    assert sorted(np.bincount(CIFAR100_COARSE).tolist()) == [5] * 20  # 20 superclasses of 5
+    assert sorted(m) == list(range(100)) and sorted(m.values()) == list(range(100))
+    for i, j in m.items():
+        assert CIFAR100_COARSE[i] == CIFAR100_COARSE[j] and i != j
+    # e.g. superclass 4 (fish-like? here: fruit and vegetables is 0) holds 0 (apple): apple -> the next fine class in it
+    group0 = [i for i, c in enumerate(CIFAR100_COARSE) if c == CIFAR100_COARSE[0]]
+    assert m[group0[0]] == group0[1] and m[group0[-1]] == group0[0]
+
+
+def test_user_matrix_and_determinism():
+    t = np.full((3, 3), 0.1) + np.eye(3) * 0.7
+    y = torch.arange(3000) % 3
+    a, ta = corrupt(y, "matrix", 0.0, 3, seed=5, matrix=t)
+    b, _ = corrupt(y, "matrix", 0.0, 3, seed=5, matrix=t)
+    assert torch.equal(a, b)
+    assert np.allclose(ta, t, atol=1e-3)  # exact mode: floor(T_ij n_i) per cell
+    c, _ = corrupt(y, "matrix", 0.0, 3, seed=6, matrix=t)
+    assert not torch.equal(a, c)
+    with pytest.raises(SlimlabError, match="rows summing to 1"):
+        corrupt(y, "matrix", 0.0, 3, matrix=np.ones((3, 3)))
+
+
+def test_transition_matrix_by_hand():
+    clean = torch.tensor([0, 0, 1, 1])
+    noisy = torch.tensor([0, 1, 1, 1])
+    assert transition_matrix(clean, noisy, 2).tolist() == [[0.5, 0.5], [0.0, 1.0]]
+
+
+def test_bad_inputs():
+    with pytest.raises(SlimlabError, match="rate"):
+        corrupt(Y, "symmetric", 1.5, K)
+    with pytest.raises(SlimlabError, match="unknown noise kind"):
+        corrupt(Y, "gaussian", 0.2, K)
