@@ -176,6 +176,7 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
         write_summary(out, summary)
         plot_curves(out)
     summary["out"] = str(out)
+    summary["rank"] = ctx.rank
     return summary
 
 

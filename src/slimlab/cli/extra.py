@@ -40,3 +40,26 @@ def register_prune(sub) -> None:
 
 
 __all__ = ["print_summary"]
+
+
+def _labels(args: argparse.Namespace) -> None:
+    from slimlab.noise.label_issues import find_label_issues
+
+    r = find_label_issues(args.run, args.folds, args.cv_epochs or None, args.grid)
+    line = (f"{r['flagged']} of {r['train_samples']} training labels flagged ({100 * r['flagged_fraction']:.1f}%, "
+            f"source: {r['source']})")
+    if "precision" in r:
+        line += (f"; against the {r['true_flips']} injected flips: precision {100 * r['precision']:.1f}%, "
+                 f"recall {100 * r['recall']:.1f}%; corrected labels {100 * r['corrected_accuracy']:.1f}% right "
+                 f"vs given {100 * r['given_accuracy']:.1f}%")
+    print(line + f" -> {r['csv']}")
+
+
+@command("labels")
+def register_labels(sub) -> None:
+    p = sub.add_parser("labels", help="flag suspicious training labels of a run (label_issues.csv)")
+    p.add_argument("run", help="a run directory")
+    p.add_argument("--folds", type=int, default=3, help="cross-validation folds for non-PENCIL runs")
+    p.add_argument("--cv-epochs", type=int, default=0, help="epochs per fold (default: the run's)")
+    p.add_argument("--grid", type=int, default=24, help="images in label_issues.png (0: none)")
+    p.set_defaults(func=_labels)

@@ -100,7 +100,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def print_summary(s: dict) -> None:
-    if s.get("world_rank", 0):
+    if s.get("rank", 0):
         return
     pct = lambda v: "-" if v is None else f"{100 * v:.2f}%"  # noqa: E731
     print(f"{s.get('model')} on {s.get('data')}: best val {pct(s.get('best_val_acc'))}, "

@@ -176,6 +176,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         raise SlimlabError("the training set is empty")
     t_run, train_time, train_images = time.time(), 0.0, 0
     last_val: dict | None = None
+    best_state: dict | None = None
+    epochs_done = start
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 1000003 + epoch)
         loaders.train.set_epoch(epoch)
@@ -226,6 +228,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         improved = score is not None and score > best
         if improved:
             best, best_epoch = score, epoch + 1
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        epochs_done = epoch + 1
         if writes:
             with open(run_dir / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(m) + "\n")
@@ -249,14 +253,12 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         if track_test:
             accs = [h["test_acc"] for h in history if "test_acc" in h]
             summary["best_test_acc"] = max(accs) if accs else None
-        if writes and (run_dir / "best.pt").is_file() and best_epoch != len(history):
-            from slimlab.engine.checkpoint import load_checkpoint
-
+        if best_state is not None and best_epoch != epochs_done:
             final = {k: v.clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(load_checkpoint(run_dir / "best.pt")["state_dict"])
+            model.load_state_dict(best_state)
             summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
             model.load_state_dict(final)
-        else:
+        elif best_epoch == epochs_done:
             summary["test_acc_at_best_val"] = summary["test_acc"]
     summary["wall_s"] = time.time() - t_run
     summary["train_s"] = train_time
