@@ -17,11 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
-
 from slimlab import api  # noqa: E402
 from slimlab import data as D  # noqa: E402
 from slimlab.config import TrainConfig  # noqa: E402

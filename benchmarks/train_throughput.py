@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
 from _util import cifar_spec, md_table, write  # noqa: E402
-
 from slimlab import data as D  # noqa: E402
 from slimlab.config import TrainConfig  # noqa: E402
 from slimlab.engine import Loaders, fit  # noqa: E402

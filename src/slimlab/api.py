@@ -108,7 +108,10 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, di
             meta.update(pruned=True, model_kwargs=ck.get("model_kwargs", {}))
             return model, meta
         model = create_model(cfg.model, num_classes, **cfg.model_kwargs)
-        copied, total = load_matching(model, ck["state_dict"])
+        if hasattr(model, "load_trunk"):  # a probe on frozen features: the checkpoint is its trunk
+            copied, total = model.load_trunk(ck["state_dict"]), len(ck["state_dict"])
+        else:
+            copied, total = load_matching(model, ck["state_dict"])
         if copied == 0:
             raise SlimlabError(f"--init {cfg.init}: no tensor matches {cfg.model}'s architecture")
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total}
@@ -147,16 +150,16 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
     p = prepare_data(cfg)
     if len(p.train_idx) == 0:
         raise SlimlabError("no training images left after the subset options")
-    model, meta = build_model(cfg, p.ds.num_classes)
+    loss_kwargs = {k: v for k, v in cfg.loss_kwargs.items() if k not in ("matrix", "estimate_from")}
+    objective = build_objective(cfg.loss, p.ds.num_classes, kwargs=loss_kwargs, label_smoothing=cfg.label_smoothing,
+                                targets=p.targets, epochs=cfg.epochs, lr=cfg.lr,
+                                transition=_transition_for(cfg, p, ctx))
+    model, meta = build_model(cfg, getattr(objective, "num_outputs", None) or p.ds.num_classes)
     if resume is not None and resume.get("pruned"):
         from slimlab.models.io import resize_to_state_dict
 
         resize_to_state_dict(model, resume["state_dict"])
         meta["pruned"] = True
-    loss_kwargs = {k: v for k, v in cfg.loss_kwargs.items() if k not in ("matrix", "estimate_from")}
-    objective = build_objective(cfg.loss, p.ds.num_classes, kwargs=loss_kwargs, label_smoothing=cfg.label_smoothing,
-                                targets=p.targets, epochs=cfg.epochs, lr=cfg.lr,
-                                transition=_transition_for(cfg, p, ctx))
     cfg.out = str(out)
     meta.update(data=data_meta(p.ds), config=to_dict(cfg))
     if ctx.main:

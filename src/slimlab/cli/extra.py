@@ -63,3 +63,117 @@ def register_labels(sub) -> None:
     p.add_argument("--cv-epochs", type=int, default=0, help="epochs per fold (default: the run's)")
     p.add_argument("--grid", type=int, default=24, help="images in label_issues.png (0: none)")
     p.set_defaults(func=_labels)
+
+
+ROTNET_DEFAULTS = {"model": "nin4", "loss": "rotnet", "epochs": 200, "batch_size": 128, "optimizer": "sgd",
+                   "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "step",
+                   "milestones": [0.3, 0.6, 0.8], "gamma": 0.2}
+
+
+def _train_from(args: argparse.Namespace, base: dict, skip: tuple[str, ...] = ()) -> None:
+    from slimlab import api
+    from slimlab.config import TrainConfig, resolve
+
+    flags = {k: v for k, v in vars(args).items() if k not in ("cmd", "func", "config", "set", *skip)}
+    cfg = resolve(TrainConfig, args.config, {**base, **flags}, args.set)
+    print_summary(api.train(cfg))
+
+
+def _pretrain(args: argparse.Namespace) -> None:
+    from slimlab.errors import SlimlabError
+
+    if args.method != "rotnet":
+        raise SlimlabError(f"unknown pretraining method '{args.method}' (rotnet)")
+    # RotNet's official 4-block NIN schedule: 200 epochs, lr 0.1 x0.2 at epochs 60/120/160 (scaled to --epochs)
+    _train_from(args, ROTNET_DEFAULTS, skip=("method",))
+
+
+@command("pretrain")
+def register_pretrain(sub) -> None:
+    p = sub.add_parser("pretrain", help="self-supervised pretraining (RotNet); labels are never read")
+    p.add_argument("--method", default="rotnet", help="rotnet")
+    p.add_argument("--config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_config_args(p, skip=("loss",))
+    p.set_defaults(func=_pretrain)
+
+
+def _probe(args: argparse.Namespace) -> None:
+    from slimlab.engine import load_checkpoint
+
+    ck = load_checkpoint(args.checkpoint)
+    size = int(ck.get("data", {}).get("image_size", 32))
+    base = {"model": "probe", "init": args.checkpoint, "data": ck.get("config", {}).get("data", "digits"),
+            "model_kwargs": {"trunk": ck["model_name"], "trunk_kwargs": ck.get("model_kwargs", {}),
+                             "trunk_classes": ck["num_classes"], "block": args.block, "head": args.head,
+                             "input_size": size}}
+    _train_from(args, base, skip=("checkpoint", "block", "head"))
+
+
+@command("probe")
+def register_probe(sub) -> None:
+    p = sub.add_parser("probe", help="train a classifier on one block of a frozen pretrained trunk")
+    p.add_argument("checkpoint", help="the pretrained trunk (.pt or run directory)")
+    p.add_argument("--block", type=int, default=2, help="which block's features (1-based; NIN trunks)")
+    p.add_argument("--head", default="linear", help="linear | mlp | conv")
+    p.add_argument("--config")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_config_args(p, skip=("model", "model_kwargs", "init"))
+    p.set_defaults(func=_probe)
+
+
+def _scale(args: argparse.Namespace) -> None:
+    import json
+
+    from slimlab.scaling.search import describe, grid_search
+
+    if args.action == "apply":
+        r = describe(args.base, args.phi, args.alpha, args.beta, args.gamma, args.num_classes,
+                     args.input_size or None)
+        if args.out:
+            from pathlib import Path
+
+            import yaml
+
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            (Path(args.out) / "model.yaml").write_text(yaml.safe_dump(
+                {"model": args.base, "model_kwargs": r["model_kwargs"], "image_size": r["resolution"]}))
+        if args.json:
+            print(json.dumps(r, indent=2))
+            return
+        kw = ", ".join(f"{k}={v:.4g}" for k, v in r["model_kwargs"].items())
+        print(f"{args.base} scaled by phi={args.phi:g} (alpha={args.alpha:g}, beta={args.beta:g}, gamma={args.gamma:g}):"
+              f" {kw}, resolution {r['resolution']}; {r['params'] / 1e6:.2f}M params, {r['macs'] / 1e6:.1f}M MACs "
+              f"({r['macs_ratio']:.2f}x the base; alpha*beta^2*gamma^2 = {r['nominal_ratio']:.2f}x nominal)")
+        return
+    r = grid_search(args.base, args.data, args.budget, args.tolerance, args.grid_step, args.epochs, args.train_subset,
+                    args.max_candidates, args.input_size or None, out=args.out or "runs/scale-search",
+                    lr=args.lr, batch_size=args.batch_size)
+    c = r["chosen"]
+    print(f"chosen alpha={c['alpha']:g}, beta={c['beta']:g}, gamma={c['gamma']:g} of {len(r['rows']) - 1} candidates "
+          f"-> {args.out or 'runs/scale-search'}/search.md, search.png")
+
+
+@command("scale")
+def register_scale(sub) -> None:
+    p = sub.add_parser("scale", help="EfficientNet compound scaling: grid search (step 1) or apply (step 2)")
+    p.add_argument("action", choices=["search", "apply"])
+    p.add_argument("--base", default="efficientnet_b0")
+    p.add_argument("--data", default="digits", help="proxy data set for the search")
+    p.add_argument("--budget", type=float, default=2.0, help="MACs ratio at phi=1 (the paper: 2)")
+    p.add_argument("--tolerance", type=float, default=0.1, help="relative tolerance on the measured MACs ratio")
+    p.add_argument("--grid-step", type=float, default=0.05)
+    p.add_argument("--max-candidates", type=int, default=8)
+    p.add_argument("--epochs", type=int, default=2, help="training epochs per candidate")
+    p.add_argument("--train-subset", type=int, default=0)
+    p.add_argument("--lr", type=float, default=0.05)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--phi", type=float, default=1.0)
+    p.add_argument("--alpha", type=float, default=1.2)
+    p.add_argument("--beta", type=float, default=1.1)
+    p.add_argument("--gamma", type=float, default=1.15)
+    p.add_argument("--num-classes", type=int, default=1000)
+    p.add_argument("--input-size", type=int, default=0, help="base resolution (default: the model's / the data's)")
+    p.add_argument("--out", default="")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_scale)

@@ -47,14 +47,18 @@ def autocast(device: torch.device, enabled: bool):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, ctx: Dist | None = None, amp: bool = False) -> dict:
-    """Accuracy and mean cross-entropy of ``model`` on ``loader`` (summed over DDP ranks)."""
+def evaluate(model: nn.Module, loader, ctx: Dist | None = None, amp: bool = False, prepare=None) -> dict:
+    """Accuracy and mean cross-entropy of ``model`` on ``loader`` (summed over DDP ranks).
+
+    ``prepare`` transforms each batch first (RotNet evaluates its pretext task on rotated batches)."""
     ctx = ctx or Dist()
     was = model.training
     model.eval()
     loss_sum, correct, n = 0.0, 0.0, 0.0
     device = next(model.parameters()).device
     for batch in loader:
+        if prepare is not None:
+            batch = prepare(batch)
         with autocast(device, amp):
             logits = model(batch["image"]).float()
         loss_sum += F.cross_entropy(logits, batch["target"], reduction="sum").item()
@@ -171,6 +175,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         run_dir.mkdir(parents=True, exist_ok=True)
         _rewrite_metrics(run_dir, history)
     progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
+    prep = getattr(objective, "prepare_eval", None)
     n_steps = len(loaders.train)
     if n_steps == 0:
         raise SlimlabError("the training set is empty")
@@ -217,10 +222,10 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         m: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen}
         last_epoch = epoch + 1 == cfg.epochs
         if loaders.val is not None and ((epoch + 1) % max(1, cfg.eval_every) == 0 or last_epoch):
-            last_val = evaluate(model, loaders.val, ctx, cfg.amp)
+            last_val = evaluate(model, loaders.val, ctx, cfg.amp, prep)
             m["val_loss"], m["val_acc"] = last_val["loss"], last_val["acc"]
         if track_test and loaders.test is not None:
-            m["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+            m["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp, prep)["acc"]
         m["epoch_s"] = epoch_s
         m["images_per_s"] = seen / max(epoch_s, 1e-9)
         history.append(m)
@@ -249,14 +254,14 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         summary["final_train_acc"] = history[-1]["train_acc"]
         summary["final_val_acc"] = history[-1].get("val_acc")
     if loaders.test is not None:
-        summary["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+        summary["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp, prep)["acc"]
         if track_test:
             accs = [h["test_acc"] for h in history if "test_acc" in h]
             summary["best_test_acc"] = max(accs) if accs else None
         if best_state is not None and best_epoch != epochs_done:
             final = {k: v.clone() for k, v in model.state_dict().items()}
             model.load_state_dict(best_state)
-            summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, cfg.amp)["acc"]
+            summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, cfg.amp, prep)["acc"]
             model.load_state_dict(final)
         elif best_epoch == epochs_done:
             summary["test_acc_at_best_val"] = summary["test_acc"]

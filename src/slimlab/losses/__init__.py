@@ -28,14 +28,14 @@ LOSSES = {
     "bootstrap_soft": bootstrap_soft_loss,
     "bootstrap_hard": bootstrap_hard_loss,
 }
-NAMES = ["ce", *LOSSES, "forward", "pencil"]
+NAMES = ["ce", *LOSSES, "forward", "pencil", "rotnet"]
 
 
 def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, label_smoothing: float = 0.0,
                     targets: torch.Tensor | None = None, epochs: int = 1, lr: float | None = None,
                     transition: torch.Tensor | None = None) -> Objective:
     """An objective by name (``ce``, ``gce``, ``sce``, ``mae``, ``nce_rce``, ``bootstrap_soft``,
-    ``bootstrap_hard``, ``forward``, ``pencil``) with its keyword options."""
+    ``bootstrap_hard``, ``forward``, ``pencil``, ``rotnet``) with its keyword options."""
     kw = dict(kwargs or {})
     try:
         if name == "ce":
@@ -51,6 +51,12 @@ def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, 
                 raise SlimlabError("--loss forward needs a transition matrix: inject synthetic noise (the given T), "
                                    "or set loss_kwargs.matrix / loss_kwargs.estimate_from")
             return LossObjective(partial(forward_loss, T=torch.as_tensor(transition, dtype=torch.float32)), name)
+        if name == "rotnet":
+            from slimlab.ssl.rotnet import RotNetObjective
+
+            if kw:
+                raise TypeError(f"unexpected option(s) {', '.join(kw)}")
+            return RotNetObjective()
         if name == "pencil":
             if targets is None:
                 raise SlimlabError("PENCIL needs the training labels")

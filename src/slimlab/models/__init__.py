@@ -37,3 +37,13 @@ for _name, (_w, _dm, _res, _drop) in EFFICIENTNET.items():
 for _b in (3, 4, 5):
     register_model(f"nin{_b}", partial(nin, num_blocks=_b), family="nin",
                    doc=f"Network-in-Network with {_b} blocks (RotNet's trunk)")
+
+
+def _probe(num_classes: int = 10, **kwargs):
+    """A classifier on one block of a frozen (RotNet) trunk."""
+    from slimlab.ssl.probe import probe
+
+    return probe(num_classes, **kwargs)
+
+
+register_model("probe", _probe, family="probe", doc="a classifier on one block of a frozen trunk (slimlab probe)")
