@@ -65,9 +65,7 @@ def register_labels(sub) -> None:
     p.set_defaults(func=_labels)
 
 
-ROTNET_DEFAULTS = {"model": "nin4", "loss": "rotnet", "epochs": 200, "batch_size": 128, "optimizer": "sgd",
-                   "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "step",
-                   "milestones": [0.3, 0.6, 0.8], "gamma": 0.2}
+from slimlab.ssl.rotnet import ROTNET_DEFAULTS  # noqa: E402
 
 
 def _train_from(args: argparse.Namespace, base: dict, skip: tuple[str, ...] = ()) -> None:
@@ -177,3 +175,106 @@ def register_scale(sub) -> None:
     p.add_argument("--out", default="")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_scale)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from slimlab.engine import load_checkpoint
+    from slimlab.export import export_onnx, export_torchscript
+    from slimlab.models.io import model_from_checkpoint
+
+    ck = load_checkpoint(args.run)
+    model = model_from_checkpoint(ck)
+    size = args.input_size or int(ck.get("data", {}).get("image_size", 32))
+    base = Path(ck["path"]).parent
+    if args.format == "onnx":
+        r = export_onnx(model, args.out or base / "model.onnx", size)
+        print(f"wrote {r['path']} ({r['bytes'] / 1e6:.2f} MB); ONNX Runtime matches PyTorch within "
+              f"{r['max_abs_diff']:.1e}")
+    else:
+        r = export_torchscript(model, args.out or base / "model.ts.pt", size)
+        print(f"wrote {r['path']} ({r['bytes'] / 1e6:.2f} MB); traced outputs within {r['max_abs_diff']:.1e}")
+
+
+@command("export")
+def register_export(sub) -> None:
+    p = sub.add_parser("export", help="export a run's model to ONNX (checked with ONNX Runtime) or TorchScript")
+    p.add_argument("run", help="run directory or checkpoint")
+    p.add_argument("--format", choices=["onnx", "torchscript"], default="onnx")
+    p.add_argument("--out", default="")
+    p.add_argument("--input-size", type=int, default=0)
+    p.set_defaults(func=_export)
+
+
+def _demo(args: argparse.Namespace) -> None:
+    import time
+
+    from slimlab.demo import run_demo
+
+    t0 = time.time()
+    r = run_demo(args.out, data=args.data, model=args.model, noise=args.noise, epochs=args.epochs,
+                 finetune_epochs=args.finetune_epochs, train_subset=args.train_subset)
+    print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'CPU ms':>8} {'ONNX ms':>8}")
+    for name, params, macs, acc, t, o in r["rows"]:
+        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% "
+              f"{(t or 0):8.2f} {(o or 0):8.2f}")
+    lab = r["labels"]
+    if "precision" in lab:
+        print(f"label issues: PENCIL flagged {lab['flagged']} labels, precision {100 * lab['precision']:.1f}%, "
+              f"recall {100 * lab['recall']:.1f}% against the injected flips")
+    print(f"exported {r['export']['path']} (from {r['export']['from']})")
+    print(f"report: {r['report']}  ({time.time() - t0:.0f}s)")
+
+
+@command("demo")
+def register_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the main job: noisy data -> CE and PENCIL -> label issues -> ThiNet and "
+                                    "weight-sum pruning -> profile -> ONNX -> report")
+    p.add_argument("--data", default="digits")
+    p.add_argument("--model", default="resnet20")
+    p.add_argument("--noise", default="symmetric:0.4")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--finetune-epochs", type=int, default=4)
+    p.add_argument("--train-subset", type=int, default=0)
+    p.add_argument("--out", default="runs/demo")
+    p.set_defaults(func=_demo)
+
+
+def _run(args: argparse.Namespace) -> None:
+    from slimlab.config import parse_set
+    from slimlab.pipeline import load_recipe, run_recipe
+
+    recipe = load_recipe(args.recipe)
+    out = args.out or f"runs/{recipe['name']}" + (f"-{args.budget}" if args.budget else "")
+    results = run_recipe(recipe, out, args.budget, parse_set(args.set))
+    for name, r in results.items():
+        shown = ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in r.items())
+        print(f"{name}: {shown}")
+
+
+@command("run")
+def register_run(sub) -> None:
+    p = sub.add_parser("run", help="run (or continue) a recipe: a pipeline of steps")
+    p.add_argument("recipe", help="a recipe YAML (see recipes/)")
+    p.add_argument("--budget", help="a budget of the recipe, e.g. small")
+    p.add_argument("--out", default="")
+    p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="override a recipe variable")
+    p.set_defaults(func=_run)
+
+
+def _report(args: argparse.Namespace) -> None:
+    from slimlab.report import build_report
+
+    out = args.out or ("report.md" if args.format == "md" else "report.html")
+    print(f"wrote {build_report(args.runs, out, args.format, args.title)}")
+
+
+@command("report")
+def register_report(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page (or Markdown) over run directories")
+    p.add_argument("runs", nargs="+")
+    p.add_argument("--out", default="")
+    p.add_argument("--format", choices=["html", "md"], default="html")
+    p.add_argument("--title", default="slimlab report")
+    p.set_defaults(func=_report)

@@ -1,1 +1,235 @@
-"""report."""
+"""``slimlab report RUN [RUN ...]``: one self-contained HTML page (plots embedded) or Markdown.
+
+Sections: a table of every run; training curves; accuracy against MACs and against latency; the
+noise transition matrix injected next to the one PENCIL learned; the most suspicious images with
+given and corrected labels; channels kept per layer of pruned models. The HTML page has no scripts
+and no external resources: every image is an embedded PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+
+from slimlab.errors import SlimlabError
+
+
+def _load_run(path: str | Path) -> dict:
+    d = Path(path)
+    if d.is_file():
+        d = d.parent
+    if not (d / "summary.json").is_file():
+        raise SlimlabError(f"not a finished run directory (no summary.json): {d}")
+    run = {"dir": d, "name": d.name, "summary": json.loads((d / "summary.json").read_text())}
+    m = d / "metrics.jsonl"
+    run["metrics"] = [json.loads(x) for x in m.read_text().splitlines() if x] if m.is_file() else []
+    for key, fname in (("noise", "noise.json"), ("issues", "label_issues.json")):
+        f = d / fname
+        run[key] = json.loads(f.read_text()) if f.is_file() else None
+    for key, fname in (("issues_png", "label_issues.png"), ("channels_png", "channels.png")):
+        run[key] = d / fname if (d / fname).is_file() else None
+    return run
+
+
+def _fig_png(fig) -> bytes:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def curves_png(runs: list[dict]) -> bytes | None:
+    runs = [r for r in runs if r["metrics"]]
+    if not runs:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
+    for r in runs:
+        ep = [m["epoch"] for m in r["metrics"]]
+        ax[0].plot(ep, [m["train_loss"] for m in r["metrics"]], label=r["name"])
+        pts = [(m["epoch"], 100 * m["val_acc"]) for m in r["metrics"] if m.get("val_acc") is not None]
+        if pts:
+            ax[1].plot(*zip(*pts), label=r["name"])
+    ax[0].set(xlabel="epoch", ylabel="training loss")
+    ax[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
+    ax[1].legend(fontsize=7)
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def tradeoff_png(runs: list[dict]) -> bytes | None:
+    pts = [(r["name"], r["summary"].get("macs"), (r["summary"].get("latency_ms") or {}).get("torch_b1"),
+            r["summary"].get("test_acc")) for r in runs]
+    pts = [p for p in pts if p[1] and p[3] is not None]
+    if not pts:
+        return None
+    plt = _plt()
+    with_lat = [p for p in pts if p[2]]
+    fig, axes = plt.subplots(1, 2 if with_lat else 1, figsize=(10 if with_lat else 5, 3.6), squeeze=False)
+    for name, macs, _, acc in pts:
+        axes[0][0].scatter(macs / 1e6, 100 * acc)
+        axes[0][0].annotate(name, (macs / 1e6, 100 * acc), fontsize=7)
+    axes[0][0].set(xlabel="MACs (M)", ylabel="test accuracy (%)", title="accuracy against MACs")
+    if with_lat:
+        for name, _, lat, acc in with_lat:
+            axes[0][1].scatter(lat, 100 * acc)
+            axes[0][1].annotate(name, (lat, 100 * acc), fontsize=7)
+        axes[0][1].set(xlabel="CPU latency, batch 1 (ms)", ylabel="test accuracy (%)", title="accuracy against latency")
+    fig.tight_layout()
+    return _fig_png(fig)
+
+
+def learned_transition(run: dict) -> np.ndarray | None:
+    """PENCIL's view of the noise: T[i, j] = fraction of samples it labels i that carry given label j."""
+    from slimlab.engine import load_checkpoint
+
+    last = run["dir"] / "last.pt"
+    if not last.is_file():
+        return None
+    ck = load_checkpoint(last)
+    yt = ck.get("objective", {}).get("y_tilde")
+    if yt is None or run["noise"] is None:
+        return None
+    from slimlab.api import prepare_data
+    from slimlab.config import TrainConfig, from_dict
+
+    cfg = from_dict(TrainConfig, dict(ck["config"]), "checkpoint config")
+    p = prepare_data(cfg)
+    idx = p.train_idx
+    corrected, given = yt.argmax(1)[idx], p.targets[idx]
+    k = p.ds.num_classes
+    counts = np.zeros((k, k))
+    np.add.at(counts, (corrected.numpy(), given.numpy()), 1)
+    return counts / np.maximum(counts.sum(1, keepdims=True), 1)
+
+
+def transition_png(run: dict) -> bytes | None:
+    if run["noise"] is None:
+        return None
+    injected = np.array(run["noise"]["transition"])
+    learned = learned_transition(run)
+    plt = _plt()
+    mats = [("injected: P(given label | true class)", injected)]
+    if learned is not None:
+        mats.append(("PENCIL: P(given label | corrected label)", learned))
+    fig, axes = plt.subplots(1, len(mats), figsize=(4.2 * len(mats), 3.8), squeeze=False)
+    for ax, (title, t) in zip(axes[0], mats):
+        im = ax.imshow(t, vmin=0, vmax=1, cmap="viridis")
+        ax.set(title=title, xlabel="given label", ylabel="class")
+        ax.title.set_fontsize(8)
+        for (i, j), v in np.ndenumerate(t):
+            if t.shape[0] <= 12:
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="w" if v < 0.5 else "k")
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
+    return _fig_png(fig)
+
+
+def _img(png: bytes | None, alt: str) -> str:
+    if not png:
+        return ""
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+def _fmt(v, kind: str) -> str:
+    if v is None:
+        return "-"
+    if kind == "pct":
+        return f"{100 * v:.2f}%"
+    if kind == "M":
+        return f"{v / 1e6:.3f}M"
+    if kind == "ms":
+        return f"{v:.2f}"
+    return html.escape(str(v))
+
+
+def table_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
+    head = ["run", "model", "data", "loss / method", "params", "MACs", "test acc", "best val acc", "CPU ms (b1)",
+            "ONNX ms (b1)", "time (s)"]
+    rows = []
+    for r in runs:
+        s = r["summary"]
+        lat = s.get("latency_ms") or {}
+        rows.append([r["name"], _fmt(s.get("model"), ""), _fmt(str(s.get("data", "")).split("/")[-1], ""),
+                     _fmt(s.get("method") or s.get("loss"), ""), _fmt(s.get("params"), "M"), _fmt(s.get("macs"), "M"),
+                     _fmt(s.get("test_acc"), "pct"), _fmt(s.get("best_val_acc"), "pct"), _fmt(lat.get("torch_b1"), "ms"),
+                     _fmt(lat.get("onnx_b1"), "ms"), _fmt(round(s.get("wall_s", 0)), "")])
+    return head, rows
+
+
+CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#1d2733}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dde3ea}
+table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #dde3ea;padding:.3em .6em;text-align:right}
+td:first-child,th:first-child{text-align:left}th{background:#f3f6f9}img{max-width:100%;display:block;margin:.6em 0}
+.note{color:#5b6875;font-size:.85em}"""
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report") -> Path:
+    """Write the report for ``run_dirs`` to ``out`` (``.html`` or ``.md``); return its path."""
+    if not run_dirs:
+        raise SlimlabError("report: give at least one run directory")
+    runs = [_load_run(r) for r in run_dirs]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figures: list[tuple[str, str, bytes | None]] = [
+        ("Training curves", "curves", curves_png(runs)),
+        ("Accuracy against MACs and latency", "tradeoff", tradeoff_png(runs)),
+    ]
+    for r in runs:
+        if r["noise"] is not None and r["summary"].get("loss") == "pencil":
+            figures.append((f"Noise transition: injected vs learned by PENCIL ({r['name']})", f"transition-{r['name']}",
+                            transition_png(r)))
+        elif r["noise"] is not None and not any(x["summary"].get("loss") == "pencil" and x["noise"] for x in runs):
+            figures.append((f"Injected noise transition ({r['name']})", f"transition-{r['name']}", transition_png(r)))
+    for r in runs:
+        if r["issues_png"]:
+            iss = r["issues"] or {}
+            figures.append((f"Most suspicious labels ({r['name']}; precision "
+                            f"{_fmt(iss.get('precision'), 'pct')}, recall {_fmt(iss.get('recall'), 'pct')})",
+                            f"issues-{r['name']}", r["issues_png"].read_bytes()))
+    for r in runs:
+        if r["channels_png"]:
+            figures.append((f"Channels kept per layer ({r['name']})", f"channels-{r['name']}",
+                            r["channels_png"].read_bytes()))
+    head, rows = table_rows(runs)
+    from slimlab.engine import atomic_write_text
+
+    if fmt == "md":
+        lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        for sec, slug, png in figures:
+            if png:
+                name = f"{out.stem}-{slug}.png"
+                (out.parent / name).write_bytes(png)
+                lines += ["", f"## {sec}", "", f"![{sec}]({name})"]
+        atomic_write_text(out, "\n".join(lines) + "\n")
+        return out
+    if fmt != "html":
+        raise SlimlabError(f"unknown report format '{fmt}' (html, md)")
+    body = [f"<h1>{html.escape(title)}</h1>", '<p class="note">Accuracies on the clean test split; MACs are '
+            "multiply-adds per image; latency is the median CPU time at batch 1.</p>", "<h2>Runs</h2><table><tr>"
+            + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
+    body += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
+    body.append("</table>")
+    for sec, slug, png in figures:
+        if png:
+            body.append(f"<h2>{html.escape(sec)}</h2>{_img(png, sec)}")
+    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+            f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
+    atomic_write_text(out, page)
+    return out

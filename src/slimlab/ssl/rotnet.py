@@ -14,6 +14,11 @@ import torch.nn.functional as F
 
 from slimlab.losses.objective import Objective
 
+# The official 4-block NIN schedule: 200 epochs, batch 128, SGD Nesterov, wd 5e-4, lr 0.1 x0.2 at 60/120/160
+ROTNET_DEFAULTS = {"model": "nin4", "loss": "rotnet", "epochs": 200, "batch_size": 128, "optimizer": "sgd",
+                   "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4, "schedule": "step",
+                   "milestones": [0.3, 0.6, 0.8], "gamma": 0.2}
+
 
 def rotate_batch(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """[B, C, H, W] -> ([4B, C, H, W], labels): rows k*B..(k+1)*B-1 are ``rot90(images, k, dims=(-2, -1))``."""
