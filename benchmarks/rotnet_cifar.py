@@ -6,7 +6,7 @@ pretext training on a subset of the training images (labels never read), linear 
 block's frozen features, then fine-tuning from the RotNet trunk vs training from scratch with
 K = 20, 100, 400 labels per class, the same epochs and optimiser for both.
 
-Usage: python benchmarks/rotnet_cifar.py [--width 0.25] [--subset 10000] [--epochs 6]
+Usage: python benchmarks/rotnet_cifar.py [--width 0.25] [--subset 8000] [--epochs 5]
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def run(out: Path, **kw) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--width", type=float, default=0.25)
-    ap.add_argument("--subset", type=int, default=10000)
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--subset", type=int, default=8000)
+    ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--probe-epochs", type=int, default=3)
     ap.add_argument("--k", default="20,100,400")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-rotnet"))
@@ -51,7 +51,7 @@ def main() -> None:
         probes[block] = s["test_acc"]
     few = {}
     for k in [int(x) for x in a.k.split(",")]:
-        epochs = max(8, min(30, 40000 // (10 * k)))  # similar number of steps for each K
+        epochs = max(6, min(25, 25000 // (10 * k)))  # a similar number of steps for each K
         common = {"data": spec, "model": "nin4", "model_kwargs": nin, "labels_per_class": k, "epochs": epochs,
                   "lr": 0.05, "batch_size": 64, "weight_decay": 5e-4}
         scratch = run(out / f"k{k}-scratch", **common)

@@ -1,0 +1,162 @@
+"""The main job end to end, recipes that resume, the report in a real browser, ONNX parity."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from slimlab.export import check_onnx, export_onnx
+from slimlab.models import create_model
+from slimlab.prune import prune_model
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "d"
+    r = run_cli("demo", "--data", "fake", "--model", "convnet", "--epochs", "2", "--finetune-epochs", "1", "--out",
+                str(out), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return out, r.stdout
+
+
+def test_demo_end_to_end(demo):
+    out, stdout = demo
+    for name in ("ce", "pencil", "thinet", "weight_sum"):
+        s = json.loads((out / name / "summary.json").read_text())
+        assert s["params"] > 0 and s["macs"] > 0 and 0 <= s["test_acc"] <= 1
+        assert s["latency_ms"]["torch_b1"] > 0 and s["latency_ms"]["onnx_b1"] > 0
+    base = json.loads((out / "pencil" / "summary.json").read_text())["macs"]
+    assert json.loads((out / "thinet" / "summary.json").read_text())["macs"] <= 0.5 * base
+    assert (out / "labels" / "step.json").is_file() and (out / "pencil" / "label_issues.csv").is_file()
+    assert (out / "export" / "model.onnx").is_file() and (out / "report" / "report.html").is_file()
+    assert "report:" in stdout and "thinet" in stdout
+
+
+def test_report_markdown(demo, tmp_path):
+    out, _ = demo
+    r = run_cli("report", str(out / "ce"), str(out / "thinet"), "--format", "md", "--out", str(tmp_path / "r.md"))
+    assert r.returncode == 0, r.stderr
+    text = (tmp_path / "r.md").read_text()
+    assert "| ce |" in text and "![" in text
+    import re
+
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert links and all((tmp_path / link).is_file() for link in links)
+
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_report_renders_in_headless_chromium(demo):
+    """A real browser loads the page: no console errors, every image decoded with a non-zero size."""
+    from playwright.sync_api import sync_playwright
+
+    exe = _chromium()
+    assert exe, "chromium is not installed (.ci/run installs Debian's chromium)"
+    out, _ = demo
+    page_path = out / "report" / "report.html"
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox", "--disable-gpu",
+                                                               "--disable-background-networking"])
+        page = browser.new_page()
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_path.as_uri())
+        page.wait_for_load_state("load")
+        sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
+        title = page.title()
+        browser.close()
+    assert errors == []
+    assert len(sizes) >= 4 and all(c and w > 0 and h > 0 for c, w, h in sizes), sizes
+    assert "slimlab demo" in title
+
+
+RECIPE = """
+name: tiny
+vars: {epochs: 2}
+budgets:
+  small: {epochs: 1}
+steps:
+  - name: train
+    kind: train
+    with: {data: fake, model: convnet, model_kwargs: {width: 8}, epochs: "${epochs}", batch_size: 32}
+  - name: prune
+    kind: prune
+    with: {checkpoint: "${train}/best.pt", method: l1, ratio: 0.5, finetune_epochs: 40, batch_size: 32,
+           latency: false}
+"""
+
+
+def test_recipe_killed_after_first_step_resumes_without_redoing_it(tmp_path):
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(RECIPE)
+    out = tmp_path / "out"
+    env = {**os.environ, "SLIMLAB_CACHE": "off"}
+    proc = subprocess.Popen([sys.executable, "-m", "slimlab", "run", str(recipe), "--budget", "small", "--out",
+                             str(out)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out / "train" / "step.json"
+    deadline = time.time() + 240
+    while time.time() < deadline and not marker.is_file():
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL and marker.is_file()
+    assert not (out / "prune" / "step.json").is_file()  # killed during the second step
+    before = marker.stat().st_mtime_ns
+    ckpt = (out / "train" / "best.pt").stat().st_mtime_ns
+    r = run_cli("run", str(recipe), "--budget", "small", "--out", str(out), "--set", "epochs=1")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "[train] done already, skipped" in r.stdout
+    assert marker.stat().st_mtime_ns == before and (out / "train" / "best.pt").stat().st_mtime_ns == ckpt
+    assert (out / "prune" / "step.json").is_file()
+    bad = run_cli("run", str(recipe), "--budget", "huge")
+    assert bad.returncode == 2 and "no budget 'huge'" in bad.stderr
+
+
+def test_onnx_parity_for_pruned_and_scaled_models(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    pruned = create_model("resnet20", 10).eval()
+    from slimlab.prune import Calibration
+
+    prune_model(pruned, "thinet", 0.5, Calibration(torch.randn(20, 3, 32, 32, generator=g)))
+    scaled = create_model("efficientnet_b0", 10, cifar_stem=True, width_mult=0.5, depth_mult=0.5).eval()
+    for name, m in (("pruned", pruned), ("scaled", scaled), ("mobilenet_v3_small", create_model(
+            "mobilenet_v3_small", 10, cifar_stem=True).eval())):
+        r = export_onnx(m, tmp_path / f"{name}.onnx", 32)
+        assert r["max_abs_diff"] <= 1e-4
+        import onnxruntime as ort
+
+        sess = ort.InferenceSession(str(tmp_path / f"{name}.onnx"), providers=["CPUExecutionProvider"])
+        x = torch.randn(3, 3, 32, 32, generator=g)
+        got = sess.run(None, {"image": x.numpy()})[0]
+        with torch.no_grad():
+            assert np.abs(got - m(x).numpy()).max() <= 1e-4, name
+    assert check_onnx(pruned, tmp_path / "pruned.onnx", 32) <= 1e-4
+
+
+def test_export_cli_and_scale_cli(tmp_path):
+    run = tmp_path / "r"
+    assert run_cli("train", "--data", "fake", "--model", "convnet", "--epochs", "1", "--out", str(run)).returncode == 0
+    r = run_cli("export", str(run), "--format", "torchscript")
+    assert r.returncode == 0 and (run / "model.ts.pt").is_file(), r.stderr
+    ts = torch.jit.load(str(run / "model.ts.pt"))
+    assert ts(torch.zeros(1, 3, 32, 32)).shape == (1, 10)
+    r = run_cli("scale", "apply", "--base", "efficientnet_b0", "--phi", "1", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["resolution"] == 258
+    r = run_cli("scale", "search", "--base", "resnet20", "--data", "fake", "--epochs", "1", "--grid-step", "0.1",
+                "--max-candidates", "2", "--out", str(tmp_path / "search"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path / "search" / "search.json").read_text())
+    assert len(res["rows"]) == 3 and (tmp_path / "search" / "search.png").is_file()
+    assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"])
