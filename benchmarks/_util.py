@@ -38,3 +38,13 @@ def md_table(headers: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(out)
+
+
+def cached_train(out: Path, **kw) -> dict:
+    """Train into ``out`` unless a finished run is already there (benchmarks resume where they stopped)."""
+    from slimlab import api
+    from slimlab.config import TrainConfig
+
+    if (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    return api.train(TrainConfig(out=str(out), progress="log", **kw))

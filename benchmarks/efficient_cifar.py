@@ -105,7 +105,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     note = depthwise_note()
     _plot(results)
-    table = (f"CIFAR-10 copy, {a.train_subset}-image stratified subset, {a.epochs} epochs, SGD lr 0.05 cosine, batch 128"
+    table = (f"CIFAR-10 copy, {a.train_subset}-image stratified subset, {a.epochs} epochs, SGD lr 0.05 cosine, "
+             "batch 128"
              f" (CPU budget: far below the models' full training); test: all 10,000 images. Latency: CPU, "
              f"{torch.get_num_threads()} threads, median.\n\n"
              + md_table(["model", "input", "params (M)", "MACs (M)", "test acc (%)", "latency b1 (ms)",

@@ -6,7 +6,7 @@ accuracy. PENCIL's corrected labels are scored against the known flips. Then the
 recipe (Sun et al. 2017) on symmetric 40%: the noisy CE model fine-tuned on K clean images per class,
 against training on the clean subset alone and against the noisy model alone.
 
-Usage: python benchmarks/noisy_cifar.py [--model convnet] [--train-subset 8000] [--epochs 12]
+Usage: python benchmarks/noisy_cifar.py [--model convnet] [--train-subset 6000] [--epochs 10]
 """
 
 from __future__ import annotations
@@ -18,25 +18,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
-from slimlab import api  # noqa: E402
-from slimlab.config import TrainConfig  # noqa: E402
+from _util import cached_train as run  # noqa: E402
 from slimlab.noise.label_issues import find_label_issues  # noqa: E402
 
 NOISES = ["symmetric:0.4", "symmetric:0.8", "asymmetric:0.4"]
 METHODS = ["ce", "gce", "sce", "bootstrap_soft", "nce_rce", "pencil", "pencil_scaled"]
 
 
-def run(out: Path, **kw) -> dict:
-    if (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text())
-    return api.train(TrainConfig(out=str(out), progress="log", **kw))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="convnet")
-    ap.add_argument("--train-subset", type=int, default=8000)
-    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--train-subset", type=int, default=6000)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--lr", type=float, default=0.05)
     ap.add_argument("--clean-per-class", type=int, default=100)
     ap.add_argument("--noises", default=",".join(NOISES))

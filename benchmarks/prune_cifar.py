@@ -72,7 +72,8 @@ def main() -> None:
         print(rows[-1], flush=True)
     speed = thinet_speed(spec)
     table = (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 copy "
-             f"(CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at lr {a.ft_lr}; "
+             f"(CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at "
+             f"lr {a.ft_lr}; "
              f"test set: all 10,000 images.\n\n"
              + md_table(["method", "params (M)", "MACs (M)", "acc before (%)", "after pruning (%)",
                          "after fine-tune (%)", "CPU latency speed-up (batch 1 / 64)", "pruning time (s)"], rows)

@@ -12,20 +12,12 @@ Usage: python benchmarks/rotnet_cifar.py [--width 0.25] [--subset 8000] [--epoch
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
-from slimlab import api  # noqa: E402
-from slimlab.config import TrainConfig  # noqa: E402
-
-
-def run(out: Path, **kw) -> dict:
-    if (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text())
-    return api.train(TrainConfig(out=str(out), progress="log", **kw))
+from _util import cached_train as run  # noqa: E402
 
 
 def main() -> None:
@@ -58,7 +50,8 @@ def main() -> None:
         init = run(out / f"k{k}-rotnet", init=str(out / "rotnet" / "best.pt"), **common)
         few[k] = {"scratch": scratch["test_acc"], "rotnet_init": init["test_acc"], "epochs": epochs}
     rows = [[f"block {b}", f"{100 * v:.2f}"] for b, v in probes.items()]
-    table = (f"NIN-4 at width x{a.width} (the paper: x1.0), RotNet pretext on {a.subset} images of the CIFAR-10 copy for "
+    table = (f"NIN-4 at width x{a.width} (the paper: x1.0), RotNet pretext on {a.subset} images of the CIFAR-10 "
+             "copy for "
              f"{a.epochs} epochs (lr 0.1, x0.2 at 30/60/80%); CPU budget. Pretext (rotation) accuracy on the test "
              f"images: {100 * rot['test_acc']:.2f}% (chance 25%).\n\nLinear probes ({a.probe_epochs} epochs) on each "
              "block's frozen features, test accuracy:\n\n" + md_table(["features", "test acc (%)"], rows)

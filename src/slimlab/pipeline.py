@@ -70,17 +70,13 @@ def _hash(obj: Any) -> str:
     return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrides: dict | None = None,
-               log=print) -> dict[str, dict]:
-    """Run (or continue) a recipe into ``out``; returns {step name: result summary}."""
-    from slimlab.engine import atomic_write_json
-
-    out = Path(out)
+def _env(recipe: dict, out: Path, budget: str | None, overrides: dict | None) -> dict[str, Any]:
     env: dict[str, Any] = dict(recipe.get("vars") or {})
     if budget:
         budgets = recipe.get("budgets") or {}
         if budget not in budgets:
-            raise SlimlabError(f"recipe {recipe['name']} has no budget '{budget}' (has: {', '.join(budgets) or 'none'})")
+            raise SlimlabError(f"recipe {recipe['name']} has no budget '{budget}' "
+                               f"(has: {', '.join(budgets) or 'none'})")
         env.update(budgets[budget] or {})
     unknown = sorted(set(overrides or {}) - set(env))
     if unknown:
@@ -88,6 +84,40 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
     env.update(overrides or {})
     env["recipe_dir"] = recipe.get("_dir", ".")
     env["out"] = str(out)
+    return env
+
+
+def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None) -> list[str]:
+    """Validate every step's options against its config without running anything; returns the step names."""
+    from slimlab.config import TrainConfig, from_dict
+    from slimlab.prune import PruneConfig
+
+    env = _env(recipe, Path("runs") / recipe["name"], budget, overrides)
+    names = []
+    for step in recipe["steps"]:
+        name, kind = step.get("name"), step.get("kind")
+        if not name or kind not in KINDS:
+            raise SlimlabError(f"recipe step {step}: needs a name and a kind among {', '.join(KINDS)}")
+        opts = _subst(copy.deepcopy(step.get("with") or {}), env)
+        env[name] = str(Path(env["out"]) / name)
+        where = f"recipe {recipe['name']}, step {name}"
+        if kind in ("train", "pretrain"):
+            from_dict(TrainConfig, {k: v for k, v in opts.items()}, where)
+        elif kind == "probe":
+            from_dict(TrainConfig, {k: v for k, v in opts.items() if k not in ("checkpoint", "block", "head")}, where)
+        elif kind == "prune":
+            from_dict(PruneConfig, dict(opts), where)
+        names.append(name)
+    return names
+
+
+def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrides: dict | None = None,
+               log=print) -> dict[str, dict]:
+    """Run (or continue) a recipe into ``out``; returns {step name: result summary}."""
+    from slimlab.engine import atomic_write_json
+
+    out = Path(out)
+    env = _env(recipe, out, budget, overrides)
     results: dict[str, dict] = {}
     names = set()
     for step in recipe["steps"]:

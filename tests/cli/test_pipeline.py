@@ -160,3 +160,13 @@ def test_export_cli_and_scale_cli(tmp_path):
     res = json.loads((tmp_path / "search" / "search.json").read_text())
     assert len(res["rows"]) == 3 and (tmp_path / "search" / "search.png").is_file()
     assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"])
+
+
+@pytest.mark.parametrize("recipe", sorted((__import__("conftest").ROOT / "recipes").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_shipped_recipes_validate_at_both_budgets(recipe):
+    from slimlab.pipeline import check_recipe, load_recipe
+
+    r = load_recipe(recipe)
+    assert "small" in r["budgets"]
+    assert check_recipe(r) == check_recipe(r, "small")

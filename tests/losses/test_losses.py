@@ -51,7 +51,8 @@ def test_mae_by_hand():
 
 def test_nce_rce_by_hand():
     p = probs()
-    nce = np.mean([math.log(p[0][0]) / sum(math.log(v) for v in p[0]), math.log(p[1][2]) / sum(math.log(v) for v in p[1])])
+    nce = np.mean([math.log(p[0][0]) / sum(math.log(v) for v in p[0]),
+                   math.log(p[1][2]) / sum(math.log(v) for v in p[1])])
     rce = np.mean([-math.log(1e-4) * (1 - p[0][0]), -math.log(1e-4) * (1 - p[1][2])])
     assert nce_rce_loss(LOGITS, TARGET, 1.0, 1.0) == pytest.approx(nce + rce, rel=1e-5)
 

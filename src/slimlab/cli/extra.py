@@ -140,7 +140,8 @@ def _scale(args: argparse.Namespace) -> None:
             print(json.dumps(r, indent=2))
             return
         kw = ", ".join(f"{k}={v:.4g}" for k, v in r["model_kwargs"].items())
-        print(f"{args.base} scaled by phi={args.phi:g} (alpha={args.alpha:g}, beta={args.beta:g}, gamma={args.gamma:g}):"
+        print(f"{args.base} scaled by phi={args.phi:g} (alpha={args.alpha:g}, beta={args.beta:g}, "
+              f"gamma={args.gamma:g}):"
               f" {kw}, resolution {r['resolution']}; {r['params'] / 1e6:.2f}M params, {r['macs'] / 1e6:.1f}M MACs "
               f"({r['macs_ratio']:.2f}x the base; alpha*beta^2*gamma^2 = {r['nominal_ratio']:.2f}x nominal)")
         return
@@ -246,6 +247,12 @@ def _run(args: argparse.Namespace) -> None:
     from slimlab.pipeline import load_recipe, run_recipe
 
     recipe = load_recipe(args.recipe)
+    if args.check:
+        from slimlab.pipeline import check_recipe
+
+        steps = check_recipe(recipe, args.budget, parse_set(args.set))
+        print(f"{recipe['name']}: {len(steps)} steps valid ({', '.join(steps)})")
+        return
     out = args.out or f"runs/{recipe['name']}" + (f"-{args.budget}" if args.budget else "")
     results = run_recipe(recipe, out, args.budget, parse_set(args.set))
     for name, r in results.items():
@@ -260,6 +267,7 @@ def register_run(sub) -> None:
     p.add_argument("--budget", help="a budget of the recipe, e.g. small")
     p.add_argument("--out", default="")
     p.add_argument("--set", action="append", default=[], metavar="VAR=VALUE", help="override a recipe variable")
+    p.add_argument("--check", action="store_true", help="validate every step's options; run nothing")
     p.set_defaults(func=_run)
 
 

@@ -90,7 +90,8 @@ def tradeoff_png(runs: list[dict]) -> bytes | None:
         for name, _, lat, acc in with_lat:
             axes[0][1].scatter(lat, 100 * acc)
             axes[0][1].annotate(name, (lat, 100 * acc), fontsize=7)
-        axes[0][1].set(xlabel="CPU latency, batch 1 (ms)", ylabel="test accuracy (%)", title="accuracy against latency")
+        axes[0][1].set(xlabel="CPU latency, batch 1 (ms)", ylabel="test accuracy (%)",
+                       title="accuracy against latency")
     fig.tight_layout()
     return _fig_png(fig)
 
@@ -167,8 +168,9 @@ def table_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
         lat = s.get("latency_ms") or {}
         rows.append([r["name"], _fmt(s.get("model"), ""), _fmt(str(s.get("data", "")).split("/")[-1], ""),
                      _fmt(s.get("method") or s.get("loss"), ""), _fmt(s.get("params"), "M"), _fmt(s.get("macs"), "M"),
-                     _fmt(s.get("test_acc"), "pct"), _fmt(s.get("best_val_acc"), "pct"), _fmt(lat.get("torch_b1"), "ms"),
-                     _fmt(lat.get("onnx_b1"), "ms"), _fmt(round(s.get("wall_s", 0)), "")])
+                     _fmt(s.get("test_acc"), "pct"), _fmt(s.get("best_val_acc"), "pct"),
+                     _fmt(lat.get("torch_b1"), "ms"), _fmt(lat.get("onnx_b1"), "ms"),
+                     _fmt(round(s.get("wall_s", 0)), "")])
     return head, rows
 
 
@@ -226,7 +228,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html",
             + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     body += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
     body.append("</table>")
-    for sec, slug, png in figures:
+    for sec, _, png in figures:
         if png:
             body.append(f"<h2>{html.escape(sec)}</h2>{_img(png, sec)}")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'

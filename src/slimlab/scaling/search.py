@@ -34,23 +34,27 @@ class Scaled:
     width: float
 
 
-def scale(base: str, phi: float, alpha: float, beta: float, gamma: float, base_resolution: int | None = None) -> Scaled:
-    """Multipliers and input size of ``base`` scaled by phi (depth alpha^phi, width beta^phi, resolution gamma^phi)."""
+def scale(base: str, phi: float, alpha: float, beta: float, gamma: float, base_resolution: int | None = None,
+          base_kwargs: dict | None = None) -> Scaled:
+    """Multipliers and input size of ``base`` scaled by phi (depth alpha^phi, width beta^phi, resolution gamma^phi).
+
+    The base's own multipliers (registry defaults, overridden by ``base_kwargs``) are multiplied."""
     entry = get_entry(base)
+    own = {**entry.defaults, **(base_kwargs or {})}
     import inspect
 
     params = inspect.signature(entry.fn).parameters
     if "width_mult" not in params or "depth_mult" not in params:
         raise SlimlabError(f"model '{base}' cannot be compound-scaled (its builder takes no width_mult/depth_mult)")
     d, w, r = compound(phi, alpha, beta, gamma)
-    kw = {"width_mult": entry.defaults.get("width_mult", 1.0) * w, "depth_mult": entry.defaults.get("depth_mult", 1.0) * d}
+    kw = {"width_mult": own.get("width_mult", 1.0) * w, "depth_mult": own.get("depth_mult", 1.0) * d}
     res = max(8, int(round((base_resolution or entry.input_size) * r)))
     return Scaled(kw, res, d, w)
 
 
 def build_scaled(base: str, phi: float, alpha: float, beta: float, gamma: float, num_classes: int = 10,
                  base_resolution: int | None = None, **kwargs) -> tuple[nn.Module, Scaled]:
-    s = scale(base, phi, alpha, beta, gamma, base_resolution)
+    s = scale(base, phi, alpha, beta, gamma, base_resolution, kwargs)
     return create_model(base, num_classes, **{**kwargs, **s.model_kwargs}), s
 
 
