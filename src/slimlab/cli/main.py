@@ -222,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's)")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--onnx", action="store_true", help="also ONNX Runtime latency")
+    p.add_argument("--onnx", action=argparse.BooleanOptionalAction, default=True,
+                   help="also ONNX Runtime latency (default: on)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_profile)
 
