@@ -49,39 +49,72 @@ def main() -> None:
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--methods", default="thinet,apoz,l1,random")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-prune"))
+    ap.add_argument("--latency-only", action="store_true",
+                    help="re-measure CPU latency of the saved models (on a quiet machine) and rewrite the table")
     a = ap.parse_args()
     spec = cifar_spec()
     out = Path(a.out)
+    if a.latency_only:
+        return remeasure(out, a)
     base = out / f"{a.model}-base"
     if not (base / "summary.json").is_file():
         api.train(TrainConfig(data=spec, model=a.model, epochs=a.epochs, train_subset=a.train_subset, lr=0.1,
                               batch_size=128, schedule="cosine", out=str(base), progress="log"))
     base_summary = json.loads((base / "summary.json").read_text())
-    rows, results = [], {}
+    results = {}
     for method in a.methods.split(","):
         s = api.prune(PruneConfig(checkpoint=str(base / "best.pt"), method=method, target_macs=a.target_macs,
                                   finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, out=str(out / f"{a.model}-{method}"),
                                   progress="log"))
         results[method] = s
+        print(method, s["finetuned"], flush=True)
+    speed = thinet_speed(spec)
+    write("prune_cifar", {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
+          make_table(a, results, speed))
+
+
+def make_table(a, results: dict, speed: dict) -> str:
+    rows = []
+    for method, s in results.items():
         o, p, f = s["original"], s["pruned"], s["finetuned"]
         rows.append([method, f"{o['params'] / 1e6:.3f} -> {p['params'] / 1e6:.3f}",
                      f"{o['macs'] / 1e6:.1f} -> {p['macs'] / 1e6:.1f} ({s['macs_reduction']:.2f}x)",
                      f"{100 * o['test_acc']:.2f}", f"{100 * p['test_acc']:.2f}", f"{100 * f['test_acc']:.2f}",
                      f"{s['latency_speedup']['batch1']:.2f}x / {s['latency_speedup']['batch64']:.2f}x",
                      f"{s['prune_s']:.1f}"])
-        print(rows[-1], flush=True)
-    speed = thinet_speed(spec)
-    table = (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 copy "
-             f"(CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at "
-             f"lr {a.ft_lr}; "
-             f"test set: all 10,000 images.\n\n"
-             + md_table(["method", "params (M)", "MACs (M)", "acc before (%)", "after pruning (%)",
-                         "after fine-tune (%)", "CPU latency speed-up (batch 1 / 64)", "pruning time (s)"], rows)
-             + f"\n\nThiNet collection + selection, all {speed['layerwise']['layers']} prunable layers of ResNet-56, "
-             f"CPU: {speed['layerwise']['seconds']:.1f} s layer by layer, {speed['oneshot']['seconds']:.1f} s one-shot "
-             "(bar: under 60 s).\n")
-    write("prune_cifar", {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
-          table)
+    return (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 "
+            f"copy (CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at "
+            f"lr {a.ft_lr}; test set: all 10,000 images.\n\n"
+            + md_table(["method", "params (M)", "MACs (M)", "acc before (%)", "after pruning (%)",
+                        "after fine-tune (%)", "CPU latency speed-up (batch 1 / 64)", "pruning time (s)"], rows)
+            + f"\n\nThiNet collection + selection, all {speed['layerwise']['layers']} prunable layers of ResNet-56, "
+            f"CPU: {speed['layerwise']['seconds']:.1f} s layer by layer, {speed['oneshot']['seconds']:.1f} s one-shot "
+            "(bar: under 60 s).\n")
+
+
+def remeasure(out: Path, a) -> None:
+    """Median CPU latency (batch 1: 100 runs, batch 64: 10) of the original and every pruned model."""
+    from _util import RESULTS
+    from slimlab.engine import load_checkpoint
+    from slimlab.models.io import model_from_checkpoint
+    from slimlab.profile import measure_latency
+
+    data = json.loads((RESULTS / "prune_cifar.json").read_text())
+
+    def lat(path):
+        m = model_from_checkpoint(load_checkpoint(path)).eval()
+        return {"batch1": measure_latency(m, 32, 1, warmup=10, iters=100)["median_ms"],
+                "batch64": measure_latency(m, 32, 64, warmup=3, iters=10)["median_ms"]}
+
+    base = lat(out / f"{data['args']['model']}-base" / "best.pt")
+    for method, s in data["methods"].items():
+        after = lat(out / f"{data['args']['model']}-{method}" / "best.pt")
+        s["original"]["latency_ms"], s["pruned"]["latency_ms"] = base, after
+        s["latency_speedup"] = {k: base[k] / after[k] for k in base}
+    data["latency_remeasured"] = True
+    data.pop("machine", None)
+    args = argparse.Namespace(**data["args"])
+    write("prune_cifar", data, make_table(args, data["methods"], data["thinet_resnet56_speed"]))
 
 
 if __name__ == "__main__":

@@ -99,3 +99,20 @@ def test_build_objective_names_and_errors():
         build_objective("forward", 3)
     with pytest.raises(SlimlabError, match="unknown loss"):
         build_objective("focal", 3)
+
+
+def test_forward_and_robust_losses_train_from_the_cli(tmp_path):
+    import json
+
+    from conftest import run_cli
+
+    for loss, extra in (("forward", []), ("gce", ["--loss-kwargs", "{q: 0.5}"]), ("bootstrap_hard", [])):
+        out = tmp_path / loss
+        r = run_cli("train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 8}", "--noise",
+                    "pairflip:0.3", "--loss", loss, *extra, "--epochs", "1", "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        s = json.loads((out / "summary.json").read_text())
+        assert s["loss"] == loss and s["noise"]["kind"] == "pairflip"
+    # forward correction with no known T is a user error, not a traceback
+    r = run_cli("train", "--data", "fake", "--loss", "forward", "--epochs", "1", "--out", str(tmp_path / "x"))
+    assert r.returncode == 2 and "transition matrix" in r.stderr

@@ -106,3 +106,15 @@ def test_prune_cli_end_to_end(tmp_path):
     assert prof.returncode == 0 and "MACs" in prof.stdout
     bad = run_cli("prune", str(run / "best.pt"), "--method", "magic")
     assert bad.returncode == 2 and "unknown pruning method" in bad.stderr
+
+
+def test_explicit_layers_and_their_errors():
+    from slimlab.errors import SlimlabError
+
+    m = create_model("resnet20")
+    info = prune_model(m, "l1", 0.5, None, layers=["layer2.1.conv1"])
+    assert list(info["channels"]) == ["layer2.1.conv1"] and m.layer2[1].conv1.out_channels == 16
+    with pytest.raises(SlimlabError, match="tied to a residual sum"):
+        prune_model(create_model("resnet20"), "l1", 0.5, None, layers=["layer2.1.conv2"])
+    with pytest.raises(SlimlabError, match="no such layer"):
+        prune_model(create_model("resnet20"), "l1", 0.5, None, layers=["layer9.conv1"])
