@@ -7,6 +7,7 @@ the loaders, then runs :func:`slimlab.engine.fit` into a run directory.
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -308,6 +309,7 @@ def prune(cfg) -> dict:
     from slimlab.profile import measure_latency
     from slimlab.prune.pruner import Calibration, plot_channels, prune_model, ratio_for_macs
 
+    t_start = time.time()
     ctx = setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -381,7 +383,8 @@ def prune(cfg) -> dict:
     summary["params_reduction"] = original["params"] / pruned["params"]
     final = summary.get("finetuned", pruned)
     summary.update(model=ck["model_name"], data=tcfg.data, params=pruned["params"], macs=pruned["macs"],
-                   test_acc=final["test_acc"], out=str(out))
+                   test_acc=final["test_acc"], best_val_acc=final.get("best_val_acc"), out=str(out),
+                   wall_s=time.time() - t_start)
     write_summary(out, summary)
     plot_channels(info["channels"], out / "channels.png", f"{ck['model_name']} {cfg.method} (ratio {ratio:.3f})")
     if (out / "metrics.jsonl").is_file():

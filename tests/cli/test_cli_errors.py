@@ -109,3 +109,7 @@ def test_models_and_profile_commands():
     assert r.returncode == 0 and "resnet56" in r.stdout and "efficientnet_b0" in r.stdout
     r = run_cli("profile", "resnet20", "--batch", "1", "--iters", "3")
     assert r.returncode == 0 and "0.270M params, 40.55M MACs" in r.stdout, r.stdout + r.stderr
+
+
+def test_cifar_without_files_says_to_download(tmp_path):
+    _assert_clean_error(run_cli("train", "--data", "cifar10", "--root", str(tmp_path)), "pass --download")
