@@ -5,7 +5,7 @@ phi in {-1, 0, 1} (alpha=1.2, beta=1.1, gamma=1.15 on B0's table; resolution sca
 ResNet-56. All with ``cifar_stem`` where it applies, the same subset, epochs and optimiser. Also a measured
 note on depthwise convolutions: MACs against CPU time of a depthwise-separable block vs a dense 3x3 conv.
 
-Usage: python benchmarks/efficient_cifar.py [--train-subset 4000] [--epochs 4]
+Usage: python benchmarks/efficient_cifar.py [--train-subset 3000] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -76,8 +76,8 @@ class _Wrap(nn.Module):
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--train-subset", type=int, default=4000)
-    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--train-subset", type=int, default=3000)
+    ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-efficient"))
     ap.add_argument("--only", default="", help="comma-separated labels to run (default: all)")
     a = ap.parse_args()
