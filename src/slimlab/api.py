@@ -66,8 +66,8 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
     if cfg.clean_subset:
         # Sun et al. 2017's clean fine-tuning: K images per class with their *true* labels
         sub = D.stratified_subset(clean[train_idx], per_class=cfg.clean_subset, seed=cfg.seed)
+        # the targets become the true labels everywhere, so validation also scores against clean labels
         train_idx, targets = train_idx[sub], clean.clone()
-        val_idx = val_idx[clean[val_idx] == targets[val_idx]]  # validate on clean labels only
     if cfg.labels_per_class:
         train_idx = train_idx[D.stratified_subset(targets[train_idx], per_class=cfg.labels_per_class, seed=cfg.seed)]
     if cfg.train_subset:
@@ -85,7 +85,7 @@ def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True)
     train = D.BatchLoader(ds.train, p.train_idx, bs, shuffle=shuffle, augment=cfg.augment, pad=ds.pad, flip=ds.flip,
                           drop_last=len(p.train_idx) > bs, seed=cfg.seed, rank=ctx.rank, world=ctx.world,
                           targets=p.targets, **common)
-    eval_bs = max(bs, 256)
+    eval_bs = -(-max(bs, 256) // ctx.world) * ctx.world  # a multiple of the process count
     val = (D.BatchLoader(ds.train, p.val_idx, eval_bs, rank=ctx.rank, world=ctx.world, targets=p.targets, **common)
            if len(p.val_idx) else None)
     test = D.BatchLoader(ds.test, torch.arange(len(ds.test)), eval_bs, rank=ctx.rank, world=ctx.world, **common)
@@ -321,6 +321,7 @@ def prune(cfg) -> dict:
                                lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
                                progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
+                               stop_after=0, eval_every=1,
                                out=cfg.out or f"{Path(ck['path']).parent}-{cfg.method}")
     if tcfg.data == "digits" or tcfg.image_size == 0:
         tcfg.image_size = 0
@@ -339,8 +340,9 @@ def prune(cfg) -> dict:
     calib_loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std)
     calib = Calibration(next(iter(calib_loader))["image"])
     original = {"params": count_params(model), "macs": count_macs(model, size),
-                "test_acc": evaluate(model, loaders.test)["acc"]}
-    lat_before = _latencies(model, size, measure_latency) if cfg.latency else None
+                "test_acc": evaluate(model, loaders.test, ctx)["acc"]}
+    measure = cfg.latency and ctx.main  # latency is a rank-0 measurement: other ranks would compete for the CPU
+    lat_before = _latencies(model, size, measure_latency) if measure else None
     ratio = cfg.ratio
     if cfg.target_macs:
         if not 0 < cfg.target_macs <= 1:
@@ -355,12 +357,13 @@ def prune(cfg) -> dict:
                        variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
                        between_layers=between)
     pruned = {"params": count_params(model), "macs": count_macs(model, size),
-              "test_acc": evaluate(model, loaders.test)["acc"]}
+              "test_acc": evaluate(model, loaders.test, ctx)["acc"]}
     meta = {"model_name": ck["model_name"], "model_kwargs": ck.get("model_kwargs", {}),
             "num_classes": ck["num_classes"], "pruned": True, "data": data_meta(p.ds), "config": to_dict(tcfg),
             "prune": {"method": cfg.method, "ratio": ratio, "channels": info["channels"], "from": ck["path"]}}
-    out.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, out / "config.yaml")
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        dump_yaml(cfg, out / "config.yaml")
     summary: dict[str, Any] = {"method": cfg.method, "mode": cfg.mode, "ratio": ratio,
                                "target_macs": cfg.target_macs or None, "original": original,
                                "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
@@ -368,13 +371,13 @@ def prune(cfg) -> dict:
         ft = fit(model, loaders, Objective(), tcfg, out, ctx, meta=meta)
         summary["finetuned"] = {"test_acc": ft["test_acc"], "best_val_acc": ft["best_val_acc"],
                                 "epochs": cfg.finetune_epochs, "wall_s": ft["wall_s"]}
-    else:
+    elif ctx.main:
         from slimlab.engine import atomic_save
 
         state = checkpoint_payload(model, meta, epoch=0, best_val_acc=-1.0, best_epoch=0)
         atomic_save(state, out / "best.pt")
         atomic_save(state, out / "last.pt")
-    if cfg.latency:
+    if measure:
         lat_after = _latencies(model, size, measure_latency)
         summary["original"]["latency_ms"] = lat_before
         summary["pruned"]["latency_ms"] = lat_after
@@ -385,10 +388,11 @@ def prune(cfg) -> dict:
     summary.update(model=ck["model_name"], data=tcfg.data, params=pruned["params"], macs=pruned["macs"],
                    test_acc=final["test_acc"], best_val_acc=final.get("best_val_acc"), out=str(out),
                    wall_s=time.time() - t_start)
-    write_summary(out, summary)
-    plot_channels(info["channels"], out / "channels.png", f"{ck['model_name']} {cfg.method} (ratio {ratio:.3f})")
-    if (out / "metrics.jsonl").is_file():
-        plot_curves(out)
+    if ctx.main:
+        write_summary(out, summary)
+        plot_channels(info["channels"], out / "channels.png", f"{ck['model_name']} {cfg.method} (ratio {ratio:.3f})")
+        if (out / "metrics.jsonl").is_file():
+            plot_curves(out)
     return summary
 
 

@@ -119,6 +119,7 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
     out = Path(out)
     env = _env(recipe, out, budget, overrides)
     results: dict[str, dict] = {}
+    digests: dict[str, str] = {}
     names = set()
     for step in recipe["steps"]:
         name, kind = step.get("name"), step.get("kind")
@@ -131,7 +132,11 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
         opts = _subst(copy.deepcopy(step.get("with") or {}), env)
         env[name] = str(step_dir)
         marker = step_dir / "step.json"
-        digest = _hash({"kind": kind, "with": opts})
+        # a step that reads an earlier step's directory is stale when that step changed
+        text = json.dumps(opts, default=str)
+        upstream = {n: d for n, d in digests.items() if re.search(re.escape(env[n]) + r'(?=["/])', text)}
+        digest = _hash({"kind": kind, "with": opts, "upstream": upstream})
+        digests[name] = digest
         if marker.is_file():
             m = json.loads(marker.read_text())
             if m.get("hash") == digest:
@@ -140,17 +145,11 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
                 continue
         log(f"[{name}] {kind} ...")
         t0 = time.time()
-        result = _run_step(kind, opts, step_dir, previous_hash=_old_hash(marker))
+        result = _run_step(kind, opts, step_dir)
         atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,
                                    "result": result})
         results[name] = result
     return results
-
-
-def _old_hash(marker: Path) -> str | None:
-    if marker.is_file():
-        return json.loads(marker.read_text()).get("hash")
-    return None
 
 
 def _compact(s: dict) -> dict:
@@ -159,7 +158,7 @@ def _compact(s: dict) -> dict:
     return {k: s[k] for k in keys if k in s}
 
 
-def _run_step(kind: str, opts: dict, step_dir: Path, previous_hash: str | None = None) -> dict:
+def _run_step(kind: str, opts: dict, step_dir: Path) -> dict:
     from slimlab import api
     from slimlab.config import TrainConfig, from_dict
 
@@ -188,7 +187,7 @@ def _run_step(kind: str, opts: dict, step_dir: Path, previous_hash: str | None =
                 from slimlab.engine import load_checkpoint
 
                 ck = load_checkpoint(last)
-                if ck["epoch"] < cfg.epochs:
+                if ck["epoch"] <= cfg.epochs:  # at epochs: trained, killed before step.json; no retraining
                     return _compact(api.train(cfg, resume=ck))
         return _compact(api.train(cfg))
     if kind == "prune":

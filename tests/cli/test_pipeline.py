@@ -170,3 +170,35 @@ def test_shipped_recipes_validate_at_both_budgets(recipe):
     r = load_recipe(recipe)
     assert "small" in r["budgets"]
     assert check_recipe(r) == check_recipe(r, "small")
+
+
+def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finished_one(tmp_path):
+    from slimlab.pipeline import run_recipe
+
+    def recipe(lr):
+        train = {"data": "fake", "model": "convnet", "model_kwargs": {"width": 8}, "epochs": 1, "batch_size": 32,
+                 "lr": lr, "threads": 1}
+        return {"name": "chain", "steps": [
+            {"name": "a", "kind": "train", "with": train},
+            {"name": "a2", "kind": "train", "with": {**train, "lr": 0.05}},
+            {"name": "b", "kind": "train", "with": {**train, "init": "${a}/best.pt"}},
+            # ".../a" is a prefix of ".../a2": c must not count as a's dependant
+            {"name": "c", "kind": "train", "with": {**train, "lr": 0.05, "init": "${a2}/best.pt"}}]}
+
+    out = tmp_path / "out"
+    log: list[str] = []
+    run_recipe(recipe(0.05), out, log=log.append)
+    assert not any("skipped" in line for line in log)
+    log.clear()
+    run_recipe(recipe(0.02), out, log=log.append)  # "a" changed: "b" starts from a's new weights
+    assert "[a] train ..." in log and "[b] train ..." in log
+    assert "[a2] done already, skipped" in log and "[c] done already, skipped" in log
+    # killed after b's last epoch but before its step.json: the rerun finishes it without retraining
+    (out / "b" / "step.json").unlink()
+    last = (out / "b" / "last.pt").stat().st_mtime_ns
+    metrics = (out / "b" / "metrics.jsonl").read_text()
+    log.clear()
+    res = run_recipe(recipe(0.02), out, log=log.append)
+    assert "[b] train ..." in log and (out / "b" / "step.json").is_file()
+    assert (out / "b" / "last.pt").stat().st_mtime_ns == last and (out / "b" / "metrics.jsonl").read_text() == metrics
+    assert res["b"]["test_acc"] == json.loads((out / "b" / "summary.json").read_text())["test_acc"]

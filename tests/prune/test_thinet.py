@@ -90,8 +90,11 @@ def test_reweight_equals_numpy_lstsq_and_never_hurts():
 
 def test_collect_samples_reconstructs_conv_output():
     torch.manual_seed(0)
-    for stride, pad, dil in ((1, 1, 1), (2, 1, 1), (1, 2, 2), (2, 0, 1)):
-        conv = nn.Conv2d(5, 7, 3, stride=stride, padding=pad, dilation=dil, bias=True)
+    cases = [(3, 1, 1, 1, "zeros"), (3, 2, 1, 1, "zeros"), (3, 1, 2, 2, "zeros"), (3, 2, 0, 1, "zeros"),
+             ((2, 4), 1, "same", 1, "zeros"), (3, 1, "same", 2, "zeros"), (3, 1, "valid", 1, "zeros"),
+             (3, 1, 1, 1, "reflect"), (3, 2, 2, 1, "circular"), (3, 1, 1, 1, "replicate")]
+    for k, stride, pad, dil, mode in cases:
+        conv = nn.Conv2d(5, 7, k, stride=stride, padding=pad, dilation=dil, bias=True, padding_mode=mode)
         x = torch.randn(4, 5, 9, 9)
         g = torch.Generator().manual_seed(1)
         x_hat, y = thinet.collect_samples(x, conv, per_image=6, generator=g)

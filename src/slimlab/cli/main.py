@@ -234,6 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from slimlab.cli import extra  # noqa: F401  (registers the other commands)
+    from slimlab.engine.distributed import cleanup
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -241,14 +242,16 @@ def main(argv: list[str] | None = None) -> int:
         args.func(args)
     except SlimlabError as e:
         print(f"slimlab: error: {e}", file=sys.stderr)
+        cleanup()
         return 2
     except KeyboardInterrupt:
         print("slimlab: interrupted (resume with `slimlab train --resume RUN_DIR`)", file=sys.stderr)
-        return 130
-    finally:
-        from slimlab.engine.distributed import cleanup
-
         cleanup()
+        return 130
+    except BaseException:
+        cleanup()
+        raise
+    cleanup(sync=True)
     return 0
 
 

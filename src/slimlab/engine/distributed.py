@@ -51,8 +51,12 @@ def setup(device: str = "auto") -> Dist:
     return Dist(rank, world, local, dev)
 
 
-def cleanup() -> None:
+def cleanup(sync: bool = False) -> None:
+    """Tear down the process group. ``sync`` waits for every rank first (the success path): a rank that
+    destroys its gloo pairs while rank 0 is still writing files can abort at exit."""
     if dist.is_available() and dist.is_initialized():
+        if sync:
+            dist.barrier()
         dist.destroy_process_group()
 
 

@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from slimlab.config import to_dict
-from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json
+from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json, load_checkpoint
 from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum
 from slimlab.engine.optim import build_optimizer, lr_at
 from slimlab.errors import SlimlabError
@@ -158,6 +158,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     objective.world, objective.dist = ctx.world, ctx
     objective.to(device)
     start, best, best_epoch, history = 0, -1.0, 0, []
+    best_state: dict | None = None
     if resume is not None:
         model.load_state_dict(resume["state_dict"])
         opt.load_state_dict(resume["optimizer"])
@@ -166,6 +167,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
             history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
             history = [h for h in history if h["epoch"] <= start]
+        if run_dir is not None and best_epoch and (run_dir / "best.pt").is_file():
+            best_state = load_checkpoint(run_dir / "best.pt")["state_dict"]  # test_acc_at_best_val needs it
     train_model: nn.Module = model
     if ctx.enabled:
         train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
@@ -181,7 +184,6 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         raise SlimlabError("the training set is empty")
     t_run, train_time, train_images = time.time(), 0.0, 0
     last_val: dict | None = None
-    best_state: dict | None = None
     epochs_done = start
     for epoch in range(start, cfg.epochs):
         torch.manual_seed(cfg.seed * 1000003 + epoch)
@@ -203,8 +205,11 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
             with autocast(device, cfg.amp):
                 logits = train_model(batch["image"])
             loss = objective.loss(logits.float(), batch, epoch)
-            if not torch.isfinite(loss):
-                raise SlimlabError(f"the loss became {loss.item()} at epoch {epoch + 1}, step {i + 1}: "
+            finite = bool(torch.isfinite(loss))
+            if ctx.enabled:  # every rank must stop together, or the others wait forever in backward
+                finite = all_reduce_sum([float(not finite)], ctx)[0] == 0
+            if not finite:
+                raise SlimlabError(f"the loss became non-finite at epoch {epoch + 1}, step {i + 1}: "
                                    "lower --lr or check the data")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -265,6 +270,10 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
             model.load_state_dict(final)
         elif best_epoch == epochs_done:
             summary["test_acc_at_best_val"] = summary["test_acc"]
+    if ctx.enabled and cfg.sync_bn:
+        from slimlab.engine.sync_bn import revert_sync_batchnorm
+
+        revert_sync_batchnorm(model)  # hand the caller back a model with plain BatchNorm2d layers
     summary["wall_s"] = time.time() - t_run
     summary["train_s"] = train_time
     summary["images_per_s"] = train_images / max(train_time, 1e-9)

@@ -18,11 +18,14 @@ class CPUSyncBatchNorm(nn.BatchNorm2d):
         if not self.training:
             return super().forward(x)
         c = x.shape[1]
-        n = torch.full((1,), x.numel() / c, dtype=x.dtype, device=x.device)
-        stats = all_reduce(torch.cat([x.sum((0, 2, 3)), (x * x).sum((0, 2, 3)), n]))
+        # float64 sums: E[x^2] - E[x]^2 cancels badly in float32 when |mean| >> std
+        xd = x.double()
+        n = torch.full((1,), x.numel() / c, dtype=torch.float64, device=x.device)
+        stats = all_reduce(torch.cat([xd.sum((0, 2, 3)), (xd * xd).sum((0, 2, 3)), n]))
         total = stats[-1]
-        mean = stats[:c] / total
-        var = (stats[c: 2 * c] / total - mean * mean).clamp_min(0)
+        mean64 = stats[:c] / total
+        var = (stats[c: 2 * c] / total - mean64 * mean64).clamp_min(0).to(x.dtype)
+        mean = mean64.to(x.dtype)
         with torch.no_grad():
             if self.num_batches_tracked is not None:
                 self.num_batches_tracked.add_(1)
@@ -46,4 +49,17 @@ def convert_sync_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
         out.load_state_dict(module.state_dict())
     for name, child in module.named_children():
         out.add_module(name, convert_sync_batchnorm(child, cuda))
+    return out
+
+
+def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
+    """Undo :func:`convert_sync_batchnorm` in place: plain ``BatchNorm2d`` layers with the same state."""
+    out = module
+    if isinstance(module, (nn.SyncBatchNorm, CPUSyncBatchNorm)):
+        out = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
+                             module.track_running_stats).to(next(iter(module.state_dict().values())).device)
+        out.load_state_dict(module.state_dict())
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, revert_sync_batchnorm(child))
     return out

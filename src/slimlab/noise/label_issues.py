@@ -32,6 +32,7 @@ def out_of_sample_probs(cfg, p, folds: int = 3, epochs: int | None = None) -> to
     from slimlab import data as D
     from slimlab.api import build_model, make_loaders
     from slimlab.engine import Dist, Loaders, fit, predict
+    from slimlab.engine.distributed import resolve_device
     from slimlab.losses import build_objective
 
     n_all = len(p.ds.train)
@@ -48,7 +49,7 @@ def out_of_sample_probs(cfg, p, folds: int = 3, epochs: int | None = None) -> to
                                ("pencil", "forward") else cfg.loss_kwargs)
     if fcfg.loss == "forward":
         fcfg.loss = "ce"
-    ctx = Dist()
+    ctx = Dist(device=resolve_device(cfg.device))  # one process: the folds are small, DDP would not pay
     for f in range(folds):
         sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
         model, _ = build_model(fcfg, p.ds.num_classes)
@@ -57,7 +58,7 @@ def out_of_sample_probs(cfg, p, folds: int = 3, epochs: int | None = None) -> to
                               epochs=fcfg.epochs, lr=fcfg.lr)
         fit(model, Loaders(loaders.train), obj, fcfg, None, ctx)
         held = idx[fold_of == f]
-        loader = D.BatchLoader(p.ds.train, held, 512, mean=p.ds.mean, std=p.ds.std)
+        loader = D.BatchLoader(p.ds.train, held, 512, mean=p.ds.mean, std=p.ds.std, device=ctx.device)
         pr, ix = predict(model, loader)
         probs[ix] = pr
     return probs

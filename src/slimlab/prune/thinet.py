@@ -76,6 +76,20 @@ def objective(x_hat: torch.Tensor, kept: torch.Tensor) -> float:
     return float((x_hat[:, mask].double().sum(1) ** 2).sum())
 
 
+def _padding(conv: nn.Conv2d) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(top, bottom), (left, right) padding of ``conv``, resolving ``'same'`` / ``'valid'`` as PyTorch does."""
+    if conv.padding == "valid":
+        return (0, 0), (0, 0)
+    if conv.padding == "same":
+        out = []
+        for d, k in zip(conv.dilation, conv.kernel_size):
+            total = d * (k - 1)
+            out.append((total // 2, total - total // 2))
+        return out[0], out[1]
+    ph, pw = conv.padding
+    return (ph, ph), (pw, pw)
+
+
 def collect_samples(x: torch.Tensor, conv: nn.Conv2d, per_image: int = 10,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Contributions ``x_hat`` [m, C] and targets ``y`` [m] (output minus bias) of ``conv``.
@@ -89,19 +103,22 @@ def collect_samples(x: torch.Tensor, conv: nn.Conv2d, per_image: int = 10,
     kh, kw = conv.kernel_size
     sh, sw = conv.stride
     dh, dw = conv.dilation
-    ph, pw = conv.padding if isinstance(conv.padding, tuple) else (0, 0)
-    ho = (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-    wo = (w + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+    (pt, pb), (pl, pr) = _padding(conv)
+    ho = (h + pt + pb - dh * (kh - 1) - 1) // sh + 1
+    wo = (w + pl + pr - dw * (kw - 1) - 1) // sw + 1
     g = generator or torch.Generator().manual_seed(0)
     m = n * per_image
     img = torch.arange(n).repeat_interleave(per_image)
     f = torch.randint(0, conv.out_channels, (m,), generator=g)
     oh = torch.randint(0, ho, (m,), generator=g)
     ow = torch.randint(0, wo, (m,), generator=g)
-    xp = F.pad(x, (pw, pw, ph, ph))
-    rows = oh[:, None] * sh + torch.arange(kh) * dh  # [m, kh]
-    cols = ow[:, None] * sw + torch.arange(kw) * dw  # [m, kw]
+    dev = x.device
+    img, f, oh, ow = img.to(dev), f.to(dev), oh.to(dev), ow.to(dev)
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    xp = F.pad(x, (pl, pr, pt, pb), mode=mode)
+    rows = oh[:, None] * sh + torch.arange(kh, device=dev) * dh  # [m, kh]
+    cols = ow[:, None] * sw + torch.arange(kw, device=dev) * dw  # [m, kw]
     patches = xp[img[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # [m, kh, kw, C]
-    wf = conv.weight.detach()[f].to(x.dtype)  # [m, C, kh, kw]
+    wf = conv.weight.detach().to(dev, x.dtype)[f]  # [m, C, kh, kw]
     x_hat = torch.einsum("sabc,scab->sc", patches, wf)
     return x_hat, x_hat.sum(1)
