@@ -47,7 +47,9 @@ def main() -> None:
     ap.add_argument("--ft-epochs", type=int, default=3)
     ap.add_argument("--ft-lr", type=float, default=0.01)
     ap.add_argument("--target-macs", type=float, default=0.5)
-    ap.add_argument("--methods", default="thinet,apoz,l1,random")
+    ap.add_argument("--methods", default="thinet,thinet_orig,apoz,l1,random",
+                    help="thinet_orig: ThiNet with --thinet-target original")
+    ap.add_argument("--seeds", type=int, default=3, help="prune + fine-tune repeats (calibration set, sampling, order)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-prune"))
     ap.add_argument("--latency-only", action="store_true",
                     help="re-measure CPU latency of the saved models (on a quiet machine) and rewrite the table")
@@ -63,14 +65,32 @@ def main() -> None:
     base_summary = json.loads((base / "summary.json").read_text())
     results = {}
     for method in a.methods.split(","):
-        s = api.prune(PruneConfig(checkpoint=str(base / "best.pt"), method=method, target_macs=a.target_macs,
-                                  finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, out=str(out / f"{a.model}-{method}"),
-                                  progress="log"))
-        results[method] = s
-        print(method, s["finetuned"], flush=True)
+        runs = []
+        for seed in range(a.seeds):
+            name = f"{a.model}-{method}" + (f"-s{seed}" if seed else "")
+            done = out / name / "summary.json"
+            if done.is_file():
+                runs.append(json.loads(done.read_text()))
+                continue
+            runs.append(api.prune(PruneConfig(
+                checkpoint=str(base / "best.pt"), method="thinet" if method == "thinet_orig" else method,
+                thinet_target="original" if method == "thinet_orig" else "current", target_macs=a.target_macs,
+                finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, seed=seed, out=str(out / name), progress="log")))
+            print(method, seed, runs[-1]["pruned"]["test_acc"], runs[-1]["finetuned"], flush=True)
+        results[method] = dict(runs[0], seeds=[{"pruned_acc": r["pruned"]["test_acc"],
+                                                "finetuned_acc": r["finetuned"]["test_acc"]} for r in runs])
     speed = thinet_speed(spec)
     write("prune_cifar", {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
           make_table(a, results, speed))
+
+
+def _mean_std(s: dict, key: str, single: float) -> str:
+    vals = [100 * r[key] for r in s.get("seeds", [])] or [100 * single]
+    if len(vals) == 1:
+        return f"{vals[0]:.2f}"
+    m = sum(vals) / len(vals)
+    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
+    return f"{m:.2f} ± {sd:.2f}"
 
 
 def make_table(a, results: dict, speed: dict) -> str:
@@ -79,12 +99,15 @@ def make_table(a, results: dict, speed: dict) -> str:
         o, p, f = s["original"], s["pruned"], s["finetuned"]
         rows.append([method, f"{o['params'] / 1e6:.3f} -> {p['params'] / 1e6:.3f}",
                      f"{o['macs'] / 1e6:.1f} -> {p['macs'] / 1e6:.1f} ({s['macs_reduction']:.2f}x)",
-                     f"{100 * o['test_acc']:.2f}", f"{100 * p['test_acc']:.2f}", f"{100 * f['test_acc']:.2f}",
+                     f"{100 * o['test_acc']:.2f}", _mean_std(s, "pruned_acc", p["test_acc"]),
+                     _mean_std(s, "finetuned_acc", f["test_acc"]),
                      f"{s['latency_speedup']['batch1']:.2f}x / {s['latency_speedup']['batch64']:.2f}x",
                      f"{s['prune_s']:.1f}"])
     return (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 "
             f"copy (CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at "
-            f"lr {a.ft_lr}; test set: all 10,000 images.\n\n"
+            f"lr {a.ft_lr}; test set: all 10,000 images. Accuracies: mean ± std over {getattr(a, 'seeds', 1)} "
+            "prune + fine-tune seed(s) of the same trained model. thinet_orig: ThiNet with --thinet-target original "
+            "(re-weighting reproduces the unpruned model's responses).\n\n"
             + md_table(["method", "params (M)", "MACs (M)", "acc before (%)", "after pruning (%)",
                         "after fine-tune (%)", "CPU latency speed-up (batch 1 / 64)", "pruning time (s)"], rows)
             + f"\n\nThiNet collection + selection, all {speed['layerwise']['layers']} prunable layers of ResNet-56, "

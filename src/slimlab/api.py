@@ -355,6 +355,7 @@ def prune(cfg) -> dict:
             fit(m, Loaders(_LimitedLoader(loaders.train, cfg.ft_per_layer)), Objective(), ft_cfg, None, ctx)
     info = prune_model(model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None, mode=cfg.mode,
                        variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
+                       target=cfg.thinet_target,
                        between_layers=between)
     pruned = {"params": count_params(model), "macs": count_macs(model, size),
               "test_acc": evaluate(model, loaders.test, ctx)["acc"]}

@@ -5,6 +5,7 @@ import torch
 import torch.nn as nn
 
 from conftest import run_cli
+from slimlab.errors import SlimlabError
 from slimlab.models import create_model
 from slimlab.profile import count_macs, count_params
 from slimlab.prune import Calibration, apoz_scores, prune_model, ratio_for_macs, weight_sum_scores
@@ -76,6 +77,51 @@ def test_thinet_layerwise_reconstructs_better_than_random():
         with torch.no_grad():
             errs[method] = float(((m(x) - ref) ** 2).mean())
     assert errs["thinet"] < errs["random"]
+
+
+def test_thinet_original_target_reweights_to_the_unpruned_responses():
+    """Layer 1 has nothing pruned before it: both targets agree. Later layers: w = lstsq(x_hat_S, y_original)."""
+    from slimlab.prune import thinet
+    from slimlab.prune.graph import build_graph, find_prunable
+    from slimlab.prune.pruner import select_layer
+
+    torch.manual_seed(0)
+    base = create_model("convnet", 10, width=16).eval()
+    calib = _calib(30)
+    one = {}
+    for target in ("current", "original"):
+        m = create_model("convnet", 10, width=16).eval()
+        m.load_state_dict(base.state_dict())
+        prune_model(m, "thinet", 0.5, calib, layers=["features.0"], target=target)
+        one[target] = m.state_dict()
+    assert all(torch.equal(one["current"][k], one["original"][k]) for k in one["current"])
+    # select_layer with a target: the scales are the least-squares fit to that target
+    m = create_model("convnet", 10, width=16).eval()
+    layer = find_prunable(m, build_graph(m, 32), None)[0]
+    x = calib.inputs_of(m, [layer.consumer])[0]
+    y_other = torch.randn(30 * 10, generator=torch.Generator().manual_seed(5))
+    g = torch.Generator().manual_seed(1)
+    kept, w = select_layer("thinet", layer, 8, None, x, "iccv", 10, g, target=lambda gen: y_other)
+    x_hat, _ = thinet.collect_samples(x, layer.consumer, 10, torch.Generator().manual_seed(1))
+    assert torch.equal(kept, thinet.select_channels(x_hat, 8))
+    assert torch.allclose(w, thinet.reweight(x_hat, y_other, kept), atol=1e-5)
+
+
+def test_thinet_original_target_stays_closer_to_the_unpruned_network():
+    torch.manual_seed(0)
+    base = create_model("convnet", 10, width=16).eval()
+    calib = _calib(60)
+    ref = base(calib.images).detach()
+    errs = {}
+    for target in ("current", "original"):
+        m = create_model("convnet", 10, width=16).eval()
+        m.load_state_dict(base.state_dict())
+        prune_model(m, "thinet", 0.5, calib, target=target)
+        with torch.no_grad():
+            errs[target] = float(((m(calib.images) - ref) ** 2).mean())
+    assert errs["original"] < errs["current"], errs
+    with pytest.raises(SlimlabError, match="unknown ThiNet target"):
+        prune_model(base, "thinet", 0.5, calib, target="future")
 
 
 def test_target_macs_bisection():

@@ -40,6 +40,7 @@ class PruneConfig:
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
     mode: str = "layerwise"  # layerwise | oneshot
     thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
+    thinet_target: str = "current"  # layerwise re-weighting target: current (ThiNet) | original (unpruned model)
     calib_per_class: int = 10  # calibration images per class (the paper: 10)
     samples_per_image: int = 10  # ThiNet (filter, location) samples per image (the paper: 10)
     ft_per_layer: int = 0  # SGD steps of fine-tuning after each pruned layer
@@ -85,8 +86,12 @@ class Calibration:
 
 
 def select_layer(method: str, layer: PrunableLayer, keep: int, first_in: torch.Tensor | None,
-                 consumer_in: torch.Tensor | None, variant: str, per_image: int, g: torch.Generator):
-    """Kept channel indices of ``layer`` (+ ThiNet's per-channel scales of layer i+1, else None)."""
+                 consumer_in: torch.Tensor | None, variant: str, per_image: int, g: torch.Generator,
+                 target=None):
+    """Kept channel indices of ``layer`` (+ ThiNet's per-channel scales of layer i+1, else None).
+
+    ``target(generator)``, when given, returns the responses y to reconstruct at the same sampled
+    positions (the unpruned model's), in place of the current model's."""
     c = layer.conv.out_channels
     if method == "l1":
         return select_by_weight_sum(layer.conv, keep), None
@@ -95,7 +100,10 @@ def select_layer(method: str, layer: PrunableLayer, keep: int, first_in: torch.T
     if method == "apoz":
         return select_by_apoz(first_in, keep), None
     if method == "thinet":
+        state = g.get_state()
         x_hat, y = thinet.collect_samples(consumer_in, layer.consumer, per_image, g)
+        if target is not None:
+            y = target(torch.Generator().set_state(state))
         if variant == "tpami":
             kept = thinet.select_channels_tpami(x_hat, y, keep)
         else:
@@ -118,14 +126,20 @@ def apply_selection(dg, layer: PrunableLayer, kept: torch.Tensor, w: torch.Tenso
 
 def prune_model(model: nn.Module, method: str, ratio: float, calib: Calibration | None, *, input_size: int = 32,
                 layers: list[str] | None = None, mode: str = "layerwise", variant: str = "iccv",
-                per_image: int = 10, seed: int = 0, between_layers=None) -> dict:
-    """Prune ``model`` in place; return {layer name: [channels before, kept]} and the time spent."""
+                per_image: int = 10, seed: int = 0, between_layers=None, target: str = "current") -> dict:
+    """Prune ``model`` in place; return {layer name: [channels before, kept]} and the time spent.
+
+    ``target="original"`` (layer by layer, ThiNet): re-weight layer i+1 to reproduce the *unpruned*
+    model's responses from the pruned model's inputs, as He et al. 2017 (channel pruning, Eq. 1) do, so
+    that the error of the layers pruned before is corrected rather than carried along."""
     if not 0 < ratio <= 1:
         raise SlimlabError(f"--ratio must be in (0, 1], got {ratio}")
     if mode not in ("layerwise", "oneshot"):
         raise SlimlabError(f"unknown pruning mode '{mode}' (layerwise, oneshot)")
     if variant not in ("iccv", "tpami"):
         raise SlimlabError(f"unknown ThiNet variant '{variant}' (iccv, tpami)")
+    if target not in ("current", "original"):
+        raise SlimlabError(f"unknown ThiNet target '{target}' (current, original)")
     if method not in METHODS:
         raise SlimlabError(f"unknown pruning method '{method}' (choose from {', '.join(METHODS)})")
     need_first, need_consumer = _needs(method)
@@ -151,6 +165,8 @@ def prune_model(model: nn.Module, method: str, ratio: float, calib: Calibration 
         for p, (kept, w) in zip(plan, picks):
             apply_selection(dg, p, kept, w)
     else:
+        original = copy.deepcopy(model) if method == "thinet" and target == "original" else None
+        names = {id(m): n for n, m in model.named_modules()}
         for p in plan:
             mods = ([p.first] if need_first else []) + ([p.consumer] if need_consumer else [])
             acts = calib.inputs_of(model, mods) if mods else []
@@ -158,7 +174,16 @@ def prune_model(model: nn.Module, method: str, ratio: float, calib: Calibration 
             ci = acts[-1] if need_consumer else None
             keep = keep_count(p.conv.out_channels, ratio)
             channels[p.name] = [p.conv.out_channels, keep]
-            kept, w = select_layer(method, p, keep, fi, ci, variant, per_image, g)
+            responses = None
+            if original is not None:
+                orig = original.get_submodule(names[id(p.consumer)])
+                if orig.out_channels != p.consumer.out_channels:
+                    raise SlimlabError(f"--thinet-target original: {names[id(p.consumer)]} was pruned before its "
+                                       "input layer; use the current target")
+
+                def responses(gen, orig=orig):
+                    return thinet.collect_samples(calib.inputs_of(original, [orig])[0], orig, per_image, gen)[1]
+            kept, w = select_layer(method, p, keep, fi, ci, variant, per_image, g, responses)
             apply_selection(dg, p, kept, w)
             if between_layers is not None:
                 between_layers(model)
