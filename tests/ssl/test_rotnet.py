@@ -69,3 +69,11 @@ def test_tiny_pretext_run_learns_above_chance_and_probe_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     meta = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)["init"]
     assert meta["tensors_copied"] == meta["tensors_total"] - 2
+    # RotNet features as the start of PENCIL training on noisy labels
+    r = run_cli("train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 16}", "--init",
+                str(rot / "best.pt"), "--noise", "symmetric:0.4", "--loss", "pencil", "--loss-kwargs",
+                "{stage1: 0, stage2: 1}", "--epochs", "2", "--out", str(tmp_path / "pencil"))
+    assert r.returncode == 0, r.stderr
+    ck = torch.load(tmp_path / "pencil" / "last.pt", weights_only=True)
+    assert ck["init"]["tensors_copied"] == ck["init"]["tensors_total"] - 2
+    assert ck["objective"]["y_tilde"].shape[1] == 10
