@@ -37,11 +37,12 @@ def main() -> None:
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-noisy"))
     ap.add_argument("--name", default="noisy_cifar", help="results file name under benchmarks/results/")
     ap.add_argument("--no-recipe", action="store_true", help="skip the noisy-then-clean part")
+    ap.add_argument("--no-augment", action="store_true", help="no crop/flip: the network memorises noise sooner")
     a = ap.parse_args()
     spec = cifar_spec()
     out = Path(a.out)
     common = {"data": spec, "model": a.model, "train_subset": a.train_subset, "epochs": a.epochs,
-              "batch_size": 128, "track_test": True, "val_fraction": 0.05}
+              "batch_size": 128, "track_test": True, "val_fraction": 0.05, "augment": not a.no_augment}
     results: dict = {}
     rows = []
     for noise in a.noises.split(","):
@@ -68,7 +69,8 @@ def main() -> None:
                          extra, f"{entry['wall_s']:.0f}"])
             print(rows[-1], flush=True)
     table = (f"{a.model} on a {a.train_subset}-image stratified subset of the CIFAR-10 copy, {a.epochs} epochs, "
-             f"batch 128, SGD lr {a.lr} cosine (PENCIL: its own staged schedule, lr 0.06 / 0.2, stages at 70/320 and "
+             f"batch 128, SGD lr {a.lr} cosine{', no augmentation' if a.no_augment else ''} "
+             "(PENCIL: its own staged schedule, lr 0.06 / 0.2, stages at 70/320 and "
              f"200/320 of the epochs); test: the clean 10,000 test images. CPU budget.\n\n"
              + md_table(["noise", "loss", "best test acc (%)", "last test acc (%)", "PENCIL flags vs true flips",
                          "time (s)"], rows) + "\n")
