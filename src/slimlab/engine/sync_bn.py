@@ -1,7 +1,7 @@
 """Synchronised batch norm that also works on CPU (gloo), where ``nn.SyncBatchNorm`` refuses to run.
 
 In training, per-channel sums, sums of squares and counts are all-reduced across ranks with the
-autograd-aware ``torch.distributed.nn.all_reduce``, so every rank normalises with the global batch's
+autograd-aware all-reduce (backward: the all-reduced gradient), so every rank normalises with the global batch's
 mean and (biased) variance and gradients flow through the statistics, as in ``nn.SyncBatchNorm``;
 running statistics use the unbiased variance. On CUDA the engine uses ``nn.SyncBatchNorm``.
 """
@@ -9,8 +9,28 @@ running statistics use the unbiased variance. On CUDA the engine uses ``nn.SyncB
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
-from torch.distributed.nn.functional import all_reduce
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks; the gradient of each rank's input is the sum of every rank's output gradient."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = x.clone()
+        dist.all_reduce(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+def all_reduce(x: torch.Tensor) -> torch.Tensor:
+    return _AllReduceSum.apply(x)
 
 
 class CPUSyncBatchNorm(nn.BatchNorm2d):
