@@ -113,8 +113,8 @@ def make_table(a, results: dict, speed: dict) -> str:
             + f"\n\nThiNet collection + selection, all {speed['layerwise']['layers']} prunable layers of ResNet-56, "
             f"CPU: {speed['layerwise']['seconds']:.1f} s layer by layer, {speed['oneshot']['seconds']:.1f} s one-shot "
             "(bar: under 60 s).\n\nLatency: CPU median (batch 1: 100 runs, batch 64: 10), measured on a quiet machine. "
-            "With one uniform ratio every method keeps the same number of channels per layer, so the four pruned "
-            "models share one architecture: their speed-ups differ by measurement noise only.\n")
+            "With one uniform ratio every method keeps the same number of channels per layer, so the pruned "
+            "models of every method share one architecture: their speed-ups differ by measurement noise only.\n")
 
 
 def remeasure(out: Path, a) -> None:
