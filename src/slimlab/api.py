@@ -348,7 +348,8 @@ def prune(cfg) -> dict:
         if not 0 < cfg.target_macs <= 1:
             raise SlimlabError(f"--target-macs must be in (0, 1], got {cfg.target_macs}")
         ratio = ratio_for_macs(model, cfg.target_macs, size, cfg.layers or None)
-    ft_cfg = dataclasses.replace(tcfg, epochs=1, schedule="constant", progress="none")
+    # no SyncBN between layers: swapping BN modules would leave the pruning graph pointing at the old ones
+    ft_cfg = dataclasses.replace(tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False)
     between = None
     if cfg.ft_per_layer > 0:
         def between(m):  # noqa: E306

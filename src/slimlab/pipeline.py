@@ -133,8 +133,9 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
         env[name] = str(step_dir)
         marker = step_dir / "step.json"
         # a step that reads an earlier step's directory is stale when that step changed
-        text = json.dumps(opts, default=str)
-        upstream = {n: d for n, d in digests.items() if re.search(re.escape(env[n]) + r'(?=["/])', text)}
+        paths = list(_strings(opts))
+        upstream = {n: d for n, d in digests.items()
+                    if any(v == env[n] or v.startswith(env[n] + "/") for v in paths)}
         digest = _hash({"kind": kind, "with": opts, "upstream": upstream})
         digests[name] = digest
         if marker.is_file():
@@ -145,7 +146,12 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
                 continue
         log(f"[{name}] {kind} ...")
         t0 = time.time()
-        result = _run_step(kind, opts, step_dir)
+        # a run left in step_dir may be continued only if it was started by this very step (same hash)
+        started = step_dir / "step-started.json"
+        resumable = started.is_file() and json.loads(started.read_text()).get("hash") == digest
+        step_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(started, {"hash": digest})
+        result = _run_step(kind, opts, step_dir, resumable)
         atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,
                                    "result": result})
         results[name] = result
@@ -158,7 +164,18 @@ def _compact(s: dict) -> dict:
     return {k: s[k] for k in keys if k in s}
 
 
-def _run_step(kind: str, opts: dict, step_dir: Path) -> dict:
+def _strings(o: Any):
+    if isinstance(o, str):
+        yield o
+    elif isinstance(o, dict):
+        for v in o.values():
+            yield from _strings(v)
+    elif isinstance(o, (list, tuple)):
+        for v in o:
+            yield from _strings(v)
+
+
+def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False) -> dict:
     from slimlab import api
     from slimlab.config import TrainConfig, from_dict
 
@@ -180,7 +197,7 @@ def _run_step(kind: str, opts: dict, step_dir: Path) -> dict:
         raw.setdefault("progress", "log")
         cfg = from_dict(TrainConfig, raw, f"recipe step {step_dir.name}")
         last = step_dir / "last.pt"
-        if last.is_file() and (step_dir / "config.yaml").is_file():
+        if resumable and last.is_file() and (step_dir / "config.yaml").is_file():
             from slimlab.config import load_yaml
 
             if load_yaml(step_dir / "config.yaml") == {**_asdict(cfg)}:

@@ -173,6 +173,7 @@ def test_shipped_recipes_validate_at_both_budgets(recipe):
 
 
 def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finished_one(tmp_path):
+    from slimlab.engine import load_checkpoint
     from slimlab.pipeline import run_recipe
 
     def recipe(lr):
@@ -181,7 +182,7 @@ def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finish
         return {"name": "chain", "steps": [
             {"name": "a", "kind": "train", "with": train},
             {"name": "a2", "kind": "train", "with": {**train, "lr": 0.05}},
-            {"name": "b", "kind": "train", "with": {**train, "init": "${a}/best.pt"}},
+            {"name": "b", "kind": "train", "with": {**train, "lr": 0.05, "init": "${a}/best.pt"}},  # same options
             # ".../a" is a prefix of ".../a2": c must not count as a's dependant
             {"name": "c", "kind": "train", "with": {**train, "lr": 0.05, "init": "${a2}/best.pt"}}]}
 
@@ -190,8 +191,11 @@ def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finish
     run_recipe(recipe(0.05), out, log=log.append)
     assert not any("skipped" in line for line in log)
     log.clear()
-    run_recipe(recipe(0.02), out, log=log.append)  # "a" changed: "b" starts from a's new weights
+    b_before = load_checkpoint(out / "b" / "last.pt")["state_dict"]
+    run_recipe(recipe(0.02), out, log=log.append)  # only "a" changed: "b" retrains from a's new weights
     assert "[a] train ..." in log and "[b] train ..." in log
+    b_after = load_checkpoint(out / "b" / "last.pt")["state_dict"]
+    assert any(not torch.equal(b_before[k], b_after[k]) for k in b_before)
     assert "[a2] done already, skipped" in log and "[c] done already, skipped" in log
     # killed after b's last epoch but before its step.json: the rerun finishes it without retraining
     (out / "b" / "step.json").unlink()

@@ -186,8 +186,14 @@ def test_cpu_sync_bn_matches_batchnorm_and_reverts(tmp_path):
         x = torch.randn(8, 3, 5, 5)
         assert torch.allclose(model(x), ref(x), atol=1e-3)
         assert torch.allclose(model[1].running_var, ref[1].running_var, rtol=1e-4)
+        weight = model[1].weight
+        weight.requires_grad_(False)  # a frozen BN (a probe's trunk) stays frozen
         back = revert_sync_batchnorm(model)
         assert back is model and type(model[1]) is nn.BatchNorm2d
+        assert model[1].weight is weight and not model[1].weight.requires_grad
+        bare = revert_sync_batchnorm(convert_sync_batchnorm(nn.BatchNorm2d(4, affine=False, track_running_stats=False),
+                                                            cuda=False))  # no state at all
+        assert type(bare) is nn.BatchNorm2d and bare(torch.randn(2, 4, 3, 3)).shape == (2, 4, 3, 3)
         for k, v in ref.state_dict().items():
             assert torch.allclose(model.state_dict()[k].float(), v.float(), rtol=1e-4), k
     finally:

@@ -251,7 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException:
         cleanup()
         raise
-    cleanup(sync=True)
+    try:
+        cleanup(sync=True)
+    except RuntimeError as e:  # another rank failed and left while this one waited for it
+        print(f"slimlab: error: another process of this run failed: {str(e).splitlines()[0]}", file=sys.stderr)
+        cleanup()
+        return 1
     return 0
 
 

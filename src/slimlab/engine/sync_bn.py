@@ -58,28 +58,35 @@ class CPUSyncBatchNorm(nn.BatchNorm2d):
         return y
 
 
+def _swap(module: nn.modules.batchnorm._BatchNorm, cls: type) -> nn.Module:
+    """A ``cls`` layer that shares ``module``'s parameters and buffers (requires_grad, dtype, device kept)."""
+    out = cls(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats,
+              device="meta")
+    for name in ("weight", "bias"):
+        setattr(out, name, getattr(module, name))
+    for name in ("running_mean", "running_var", "num_batches_tracked"):
+        out.register_buffer(name, getattr(module, name))
+    out.train(module.training)
+    return out
+
+
 def convert_sync_batchnorm(module: nn.Module, cuda: bool) -> nn.Module:
     """Replace every BatchNorm2d: ``nn.SyncBatchNorm`` on CUDA, :class:`CPUSyncBatchNorm` on CPU."""
     if cuda:
         return nn.SyncBatchNorm.convert_sync_batchnorm(module)
     out = module
     if isinstance(module, nn.BatchNorm2d) and not isinstance(module, CPUSyncBatchNorm):
-        out = CPUSyncBatchNorm(module.num_features, module.eps, module.momentum, module.affine,
-                               module.track_running_stats)
-        out.load_state_dict(module.state_dict())
+        out = _swap(module, CPUSyncBatchNorm)
     for name, child in module.named_children():
         out.add_module(name, convert_sync_batchnorm(child, cuda))
     return out
 
 
 def revert_sync_batchnorm(module: nn.Module) -> nn.Module:
-    """Undo :func:`convert_sync_batchnorm` in place: plain ``BatchNorm2d`` layers with the same state."""
+    """Undo :func:`convert_sync_batchnorm` in place: plain ``BatchNorm2d`` layers sharing the same tensors."""
     out = module
     if isinstance(module, (nn.SyncBatchNorm, CPUSyncBatchNorm)):
-        out = nn.BatchNorm2d(module.num_features, module.eps, module.momentum, module.affine,
-                             module.track_running_stats).to(next(iter(module.state_dict().values())).device)
-        out.load_state_dict(module.state_dict())
-        out.train(module.training)
+        out = _swap(module, nn.BatchNorm2d)
     for name, child in module.named_children():
         out.add_module(name, revert_sync_batchnorm(child))
     return out

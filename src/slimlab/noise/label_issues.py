@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -49,7 +50,8 @@ def out_of_sample_probs(cfg, p, folds: int = 3, epochs: int | None = None) -> to
                                ("pencil", "forward") else cfg.loss_kwargs)
     if fcfg.loss == "forward":
         fcfg.loss = "ce"
-    ctx = Dist(device=resolve_device(cfg.device))  # one process: the folds are small, DDP would not pay
+    # one process (the folds are small, DDP would not pay), on this rank's own device under torchrun
+    ctx = Dist(device=resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0"))))
     for f in range(folds):
         sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
         model, _ = build_model(fcfg, p.ds.num_classes)
