@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -86,11 +87,7 @@ def main() -> None:
 
 def _mean_std(s: dict, key: str, single: float) -> str:
     vals = [100 * r[key] for r in s.get("seeds", [])] or [100 * single]
-    if len(vals) == 1:
-        return f"{vals[0]:.2f}"
-    m = sum(vals) / len(vals)
-    sd = (sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5
-    return f"{m:.2f} ± {sd:.2f}"
+    return f"{vals[0]:.2f}" if len(vals) == 1 else f"{statistics.mean(vals):.2f} ± {statistics.stdev(vals):.2f}"
 
 
 def make_table(a, results: dict, speed: dict) -> str:

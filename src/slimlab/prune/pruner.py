@@ -165,8 +165,12 @@ def prune_model(model: nn.Module, method: str, ratio: float, calib: Calibration 
         for p, (kept, w) in zip(plan, picks):
             apply_selection(dg, p, kept, w)
     else:
-        original = copy.deepcopy(model) if method == "thinet" and target == "original" else None
-        names = {id(m): n for n, m in model.named_modules()}
+        orig_in: dict[int, tuple[nn.Conv2d, torch.Tensor]] = {}  # consumer id -> its unpruned twin and input
+        if method == "thinet" and target == "original":
+            original = copy.deepcopy(model)  # the unpruned model never changes: collect its inputs once
+            names = {id(m): n for n, m in model.named_modules()}
+            twins = [original.get_submodule(names[id(p.consumer)]) for p in plan]
+            orig_in = {id(p.consumer): (t, x) for p, t, x in zip(plan, twins, calib.inputs_of(original, twins))}
         for p in plan:
             mods = ([p.first] if need_first else []) + ([p.consumer] if need_consumer else [])
             acts = calib.inputs_of(model, mods) if mods else []
@@ -175,14 +179,14 @@ def prune_model(model: nn.Module, method: str, ratio: float, calib: Calibration 
             keep = keep_count(p.conv.out_channels, ratio)
             channels[p.name] = [p.conv.out_channels, keep]
             responses = None
-            if original is not None:
-                orig = original.get_submodule(names[id(p.consumer)])
-                if orig.out_channels != p.consumer.out_channels:
+            if orig_in:
+                twin, x_orig = orig_in[id(p.consumer)]
+                if twin.out_channels != p.consumer.out_channels:
                     raise SlimlabError(f"--thinet-target original: {names[id(p.consumer)]} was pruned before its "
                                        "input layer; use the current target")
 
-                def responses(gen, orig=orig):
-                    return thinet.collect_samples(calib.inputs_of(original, [orig])[0], orig, per_image, gen)[1]
+                def responses(gen, twin=twin, x_orig=x_orig):
+                    return thinet.collect_samples(x_orig, twin, per_image, gen)[1]
             kept, w = select_layer(method, p, keep, fi, ci, variant, per_image, g, responses)
             apply_selection(dg, p, kept, w)
             if between_layers is not None:
