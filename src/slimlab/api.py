@@ -78,7 +78,7 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
 def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True) -> Loaders:
     ds = p.ds
     common = {"mean": ds.mean, "std": ds.std, "device": ctx.device,
-              "channels_last": ctx.device.type == "cuda" and cfg.channels_last}
+              "channels_last": cfg.channels_last}
     bs = cfg.batch_size
     if ctx.world > 1 and bs % ctx.world:
         raise SlimlabError(f"batch_size {bs} must be divisible by the {ctx.world} processes")

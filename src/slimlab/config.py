@@ -60,8 +60,8 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     # execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
-    channels_last: bool = True  # on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast for training on CUDA and on CPUs with native bf16 (AMX/AVX512-BF16)
+    channels_last: bool = True  # channels-last memory format (CPU and CUDA)
     compile: bool = False  # torch.compile the model
     sync_bn: bool = False  # SyncBatchNorm under DDP
     threads: int = 0  # torch CPU threads; 0 = torch's default
