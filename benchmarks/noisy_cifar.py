@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
-from slimlab.noise.label_issues import find_label_issues  # noqa: E402
+from slimlab.tasks.labels import label_issues_for_run  # noqa: E402
 
 NOISES = ["symmetric:0.4", "symmetric:0.8", "asymmetric:0.4"]
 METHODS = ["ce", "gce", "sce", "bootstrap_soft", "nce_rce", "pencil", "pencil_scaled"]
@@ -59,7 +59,7 @@ def main() -> None:
             s = run(out / name, **kw)
             entry = {"best_test_acc": s["best_test_acc"], "last_test_acc": s["test_acc"], "wall_s": s["wall_s"]}
             if method.startswith("pencil"):
-                li = find_label_issues(out / name, grid=0)
+                li = label_issues_for_run(out / name, grid=0)
                 entry.update(flag_precision=li.get("precision"), flag_recall=li.get("recall"),
                              corrected_label_acc=li.get("corrected_accuracy"), given_label_acc=li.get("given_accuracy"))
             results[name] = entry

@@ -17,6 +17,7 @@ from typing import Any, Union
 import yaml
 
 from slimlab.errors import SlimlabError
+from slimlab.io import atomic_write_text
 
 
 @dataclass
@@ -98,6 +99,7 @@ def from_dict(cls: type, raw: dict[str, Any], source: str = "config") -> Any:
     if not isinstance(raw, dict):
         raise SlimlabError(f"{source}: expected a mapping of keys to values, got {type(raw).__name__}")
     types_ = field_types(cls)
+    raw = _apply_aliases(cls, dict(raw), source)
     unknown = sorted(set(raw) - set(types_))
     if unknown:
         raise SlimlabError(f"{source}: unknown key(s) {', '.join(unknown)}")
@@ -108,6 +110,16 @@ def from_dict(cls: type, raw: dict[str, Any], source: str = "config") -> Any:
         if types_[key] is float:
             raw[key] = float(value)
     return cls(**raw)
+
+
+def _apply_aliases(cls: type, raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Old key names a config still accepts (``ratio`` for ``keep_ratio``), declared as ``cls.ALIASES``."""
+    for old, new in getattr(cls, "ALIASES", {}).items():
+        if old in raw:
+            if new in raw:
+                raise SlimlabError(f"{source}: give '{new}' or its old name '{old}', not both")
+            raw[new] = raw.pop(old)
+    return raw
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -153,6 +165,4 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def dump_yaml(cfg: Any, path: str | Path) -> None:
-    from slimlab.engine.checkpoint import atomic_write_text
-
     atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))

@@ -82,7 +82,8 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
 def _ddp(tmp_path, name, extra, nproc):
     out = tmp_path / name
     base = ["train", "--data", "fake", "--model", "convnet", "--epochs", "2", "--batch-size", "32",
-            "--lr", "0.05", "--no-augment", "--no-amp", "--threads", "1", "--progress", "none", "--out", str(out), *extra]
+            "--lr", "0.05", "--no-augment", "--no-amp", "--threads", "1", "--progress", "none", "--out", str(out),
+            *extra]
     if nproc == 1:
         r = run_cli(*base)
     else:

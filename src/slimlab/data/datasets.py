@@ -171,7 +171,7 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
         out[i] = t
     targets = torch.tensor([c for _, c in files], dtype=torch.int64)
     if cache is not None:
-        from slimlab.engine.checkpoint import atomic_save
+        from slimlab.io import atomic_save
 
         try:
             cache.parent.mkdir(parents=True, exist_ok=True)

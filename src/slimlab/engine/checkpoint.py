@@ -1,61 +1,24 @@
-"""Atomic writes and safe checkpoint loading.
+"""Safe checkpoint loading (the atomic writers live in :mod:`slimlab.io` and are re-exported here).
 
-Every file is written to a temporary file in the same directory and renamed over the target, so
-a run killed at any moment leaves either the old or the new file, never half of one. Checkpoints
+Checkpoints
 are plain dicts of tensors and metadata, loaded with ``torch.load(weights_only=True)``: a
 checkpoint from a stranger cannot run code.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
 
 from slimlab.errors import SlimlabError
+from slimlab.io import atomic_save, atomic_write_json, atomic_write_text
+
+__all__ = ["FORMAT", "atomic_save", "atomic_write_json", "atomic_write_text", "checkpoint_image_size",
+           "load_checkpoint"]
 
 FORMAT = "slimlab-checkpoint-1"
-
-
-def _atomic(path: str | Path, write) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_save(obj: Any, path: str | Path) -> None:
-    _atomic(path, lambda f: torch.save(obj, f))
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    _atomic(path, lambda f: f.write(text.encode()))
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, torch.Tensor):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -81,3 +44,8 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SlimlabError(f"{p} is not a slimlab checkpoint")
     ckpt["path"] = str(p)
     return ckpt
+
+
+def checkpoint_image_size(ckpt: dict, default: int = 32) -> int:
+    """The input size a checkpoint's model was trained at (its data's image size)."""
+    return int((ckpt.get("data") or {}).get("image_size") or default)

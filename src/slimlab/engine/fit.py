@@ -1,6 +1,6 @@
 """The one training loop every command runs through.
 
-``fit`` trains a model with an :class:`~slimlab.losses.objective.Objective` and writes a run
+``fit`` trains a model with an :class:`~slimlab.engine.objective.Objective` and writes a run
 directory: ``metrics.jsonl`` (a line per epoch), ``last.pt`` and ``best.pt`` (atomic), and
 ``summary.json``. It knows nothing about any method: RotNet's rotations, PENCIL's label variables
 and robust losses all live behind the objective.
@@ -17,7 +17,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from slimlab.config import to_dict
 from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json, load_checkpoint
 from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum
+from slimlab.engine.objective import Objective
 from slimlab.engine.optim import build_optimizer, lr_at
 from slimlab.errors import SlimlabError
-from slimlab.losses.objective import Objective
 
 
 @dataclass
@@ -142,6 +142,21 @@ def checkpoint_payload(model: nn.Module, meta: dict, **extra) -> dict:
             **extra}
 
 
+@dataclass
+class _State:
+    """What the loop carries from epoch to epoch (and restores on resume)."""
+
+    start: int = 0
+    best: float = -1.0
+    best_epoch: int = 0
+    best_state: dict | None = None
+    history: list = field(default_factory=list)
+    last_val: dict | None = None
+    epochs_done: int = 0
+    train_time: float = 0.0
+    train_images: int = 0
+
+
 def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: str | Path | None,
         ctx: Dist | None = None, meta: dict | None = None, resume: dict | None = None,
         track_test: bool = False) -> dict:
@@ -154,143 +169,192 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     ctx = ctx or Dist()
     meta = dict(meta or {})
     meta.setdefault("config", to_dict(cfg))
-    device = ctx.device
     run_dir = Path(run_dir) if run_dir else None
     writes = ctx.main and run_dir is not None
-    cuda = device.type == "cuda"
-    model.to(device)
+    model = _prepare_model(model, cfg, ctx)
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    objective.bind(ctx)
+    objective.to(ctx.device)
+    st = _restore(model, opt, objective, resume, run_dir)
+    train_model = _wrap_for_training(model, cfg, ctx)
+    if writes:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _rewrite_metrics(run_dir, st.history)
+    progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
+    if len(loaders.train) == 0:
+        raise SlimlabError("the training set is empty")
+    t_run = time.time()
+    for epoch in range(st.start, cfg.epochs):
+        t0 = time.time()
+        m = train_one_epoch(train_model, loaders.train, objective, opt, cfg, epoch, ctx, progress)
+        st.train_time += m["epoch_s"]
+        st.train_images += m.pop("_seen")
+        _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
+        _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
+        progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
+        if cfg.stop_after and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
+            break
+    summary = _final_summary(model, loaders, objective, cfg, ctx, track_test, st)
+    if ctx.enabled and cfg.sync_bn:
+        from slimlab.engine.sync_bn import revert_sync_batchnorm
+
+        revert_sync_batchnorm(model)  # hand the caller back a model with plain BatchNorm2d layers
+    summary.update(wall_s=time.time() - t_run, train_s=st.train_time,
+                   images_per_s=st.train_images / max(st.train_time, 1e-9), world_size=ctx.world,
+                   device=str(ctx.device))
+    return summary
+
+
+def _prepare_model(model: nn.Module, cfg, ctx: Dist) -> nn.Module:
+    model.to(ctx.device)
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
     if ctx.enabled and cfg.sync_bn:
         from slimlab.engine.sync_bn import convert_sync_batchnorm
 
-        model = convert_sync_batchnorm(model, cuda)
-    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
-    objective.world, objective.dist = ctx.world, ctx
-    objective.to(device)
-    start, best, best_epoch, history = 0, -1.0, 0, []
-    best_state: dict | None = None
-    if resume is not None:
-        model.load_state_dict(resume["state_dict"])
-        opt.load_state_dict(resume["optimizer"])
-        objective.load_state_dict(resume.get("objective", {}))
-        start, best, best_epoch = int(resume["epoch"]), float(resume["best_val_acc"]), int(resume.get("best_epoch", 0))
-        if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
-            history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-            history = [h for h in history if h["epoch"] <= start]
-        if run_dir is not None and best_epoch and (run_dir / "best.pt").is_file():
-            best_state = load_checkpoint(run_dir / "best.pt")["state_dict"]  # test_acc_at_best_val needs it
+        model = convert_sync_batchnorm(model, ctx.device.type == "cuda")
+    return model
+
+
+def _wrap_for_training(model: nn.Module, cfg, ctx: Dist) -> nn.Module:
+    """DDP and ``torch.compile`` wrap the model used for training steps; evaluation uses the bare one."""
     train_model: nn.Module = model
     if ctx.enabled:
-        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
+        cuda = ctx.device.type == "cuda"
+        train_model = nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if cuda else None)
     if cfg.compile:
         train_model = torch.compile(train_model)
-    if writes:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _rewrite_metrics(run_dir, history)
-    progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
-    prep = getattr(objective, "prepare_eval", None)
-    n_steps = len(loaders.train)
-    if n_steps == 0:
-        raise SlimlabError("the training set is empty")
-    t_run, train_time, train_images = time.time(), 0.0, 0
-    last_val: dict | None = None
-    epochs_done = start
-    for epoch in range(start, cfg.epochs):
-        torch.manual_seed(cfg.seed * 1000003 + epoch)
-        loaders.train.set_epoch(epoch)
-        objective.on_epoch_start(epoch)
-        model.train()
-        progress.start_epoch(epoch, n_steps)
-        t0 = time.time()
-        loss_sum = correct = seen = 0.0
-        lr = cfg.lr
-        for i, batch in enumerate(loaders.train):
-            ef = epoch + i / n_steps
-            lr = objective.lr_at(ef)
-            if lr is None:
-                lr = lr_at(ef, cfg.lr, cfg.epochs, cfg.schedule, cfg.milestones, cfg.gamma, cfg.warmup_epochs)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            batch = objective.prepare(batch)
-            with autocast(device, cfg.amp):
-                logits = train_model(batch["image"])
-            loss = objective.loss(logits.float(), batch, epoch)
-            finite = bool(torch.isfinite(loss))
-            if ctx.enabled:  # every rank must stop together, or the others wait forever in backward
-                finite = all_reduce_sum([float(not finite)], ctx)[0] == 0
-            if not finite:
-                raise SlimlabError(f"the loss became non-finite at epoch {epoch + 1}, step {i + 1}: "
-                                   "lower --lr or check the data")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            objective.after_step(batch)
-            b = batch["target"].shape[0]
-            loss_sum += loss.item() * b
-            correct += (logits.detach().argmax(1) == batch["target"]).sum().item()
-            seen += b
-            progress.step(loss_sum / seen, correct / seen, seen * ctx.world / max(time.time() - t0, 1e-9))
-        epoch_s = time.time() - t0
-        loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], ctx)
-        train_time += epoch_s
-        train_images += int(seen)
-        m: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen}
-        last_epoch = epoch + 1 == cfg.epochs
-        eval_now = (epoch + 1) % max(1, cfg.eval_every) == 0 or last_epoch
-        if loaders.val is not None and eval_now:
-            last_val = evaluate(model, loaders.val, ctx, cfg.amp and cuda, prep)
-            m["val_loss"], m["val_acc"] = last_val["loss"], last_val["acc"]
-        if track_test and loaders.test is not None and eval_now:
-            m["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp and cuda, prep)["acc"]
-        m["epoch_s"] = epoch_s
-        m["images_per_s"] = seen / max(epoch_s, 1e-9)
-        history.append(m)
-        score = m.get("val_acc", m["train_acc"] if loaders.val is None else None)
-        improved = score is not None and score > best
-        if improved:
-            best, best_epoch = score, epoch + 1
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        epochs_done = epoch + 1
-        if writes:
-            with open(run_dir / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(m) + "\n")
-            state = checkpoint_payload(model, meta, epoch=epoch + 1, best_val_acc=best, best_epoch=best_epoch,
-                                       objective=objective.state_dict())
-            if improved:
-                atomic_save(state, run_dir / "best.pt")
-            state["optimizer"] = opt.state_dict()
-            atomic_save(state, run_dir / "last.pt")
-        eta = (time.time() - t0) * (cfg.epochs - epoch - 1)
-        progress.end_epoch(m, eta)
-        if cfg.stop_after and epoch + 1 >= cfg.stop_after and not last_epoch:
-            break
-    summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": best if best >= 0 else None,
-                               "best_epoch": best_epoch}
-    if history:
-        summary["final_train_acc"] = history[-1]["train_acc"]
-        summary["final_val_acc"] = history[-1].get("val_acc")
-    if loaders.test is not None:
-        summary["test_acc"] = evaluate(model, loaders.test, ctx, cfg.amp and cuda, prep)["acc"]
-        if track_test:
-            accs = [h["test_acc"] for h in history if "test_acc" in h]
-            summary["best_test_acc"] = max(accs) if accs else None
-        if best_state is not None and best_epoch != epochs_done:
-            final = {k: v.clone() for k, v in model.state_dict().items()}
-            model.load_state_dict(best_state)
-            summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, cfg.amp and cuda, prep)["acc"]
-            model.load_state_dict(final)
-        elif best_epoch == epochs_done:
-            summary["test_acc_at_best_val"] = summary["test_acc"]
-    if ctx.enabled and cfg.sync_bn:
-        from slimlab.engine.sync_bn import revert_sync_batchnorm
+    return train_model
 
-        revert_sync_batchnorm(model)  # hand the caller back a model with plain BatchNorm2d layers
-    summary["wall_s"] = time.time() - t_run
-    summary["train_s"] = train_time
-    summary["images_per_s"] = train_images / max(train_time, 1e-9)
-    summary["world_size"] = ctx.world
-    summary["device"] = str(device)
+
+def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, run_dir: Path | None) -> _State:
+    """The loop's state from a loaded ``last.pt`` (and its run directory), or a fresh one."""
+    st = _State()
+    if resume is None:
+        return st
+    model.load_state_dict(resume["state_dict"])
+    opt.load_state_dict(resume["optimizer"])
+    objective.load_state_dict(resume.get("objective", {}))
+    st.start, st.best = int(resume["epoch"]), float(resume["best_val_acc"])
+    st.best_epoch, st.epochs_done = int(resume.get("best_epoch", 0)), st.start
+    if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
+        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+        st.history = [h for h in history if h["epoch"] <= st.start]
+    if run_dir is not None and st.best_epoch and (run_dir / "best.pt").is_file():
+        st.best_state = load_checkpoint(run_dir / "best.pt")["state_dict"]  # test_acc_at_best_val needs it
+    return st
+
+
+def train_one_epoch(model: nn.Module, loader, objective: Objective, opt, cfg, epoch: int, ctx: Dist,
+                    progress: Progress | None = None) -> dict:
+    """One pass over ``loader``: returns the epoch's metrics line (lr, train loss and accuracy, timing)."""
+    torch.manual_seed(cfg.seed * 1000003 + epoch)  # exact resume: the global RNG depends on the epoch only
+    loader.set_epoch(epoch)
+    objective.on_epoch_start(epoch)
+    model.train()
+    n_steps = len(loader)
+    if progress is not None:
+        progress.start_epoch(epoch, n_steps)
+    t0 = time.time()
+    loss_sum = correct = seen = 0.0
+    lr = cfg.lr
+    for i, batch in enumerate(loader):
+        lr = _set_lr(opt, objective, cfg, epoch + i / n_steps)
+        batch = objective.prepare(batch)
+        with autocast(ctx.device, cfg.amp):
+            logits = model(batch["image"])
+        loss = objective.loss(logits.float(), batch, epoch)
+        _check_finite(loss, epoch, i, ctx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        objective.after_step(batch)
+        b = batch["target"].shape[0]
+        loss_sum += loss.item() * b
+        correct += (logits.detach().argmax(1) == batch["target"]).sum().item()
+        seen += b
+        if progress is not None:
+            progress.step(loss_sum / seen, correct / seen, seen * ctx.world / max(time.time() - t0, 1e-9))
+    epoch_s = time.time() - t0
+    loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], ctx)
+    return {"epoch": epoch + 1, "lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen,
+            "epoch_s": epoch_s, "images_per_s": seen / max(epoch_s, 1e-9), "_seen": int(seen)}
+
+
+def _set_lr(opt, objective: Objective, cfg, epoch_float: float) -> float:
+    lr = objective.lr_at(epoch_float)
+    if lr is None:
+        lr = lr_at(epoch_float, cfg.lr, cfg.epochs, cfg.schedule, cfg.milestones, cfg.gamma, cfg.warmup_epochs)
+    for g in opt.param_groups:
+        g["lr"] = lr
+    return lr
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, ctx: Dist) -> None:
+    finite = bool(torch.isfinite(loss))
+    if ctx.enabled:  # every rank must stop together, or the others wait forever in backward
+        finite = all_reduce_sum([float(not finite)], ctx)[0] == 0
+    if not finite:
+        raise SlimlabError(f"the loss became non-finite at epoch {epoch + 1}, step {step + 1}: "
+                           "lower --lr or check the data")
+
+
+def _evaluate_epoch(model: nn.Module, loaders: Loaders, objective: Objective, cfg, epoch: int, ctx: Dist,
+                    track_test: bool, m: dict, st: _State) -> None:
+    """Validation (every ``eval_every`` epochs and at the end) and, with ``track_test``, the test set."""
+    amp = cfg.amp and ctx.device.type == "cuda"  # fp32 on CPU: `slimlab evaluate` reproduces the figures
+    if not ((epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs):
+        return
+    if loaders.val is not None:
+        st.last_val = evaluate(model, loaders.val, ctx, amp, objective.prepare_eval)
+        m["val_loss"], m["val_acc"] = st.last_val["loss"], st.last_val["acc"]
+    if track_test and loaders.test is not None:
+        m["test_acc"] = evaluate(model, loaders.test, ctx, amp, objective.prepare_eval)["acc"]
+
+
+def _end_epoch(model: nn.Module, opt, objective: Objective, meta: dict, m: dict, st: _State,
+               run_dir: Path | None, has_val: bool) -> None:
+    """Track the best epoch (validation accuracy, or training accuracy without a validation split) and write."""
+    st.history.append(m)
+    score = m.get("val_acc") if has_val else m["train_acc"]
+    improved = score is not None and score > st.best
+    if improved:
+        st.best, st.best_epoch = score, m["epoch"]
+        st.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    st.epochs_done = m["epoch"]
+    if run_dir is None:
+        return
+    with open(run_dir / "metrics.jsonl", "a") as f:
+        f.write(json.dumps(m) + "\n")
+    state = checkpoint_payload(model, meta, epoch=m["epoch"], best_val_acc=st.best, best_epoch=st.best_epoch,
+                               objective=objective.state_dict())
+    if improved:
+        atomic_save(state, run_dir / "best.pt")
+    state["optimizer"] = opt.state_dict()
+    atomic_save(state, run_dir / "last.pt")
+
+
+def _final_summary(model: nn.Module, loaders: Loaders, objective: Objective, cfg, ctx: Dist, track_test: bool,
+                   st: _State) -> dict[str, Any]:
+    amp = cfg.amp and ctx.device.type == "cuda"
+    summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": st.best if st.best >= 0 else None,
+                               "best_epoch": st.best_epoch}
+    if st.history:
+        summary["final_train_acc"] = st.history[-1]["train_acc"]
+        summary["final_val_acc"] = st.history[-1].get("val_acc")
+    if loaders.test is None:
+        return summary
+    summary["test_acc"] = evaluate(model, loaders.test, ctx, amp, objective.prepare_eval)["acc"]
+    if track_test:
+        accs = [h["test_acc"] for h in st.history if "test_acc" in h]
+        summary["best_test_acc"] = max(accs) if accs else None
+    if st.best_state is not None and st.best_epoch != st.epochs_done:
+        final = {k: v.clone() for k, v in model.state_dict().items()}
+        model.load_state_dict(st.best_state)
+        summary["test_acc_at_best_val"] = evaluate(model, loaders.test, ctx, amp, objective.prepare_eval)["acc"]
+        model.load_state_dict(final)
+    elif st.best_epoch == st.epochs_done:
+        summary["test_acc_at_best_val"] = summary["test_acc"]
     return summary
 
 

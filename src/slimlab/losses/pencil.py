@@ -26,7 +26,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slimlab.losses.objective import Objective
+from slimlab.engine.distributed import all_gather_cat
+from slimlab.engine.objective import Objective
 
 
 def pencil_loss(logits: torch.Tensor, y_tilde: torch.Tensor, noisy_labels: torch.Tensor, alpha: float = 0.4,
@@ -109,8 +110,6 @@ class PencilObjective(Objective):
         idx = batch["index"]
         new = self._leaf - self.lam * self._leaf.grad / self.world
         if self.world > 1:
-            from slimlab.engine.distributed import all_gather_cat
-
             idx, new = all_gather_cat(idx, self.dist), all_gather_cat(new.contiguous(), self.dist)
         self.y_tilde[idx] = new
         self._leaf = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from slimlab.models.registry import register_model
+
 
 class ConvNet(nn.Module):
     def __init__(self, num_classes: int = 10, width: int = 32, bn: bool = True, dropout: float = 0.0):
@@ -36,3 +38,6 @@ class ConvNet(nn.Module):
 def convnet(num_classes: int = 10, width: int = 32, bn: bool = True, dropout: float = 0.0) -> ConvNet:
     """A small plain CNN (3 conv stages + linear) for tests and quick CPU runs."""
     return ConvNet(num_classes, width, bn, dropout)
+
+
+register_model("convnet", convnet, family="plain", doc="a small plain CNN for tests and quick CPU runs")

@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from slimlab.models.layers import ConvBNAct, DepthwiseSeparable, InvertedResidual, SqueezeExcite, make_divisible
+from slimlab.models.registry import register_model
 
 # V1: (out channels, stride, repeats)
 V1_STAGES = [(64, 1, 1), (128, 2, 1), (128, 1, 1), (256, 2, 1), (256, 1, 1), (512, 2, 1), (512, 1, 5),
@@ -157,3 +158,13 @@ def mobilenet_v3_small(num_classes: int = 1000, width_mult: float = 1.0, depth_m
                        dropout: float = 0.2, cifar_stem: bool = False, bn_momentum: float = 0.01) -> MobileNet:
     """MobileNetV3-Small (Howard et al. 2019), Table 2 (``bn_momentum``: see :func:`mobilenet_v3_large`)."""
     return _mobilenet_v3(V3_SMALL, 1024, num_classes, width_mult, depth_mult, dropout, cifar_stem, bn_momentum)
+
+
+register_model("mobilenet_v1", mobilenet_v1, family="mobilenet", input_size=224,
+               doc="MobileNetV1 (Howard et al. 2017); width_mult = alpha")
+register_model("mobilenet_v2", mobilenet_v2, family="mobilenet", input_size=224,
+               doc="MobileNetV2 (Sandler et al. 2018)")
+register_model("mobilenet_v3_large", mobilenet_v3_large, family="mobilenet", input_size=224,
+               doc="MobileNetV3-Large (Howard et al. 2019)")
+register_model("mobilenet_v3_small", mobilenet_v3_small, family="mobilenet", input_size=224,
+               doc="MobileNetV3-Small (Howard et al. 2019)")

@@ -9,10 +9,13 @@ layer's channels (1.0 is the paper's; smaller for CPU budgets).
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 
 from slimlab.models.layers import ConvBNAct
+from slimlab.models.registry import register_model
 
 
 def nin_block(cin: int, widths: tuple[int, int, int], k: int) -> nn.Sequential:
@@ -49,3 +52,8 @@ class NIN(nn.Module):
 def nin(num_classes: int = 10, num_blocks: int = 4, width_mult: float = 1.0) -> NIN:
     """RotNet's Network-in-Network with ``num_blocks`` conv blocks (``width_mult`` scales the channels)."""
     return NIN(num_blocks, num_classes, width_mult)
+
+
+for _b in (3, 4, 5):
+    register_model(f"nin{_b}", partial(nin, num_blocks=_b), family="nin",
+                   doc=f"Network-in-Network with {_b} blocks (RotNet's trunk)")

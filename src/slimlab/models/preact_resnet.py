@@ -6,10 +6,13 @@ PreAct ResNet-32 (3 stages of 5 blocks, 16/32/64 channels) is PENCIL's CIFAR-10 
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from slimlab.models.registry import register_model
 from slimlab.models.resnet_cifar import resnet_stages
 
 
@@ -58,3 +61,7 @@ class PreActResNet(nn.Module):
 def preact_resnet(depth: int, num_classes: int = 10, width_mult: float = 1.0, depth_mult: float = 1.0) -> PreActResNet:
     """Pre-activation CIFAR ResNet of depth 6n+2 (He et al. 2016b)."""
     return PreActResNet(resnet_stages(depth, width_mult, depth_mult), num_classes)
+
+
+register_model("preact_resnet32", partial(preact_resnet, 32), family="resnet_cifar",
+               doc="PreAct ResNet-32 (He et al. 2016b), PENCIL's CIFAR backbone")

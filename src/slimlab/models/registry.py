@@ -50,12 +50,19 @@ def _torchvision(num_classes: int = 1000, tv_name: str = "", pretrained: bool = 
     if pretrained:
         m = torchvision.models.get_model(tv_name, weights="DEFAULT", **kwargs)
         if num_classes != 1000:
-            _replace_head(m, num_classes)
+            reset_classifier(m, num_classes)
         return m
     return torchvision.models.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
 
 
-def _replace_head(model: nn.Module, num_classes: int) -> None:
+def reset_classifier(model: nn.Module, num_classes: int) -> nn.Module:
+    """Replace the model's classifier (its last ``nn.Linear``) by a fresh one with ``num_classes`` outputs.
+
+    A model may define its own ``reset_classifier(num_classes)`` (as timm's models do); it is used first."""
+    own = getattr(type(model), "reset_classifier", None)
+    if callable(own):
+        model.reset_classifier(num_classes)
+        return model
     last_name, last = None, None
     for n, m in model.named_modules():
         if isinstance(m, nn.Linear):
@@ -64,6 +71,10 @@ def _replace_head(model: nn.Module, num_classes: int) -> None:
         raise SlimlabError("cannot find a linear head to replace")
     parent = model.get_submodule(last_name.rsplit(".", 1)[0]) if "." in last_name else model
     setattr(parent, last_name.rsplit(".", 1)[-1], nn.Linear(last.in_features, num_classes))
+    return model
+
+
+_replace_head = reset_classifier  # the old private name
 
 
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:

@@ -12,10 +12,13 @@ the table, so compound scaling treats it like any other family.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from slimlab.models.registry import register_model
 
 
 class ShortcutA(nn.Module):
@@ -96,3 +99,8 @@ def cifar_resnet(depth: int, num_classes: int = 10, width_mult: float = 1.0, dep
                  shortcut: str = "A") -> CifarResNet:
     """CIFAR ResNet of depth 6n+2 (He et al. 2016), option-A shortcuts by default (``shortcut="B"``: 1x1 conv)."""
     return CifarResNet(resnet_stages(depth, width_mult, depth_mult), num_classes, shortcut)
+
+
+for _d in (20, 32, 44, 56, 110):
+    register_model(f"resnet{_d}", partial(cifar_resnet, _d), family="resnet_cifar",
+                   doc=f"CIFAR ResNet-{_d} (He et al. 2016), option-A shortcuts")

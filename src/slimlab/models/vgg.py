@@ -7,6 +7,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from slimlab.models.registry import register_model
+
 VGG16 = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
 
 
@@ -36,3 +38,6 @@ class VGG(nn.Module):
 def vgg16_bn(num_classes: int = 10, width_mult: float = 1.0) -> VGG:
     """VGG-16 with BN for 32x32 inputs (13 convs, one linear classifier)."""
     return VGG(VGG16, num_classes, width_mult)
+
+
+register_model("vgg16", vgg16_bn, family="vgg", doc="VGG-16 with BN for 32x32 inputs")

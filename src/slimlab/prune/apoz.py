@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+from slimlab.prune.criterion import FIRST_INPUT, Criterion, LayerStats, Selection, register_criterion
+
 
 def apoz_scores(activations: torch.Tensor) -> torch.Tensor:
     """APoZ per channel of post-activation maps [N, C, H, W] (or [N, C])."""
@@ -25,3 +27,14 @@ def select_by_apoz(activations: torch.Tensor, keep: int) -> torch.Tensor:
     # stable: among equal scores keep the lower index
     order = torch.argsort(scores, stable=True)
     return order[:keep].sort().values
+
+
+class APoZ(Criterion):
+    name = "apoz"
+    needs = frozenset({FIRST_INPUT})
+
+    def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
+        return Selection(select_by_apoz(stats.first_input, keep))
+
+
+register_criterion(APoZ)

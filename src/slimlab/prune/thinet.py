@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from slimlab.prune.criterion import CONSUMER_INPUT, Criterion, LayerStats, Selection, register_criterion
+
 
 def select_channels(x_hat: torch.Tensor, keep: int) -> torch.Tensor:
     """ICCV greedy rule: the sorted indices of the ``keep`` kept channels of ``x_hat`` [m, C]."""
@@ -122,3 +124,28 @@ def collect_samples(x: torch.Tensor, conv: nn.Conv2d, per_image: int = 10,
     wf = conv.weight.detach().to(dev, x.dtype)[f]  # [m, C, kh, kw]
     x_hat = torch.einsum("sabc,scab->sc", patches, wf)
     return x_hat, x_hat.sum(1)
+
+
+class ThiNet(Criterion):
+    """ThiNet as a criterion: sample layer i+1's input, select (ICCV greedy or TPAMI), re-weight (Eq. 6).
+
+    With ``stats.target_responses`` the least squares fit the given responses (the unpruned model's)
+    at the same sampled positions instead of the current model's."""
+
+    name = "thinet"
+    needs = frozenset({CONSUMER_INPUT})
+
+    def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
+        state = generator.get_state()
+        x_hat, y = collect_samples(stats.consumer_input, layer.consumer, self.options.per_image, generator)
+        if stats.target_responses is not None:
+            y = stats.target_responses(torch.Generator().set_state(state))
+        if self.options.variant == "tpami":
+            kept = select_channels_tpami(x_hat, y, keep)
+        else:
+            kept = select_channels(x_hat, keep)
+        w = reweight(x_hat, y, kept) if len(kept) < layer.conv.out_channels else None
+        return Selection(kept, w)
+
+
+register_criterion(ThiNet)

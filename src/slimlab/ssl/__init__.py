@@ -1,6 +1,6 @@
-"""Self-supervised pretraining: RotNet, and probes on frozen features."""
+"""Self-supervised pretraining: RotNet, and probes on frozen features (the probe model is in models)."""
 
-from slimlab.ssl.probe import Probe, probe
+from slimlab.models.probe import Probe, probe
 from slimlab.ssl.rotnet import RotNetObjective, rotate_batch
 
 __all__ = ["Probe", "RotNetObjective", "probe", "rotate_batch"]

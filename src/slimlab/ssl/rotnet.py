@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from slimlab.losses.objective import Objective
+from slimlab.engine.objective import Objective
 
 # The official 4-block NIN schedule: 200 epochs, batch 128, SGD Nesterov, wd 5e-4, lr 0.1 x0.2 at 60/120/160
 ROTNET_DEFAULTS = {"model": "nin4", "loss": "rotnet", "epochs": 200, "batch_size": 128, "optimizer": "sgd",

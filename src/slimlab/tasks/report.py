@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from slimlab.config import TrainConfig, from_dict
+from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
+from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot
+from slimlab.losses import keeps_label_variables
+from slimlab.tasks.common import prepare_data
 
 
 def _load_run(path: str | Path) -> dict:
@@ -36,22 +41,8 @@ def _load_run(path: str | Path) -> dict:
     return run
 
 
-def _fig_png(fig) -> bytes:
-    import matplotlib.pyplot as plt
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return buf.getvalue()
-
-
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+_fig_png = figure_png
+_plt = pyplot
 
 
 def curves_png(runs: list[dict]) -> bytes | None:
@@ -98,8 +89,6 @@ def tradeoff_png(runs: list[dict]) -> bytes | None:
 
 def learned_transition(run: dict) -> np.ndarray | None:
     """PENCIL's view of the noise: T[i, j] = fraction of samples it labels i that carry given label j."""
-    from slimlab.engine import load_checkpoint
-
     last = run["dir"] / "last.pt"
     if not last.is_file():
         return None
@@ -107,9 +96,6 @@ def learned_transition(run: dict) -> np.ndarray | None:
     yt = ck.get("objective", {}).get("y_tilde")
     if yt is None or run["noise"] is None:
         return None
-    from slimlab.api import prepare_data
-    from slimlab.config import TrainConfig, from_dict
-
     cfg = from_dict(TrainConfig, dict(ck["config"]), "checkpoint config")
     p = prepare_data(cfg)
     idx = p.train_idx
@@ -181,22 +167,18 @@ td:first-child,th:first-child{text-align:left}th{background:#f3f6f9}img{max-widt
 .note{color:#5b6875;font-size:.85em}"""
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report") -> Path:
-    """Write the report for ``run_dirs`` to ``out`` (``.html`` or ``.md``); return its path."""
-    if not run_dirs:
-        raise SlimlabError("report: give at least one run directory")
-    runs = [_load_run(r) for r in run_dirs]
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+def _figures(runs: list[dict]) -> list[tuple[str, str, bytes | None]]:
+    """(section title, slug, PNG) of every figure of the report."""
     figures: list[tuple[str, str, bytes | None]] = [
         ("Training curves", "curves", curves_png(runs)),
         ("Accuracy against MACs and latency", "tradeoff", tradeoff_png(runs)),
     ]
+    learned = [r for r in runs if r["noise"] is not None and keeps_label_variables(r["summary"].get("loss", ""))]
     for r in runs:
-        if r["noise"] is not None and r["summary"].get("loss") == "pencil":
+        if r in learned:
             figures.append((f"Noise transition: injected vs learned by PENCIL ({r['name']})", f"transition-{r['name']}",
                             transition_png(r)))
-        elif r["noise"] is not None and not any(x["summary"].get("loss") == "pencil" and x["noise"] for x in runs):
+        elif r["noise"] is not None and not learned:
             figures.append((f"Injected noise transition ({r['name']})", f"transition-{r['name']}", transition_png(r)))
     for r in runs:
         if r["issues_png"]:
@@ -208,21 +190,21 @@ def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html",
         if r["channels_png"]:
             figures.append((f"Channels kept per layer ({r['name']})", f"channels-{r['name']}",
                             r["channels_png"].read_bytes()))
-    head, rows = table_rows(runs)
-    from slimlab.engine import atomic_write_text
+    return figures
 
-    if fmt == "md":
-        lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        for sec, slug, png in figures:
-            if png:
-                name = f"{out.stem}-{slug}.png"
-                (out.parent / name).write_bytes(png)
-                lines += ["", f"## {sec}", "", f"![{sec}]({name})"]
-        atomic_write_text(out, "\n".join(lines) + "\n")
-        return out
-    if fmt != "html":
-        raise SlimlabError(f"unknown report format '{fmt}' (html, md)")
+
+def _markdown(out: Path, title: str, head: list[str], rows: list[list[str]], figures) -> None:
+    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    for sec, slug, png in figures:
+        if png:
+            name = f"{out.stem}-{slug}.png"
+            atomic_write_bytes(out.parent / name, png)
+            lines += ["", f"## {sec}", "", f"![{sec}]({name})"]
+    atomic_write_text(out, "\n".join(lines) + "\n")
+
+
+def _html(title: str, head: list[str], rows: list[list[str]], figures) -> str:
     body = [f"<h1>{html.escape(title)}</h1>", '<p class="note">Accuracies on the clean test split; MACs are '
             "multiply-adds per image; latency is the median CPU time at batch 1.</p>", "<h2>Runs</h2><table><tr>"
             + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
@@ -231,7 +213,44 @@ def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html",
     for sec, _, png in figures:
         if png:
             body.append(f"<h2>{html.escape(sec)}</h2>{_img(png, sec)}")
-    page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
-    atomic_write_text(out, page)
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report") -> Path:
+    """Write the report for ``run_dirs`` to ``out`` (``.html`` or ``.md``); return its path."""
+    if not run_dirs:
+        raise SlimlabError("report: give at least one run directory")
+    if fmt not in ("html", "md"):
+        raise SlimlabError(f"unknown report format '{fmt}' (html, md)")
+    runs = [_load_run(r) for r in run_dirs]
+    out = Path(out)
+    figures = _figures(runs)
+    head, rows = table_rows(runs)
+    if fmt == "md":
+        _markdown(out, title, head, rows, figures)
+    else:
+        atomic_write_text(out, _html(title, head, rows, figures))
     return out
+
+
+@dataclass
+class ReportConfig:
+    POSITIONAL = ("runs",)
+    CHOICES = {"format": ("html", "md")}
+
+    runs: list = field(default_factory=list)  # run directories
+    out: str = ""  # the report file, or a directory (default: report.html / report.md)
+    format: str = "html"  # html | md
+    title: str = "slimlab report"
+
+
+Config = ReportConfig
+
+
+def run(cfg: ReportConfig) -> dict:
+    name = "report.md" if cfg.format == "md" else "report.html"
+    out = Path(cfg.out or name)
+    if out.is_dir() or not out.suffix:
+        out = out / name
+    return {"path": str(build_report(cfg.runs, out, cfg.format, cfg.title))}

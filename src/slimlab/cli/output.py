@@ -1,0 +1,119 @@
+"""How each command shows its result on a terminal (``--json`` prints the result as it is)."""
+
+from __future__ import annotations
+
+import json
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def train(s: dict) -> None:
+    print(f"{s.get('model')} on {s.get('data')}: best val {_pct(s.get('best_val_acc'))}, "
+          f"test {_pct(s.get('test_acc'))} ({s.get('params', 0) / 1e6:.3f}M params, {s.get('macs', 0) / 1e6:.1f}M MACs,"
+          f" {s.get('images_per_s', 0):.0f} img/s, {s.get('wall_s', 0):.1f}s) -> {s.get('out')}")
+
+
+def evaluate(r: dict) -> None:
+    print(f"{r['model']} on {r['data']} test: {100 * r['test_acc']:.2f}% ({r['n']} images, "
+          f"{r['params'] / 1e6:.3f}M params, {r['macs'] / 1e6:.1f}M MACs)")
+
+
+def models(r: dict) -> None:
+    print(f"{'model':22} {'family':13} {'params':>9} {'MACs':>9} {'input':>5}  description")
+    for m in r["models"]:
+        print(f"{m['name']:22} {m['family']:13} {m['params'] / 1e6:8.2f}M {m['macs'] / 1e6:8.1f}M "
+              f"{m['input_size']:5d}  {m['doc']}")
+    print("any torchvision classifier as tv:NAME (e.g. tv:resnet18)")
+
+
+def profile(r: dict) -> None:
+    if "rows" in r:
+        for name, row in r["rows"].items():
+            print(f"{name}: {row['params'] / 1e6:.3f}M params, {row['macs'] / 1e6:.2f}M MACs, "
+                  f"{row['torch_ms']:.2f} ms (PyTorch, batch 1)")
+        return
+    print(f"{r['model']}: {r['params'] / 1e6:.3f}M params, {r['macs'] / 1e6:.2f}M MACs at "
+          f"{r['input_size']}x{r['input_size']}")
+    for lat in r["latency"]:
+        print(f"  PyTorch {lat['device']} batch {lat['batch']:3d}: median {lat['median_ms']:.2f} ms "
+              f"(p10 {lat['p10_ms']:.2f}, p90 {lat['p90_ms']:.2f}), {lat['images_per_s']:.0f} img/s, "
+              f"{lat['threads']} threads")
+    for lat in r.get("onnx", []):
+        print(f"  ONNX Runtime cpu batch {lat['batch']:3d}: median {lat['median_ms']:.2f} ms, "
+              f"{lat['images_per_s']:.0f} img/s, {lat['threads']} threads")
+
+
+def prune(s: dict) -> None:
+    o, p = s["original"], s["pruned"]
+    ft = s.get("finetuned", {}).get("test_acc")
+    lat = s.get("latency_speedup", {})
+    print(f"{s['model']} {s['method']} keep ratio {s['ratio']:.3f}: "
+          f"params {o['params'] / 1e6:.3f}M -> {p['params'] / 1e6:.3f}M,"
+          f" MACs {o['macs'] / 1e6:.1f}M -> {p['macs'] / 1e6:.1f}M ({s['macs_reduction']:.2f}x fewer)")
+    print(f"  test accuracy: original {100 * o['test_acc']:.2f}%, pruned {100 * p['test_acc']:.2f}%"
+          + (f", fine-tuned {100 * ft:.2f}%" if ft is not None else "")
+          + (f"; CPU latency speed-up {lat.get('batch1', 0):.2f}x (batch 1), {lat.get('batch64', 0):.2f}x (batch 64)"
+             if lat else "") + f"; pruning took {s['prune_s']:.1f}s -> {s['out']}")
+
+
+def labels(r: dict) -> None:
+    line = (f"{r['flagged']} of {r['train_samples']} training labels flagged ({100 * r['flagged_fraction']:.1f}%, "
+            f"source: {r['source']})")
+    if "precision" in r:
+        line += (f"; against the {r['true_flips']} injected flips: precision {100 * r['precision']:.1f}%, "
+                 f"recall {100 * r['recall']:.1f}%; corrected labels {100 * r['corrected_accuracy']:.1f}% right "
+                 f"vs given {100 * r['given_accuracy']:.1f}%")
+    print(line + f" -> {r['csv']}")
+
+
+def scale(r: dict) -> None:
+    if "chosen" in r:
+        c = r["chosen"]
+        print(f"chosen alpha={c['alpha']:g}, beta={c['beta']:g}, gamma={c['gamma']:g} of {len(r['rows']) - 1} "
+              "candidates (search.md, search.png in the output directory)")
+        return
+    kw = ", ".join(f"{k}={v:.4g}" for k, v in r["model_kwargs"].items())
+    print(f"{r['base']} scaled by phi={r['phi']:g} (alpha={r['alpha']:g}, beta={r['beta']:g}, gamma={r['gamma']:g}):"
+          f" {kw}, resolution {r['resolution']}; {r['params'] / 1e6:.2f}M params, {r['macs'] / 1e6:.1f}M MACs "
+          f"({r['macs_ratio']:.2f}x the base; alpha*beta^2*gamma^2 = {r['nominal_ratio']:.2f}x nominal)")
+
+
+def export(r: dict) -> None:
+    print(f"wrote {r['path']} ({r['bytes'] / 1e6:.2f} MB); outputs match PyTorch within {r['max_abs_diff']:.1e}")
+
+
+def report(r: dict) -> None:
+    print(f"wrote {r['path']}")
+
+
+def demo(r: dict) -> None:
+    print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'CPU ms':>8} {'ONNX ms':>8}")
+    for name, params, macs, acc, t, o in r["rows"]:
+        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {(t or 0):8.2f} {(o or 0):8.2f}")
+    lab = r["labels"]
+    if "precision" in lab:
+        print(f"label issues: PENCIL flagged {lab['flagged']} labels, precision {100 * lab['precision']:.1f}%, "
+              f"recall {100 * lab['recall']:.1f}% against the injected flips")
+    print(f"exported {r['export']['path']} (from {r['export']['from']})")
+    print(f"report: {r['report']}")
+
+
+def run(r: dict) -> None:
+    if "valid_steps" in r:
+        print(f"{r['name']}: {len(r['valid_steps'])} steps valid ({', '.join(r['valid_steps'])})")
+        return
+    for name, res in r["steps"].items():
+        print(f"{name}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()))
+
+
+SHOW = {"train": train, "pretrain": train, "probe": train, "evaluate": evaluate, "models": models,
+        "profile": profile, "prune": prune, "labels": labels, "scale": scale, "export": export, "report": report,
+        "demo": demo, "run": run}
+
+
+def show(cmd: str, result: dict) -> None:
+    if result.get("rank", 0):
+        return
+    SHOW.get(cmd, lambda r: print(json.dumps(r, indent=2, default=str)))(result)

@@ -1,0 +1,74 @@
+"""Evaluation of frozen features (RotNet, Sec. 4.1): a classifier trained on one block's feature maps
+of a frozen trunk. Heads: ``linear`` (global average pooling + linear), ``mlp`` (the paper's
+non-linear classifier: flatten, two hidden layers of 200 units with BN and ReLU, linear), ``conv``
+(the paper's conv classifier: a further NIN block of three convs, global pooling, linear).
+
+The trunk stays in eval mode (its BN statistics do not move) and has ``requires_grad=False``: no
+gradient reaches it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from slimlab.errors import SlimlabError
+from slimlab.models.nin import nin_block
+from slimlab.models.registry import create_model, register_model
+
+
+class Probe(nn.Module):
+    def __init__(self, num_classes: int = 10, trunk: str = "nin4", trunk_kwargs: dict | None = None,
+                 trunk_classes: int = 4, block: int = 2, head: str = "linear", input_size: int = 32):
+        super().__init__()
+        self.trunk = create_model(trunk, trunk_classes, **(trunk_kwargs or {}))
+        for p in self.trunk.parameters():
+            p.requires_grad_(False)
+        self.block = block
+        with torch.no_grad():
+            self.trunk.eval()
+            c, h, w = self.features(torch.zeros(1, 3, input_size, input_size)).shape[1:]
+        if head == "linear":
+            self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, num_classes))
+        elif head == "mlp":
+            self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 200, bias=False), nn.BatchNorm1d(200),
+                                      nn.ReLU(inplace=True), nn.Linear(200, 200, bias=False), nn.BatchNorm1d(200),
+                                      nn.ReLU(inplace=True), nn.Linear(200, num_classes))
+        elif head == "conv":  # a further NIN block as wide as the features
+            self.head = nn.Sequential(nin_block(c, (c, c, c), 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(c, num_classes))
+        else:
+            raise SlimlabError(f"unknown probe head '{head}' (linear, mlp, conv)")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Block ``block``'s output for NIN trunks; the last feature map for other registry models."""
+        if hasattr(self.trunk, "forward_block"):
+            return self.trunk.forward_block(x, self.block)
+        if hasattr(self.trunk, "forward_features"):
+            return self.trunk.forward_features(x)
+        raise SlimlabError(f"{type(self.trunk).__name__} exposes no feature maps to probe")
+
+    def train(self, mode: bool = True) -> Probe:
+        super().train(mode)
+        self.trunk.eval()  # frozen: BN statistics stay those of the pretext training
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            f = self.features(x)
+        return self.head(f)
+
+    def load_trunk(self, state_dict: dict) -> int:
+        own = self.trunk.state_dict()
+        ok = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+        self.trunk.load_state_dict(ok, strict=False)
+        return len(ok)
+
+
+def probe(num_classes: int = 10, trunk: str = "nin4", trunk_kwargs: dict | None = None, trunk_classes: int = 4,
+          block: int = 2, head: str = "linear", input_size: int = 32) -> Probe:
+    """A classifier on the frozen features of one block of a (RotNet-pretrained) trunk."""
+    return Probe(num_classes, trunk, trunk_kwargs, trunk_classes, block, head, input_size)
+
+
+register_model("probe", probe, family="probe", doc="a classifier on one block of a frozen trunk (slimlab probe)")

@@ -1,0 +1,42 @@
+"""Options of a pruning job (``slimlab prune``, ``api.prune``, a recipe's prune step)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PruneConfig:
+    """Options of ``slimlab prune``. Field comments are the CLI help."""
+
+    POSITIONAL = ("checkpoint",)
+    ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
+
+    checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
+    data: str = ""  # data set (default: the checkpoint's)
+    root: str = "~/.cache/slimlab/data"
+    method: str = "thinet"  # thinet | apoz | weight_sum (alias l1) | random
+    keep_ratio: float = 0.5  # fraction of channels KEPT in each pruned layer (ThiNet's compression rate r)
+    target_macs: float = 0.0  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)
+    layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
+    mode: str = "layerwise"  # layerwise | oneshot
+    thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
+    thinet_target: str = "current"  # layerwise re-weighting target: current (ThiNet) | original (unpruned model)
+    calib_per_class: int = 10  # calibration images per class (the paper: 10)
+    samples_per_image: int = 10  # ThiNet (filter, location) samples per image (the paper: 10)
+    ft_per_layer: int = 0  # SGD steps of fine-tuning after each pruned layer
+    ft_lr: float = 0.01  # fine-tuning learning rate
+    finetune_epochs: int = 0  # final fine-tuning epochs
+    labels_from: str = ""  # fine-tune on corrected labels from a PENCIL run directory
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    latency: bool = True  # measure CPU latency of the original and the pruned model
+    progress: str = "auto"
+    out: str = ""
+
+    @property
+    def ratio(self) -> float:
+        """The old name of ``keep_ratio``."""
+        return self.keep_ratio

@@ -1,0 +1,89 @@
+"""The pruning-criterion protocol and its one registry (after Torch-Pruning's ``Importance``).
+
+A criterion decides which output channels of a prunable layer i to keep. It declares what it
+needs collected over the calibration images (``needs``), and :meth:`Criterion.select` receives the
+layer, the number of channels to keep and those statistics, and returns a :class:`Selection`:
+the kept channel indices and, for criteria that re-weight (ThiNet), per-kept-channel scales for
+the input slices of layer i+1.
+
+Adding a criterion means adding one file: subclass :class:`Criterion`, give it a ``name`` and call
+:func:`register_criterion` at the bottom of the file, then import the file in ``prune/__init__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from slimlab.errors import SlimlabError
+
+if TYPE_CHECKING:
+    from slimlab.prune.graph import PrunableLayer
+
+FIRST_INPUT = "first_input"  # the activation read by the first conv after layer i (post BN and ReLU)
+CONSUMER_INPUT = "consumer_input"  # the input of layer i+1, the dense conv that consumes layer i's channels
+
+
+@dataclass
+class LayerStats:
+    """What the schedule collected for one layer, by name of the need."""
+
+    first_input: torch.Tensor | None = None
+    consumer_input: torch.Tensor | None = None
+    # ThiNet with the "original" target: generator -> the unpruned model's responses at the sampled positions
+    target_responses: Callable[[torch.Generator], torch.Tensor] | None = None
+
+
+@dataclass
+class Selection:
+    kept: torch.Tensor  # sorted indices of the kept output channels of layer i
+    scales: torch.Tensor | None = None  # per kept channel: scale of layer i+1's input slice (ThiNet Eq. 6)
+
+
+@dataclass
+class CriterionOptions:
+    """Options some criteria read (the others ignore them)."""
+
+    variant: str = "iccv"  # ThiNet: iccv (greedy removal) | tpami (forward selection)
+    per_image: int = 10  # ThiNet: sampled (filter, location) pairs per calibration image
+    extra: dict = field(default_factory=dict)
+
+
+class Criterion:
+    """Base class: subclasses set ``name`` and ``needs`` and implement ``select``."""
+
+    name: str = ""
+    needs: frozenset[str] = frozenset()
+
+    def __init__(self, options: CriterionOptions | None = None):
+        self.options = options or CriterionOptions()
+
+    def select(self, layer: PrunableLayer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
+        raise NotImplementedError
+
+
+CRITERIA: dict[str, type[Criterion]] = {}
+ALIASES: dict[str, str] = {}
+
+
+def register_criterion(cls: type[Criterion], aliases: tuple[str, ...] = ()) -> type[Criterion]:
+    CRITERIA[cls.name] = cls
+    for a in aliases:
+        ALIASES[a] = cls.name
+    return cls
+
+
+def canonical_name(name: str) -> str:
+    """The criterion's one name (``l1`` -> ``weight_sum``); unknown names raise a one-line error."""
+    name = ALIASES.get(name, name)
+    if name not in CRITERIA:
+        known = sorted([*CRITERIA, *ALIASES])
+        raise SlimlabError(f"unknown pruning method '{name}' (choose from {', '.join(known)})")
+    return name
+
+
+def build_criterion(name: str, options: CriterionOptions | None = None) -> Criterion:
+    return CRITERIA[canonical_name(name)](options)

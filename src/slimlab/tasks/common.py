@@ -1,0 +1,157 @@
+"""What several tasks assemble from a :class:`~slimlab.config.TrainConfig`: data, loaders, model.
+
+``prepare_data`` builds the data set with optional synthetic noise and subsets, ``make_loaders``
+the training, validation and test loaders, ``build_model`` the model (initialised from ``--init``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from slimlab import data as D
+from slimlab.config import TrainConfig
+from slimlab.engine import Dist, Loaders, load_checkpoint, predict
+from slimlab.errors import SlimlabError
+from slimlab.io import pyplot, save_figure
+from slimlab.losses import estimate_transition
+from slimlab.models import create_model, reset_classifier
+from slimlab.models.io import load_matching, model_from_checkpoint
+from slimlab.noise import corrupt, load_matrix, parse_noise
+
+
+@dataclass
+class Prepared:
+    """Everything ``train`` assembles before the loop; reused by pruning, probing and label issues."""
+
+    ds: D.DataSet
+    targets: torch.Tensor  # training targets used for learning (noisy when noise was injected)
+    train_idx: torch.Tensor
+    val_idx: torch.Tensor
+    noise: dict = field(default_factory=dict)
+    transition: np.ndarray | None = None
+
+
+def default_out(cfg: TrainConfig) -> str:
+    name = cfg.data.split(":", 1)[-1].rstrip("/").split("/")[-1]
+    return f"runs/{name}-{cfg.model.replace(':', '_')}"
+
+
+def inject_noise(cfg: TrainConfig, clean: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, dict, np.ndarray]:
+    """The noisy training targets of ``cfg.noise``, the record written as noise.json, and the transition matrix."""
+    kind, rate, path = parse_noise(cfg.noise)
+    matrix = load_matrix(path) if path else None
+    targets, transition = corrupt(clean, kind, rate if rate is not None else 0.0, num_classes,
+                                  cfg.noise_seed, cfg.noise_mode, cfg.noise_exclude_true, matrix=matrix)
+    flipped = torch.nonzero(targets != clean).flatten()
+    noise = {"spec": cfg.noise, "kind": kind, "rate": rate, "mode": cfg.noise_mode,
+             "exclude_true": cfg.noise_exclude_true, "seed": cfg.noise_seed,
+             "realised_rate": len(flipped) / max(len(clean), 1), "flipped": flipped.tolist(),
+             "transition": transition.tolist()}
+    return targets, noise, transition
+
+
+def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
+    """Data set, (noisy) targets and the train/validation index split of ``cfg``."""
+    ds = ds or D.build(cfg.data, cfg.root, cfg.download, cfg.image_size)
+    clean = ds.train.targets
+    targets, noise, transition = clean.clone(), {}, None
+    if cfg.noise:
+        targets, noise, transition = inject_noise(cfg, clean, ds.num_classes)
+    if not 0 <= cfg.val_fraction < 1:
+        raise SlimlabError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
+    train_idx, val_idx = D.stratified_split(targets, cfg.val_fraction, seed=cfg.seed)
+    if cfg.clean_subset:
+        # Sun et al. 2017's clean fine-tuning: K images per class with their *true* labels
+        sub = D.stratified_subset(clean[train_idx], per_class=cfg.clean_subset, seed=cfg.seed)
+        # the targets become the true labels everywhere, so validation also scores against clean labels
+        train_idx, targets = train_idx[sub], clean.clone()
+    if cfg.labels_per_class:
+        train_idx = train_idx[D.stratified_subset(targets[train_idx], per_class=cfg.labels_per_class, seed=cfg.seed)]
+    if cfg.train_subset:
+        train_idx = train_idx[D.stratified_subset(targets[train_idx], total=cfg.train_subset, seed=cfg.seed)]
+    return Prepared(ds, targets, train_idx, val_idx, noise, transition)
+
+
+def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True) -> Loaders:
+    ds = p.ds
+    common = {"mean": ds.mean, "std": ds.std, "device": ctx.device, "channels_last": cfg.channels_last}
+    bs = cfg.batch_size
+    if ctx.world > 1 and bs % ctx.world:
+        raise SlimlabError(f"batch_size {bs} must be divisible by the {ctx.world} processes")
+    train = D.BatchLoader(ds.train, p.train_idx, bs, shuffle=shuffle, augment=cfg.augment, pad=ds.pad, flip=ds.flip,
+                          drop_last=len(p.train_idx) > bs, seed=cfg.seed, rank=ctx.rank, world=ctx.world,
+                          targets=p.targets, **common)
+    eval_bs = -(-max(bs, 256) // ctx.world) * ctx.world  # a multiple of the process count
+    val = (D.BatchLoader(ds.train, p.val_idx, eval_bs, rank=ctx.rank, world=ctx.world, targets=p.targets, **common)
+           if len(p.val_idx) else None)
+    test = D.BatchLoader(ds.test, torch.arange(len(ds.test)), eval_bs, rank=ctx.rank, world=ctx.world, **common)
+    return Loaders(train, val, test)
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
+    """The model of ``cfg``, initialised from ``cfg.init`` when given; returns (model, checkpoint meta)."""
+    torch.manual_seed(cfg.seed)
+    meta = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs), "num_classes": num_classes}
+    if not cfg.init:
+        return create_model(cfg.model, num_classes, **cfg.model_kwargs), meta
+    ck = load_checkpoint(cfg.init)
+    if ck.get("pruned"):  # fine-tune a pruned model: its architecture comes from the checkpoint
+        if ck["model_name"] != cfg.model:
+            raise SlimlabError(f"--init {cfg.init} is a pruned {ck['model_name']}, not {cfg.model}")
+        model = model_from_checkpoint(ck)
+        if ck["num_classes"] != num_classes:
+            reset_classifier(model, num_classes)
+        meta.update(pruned=True, model_kwargs=ck.get("model_kwargs", {}))
+        return model, meta
+    model = create_model(cfg.model, num_classes, **cfg.model_kwargs)
+    if hasattr(model, "load_trunk"):  # a probe on frozen features: the checkpoint is its trunk
+        copied, total = model.load_trunk(ck["state_dict"]), len(ck["state_dict"])
+    else:
+        copied, total = load_matching(model, ck["state_dict"])
+    if copied == 0:
+        raise SlimlabError(f"--init {cfg.init}: no tensor matches {cfg.model}'s architecture")
+    meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total}
+    return model, meta
+
+
+def data_meta(ds: D.DataSet) -> dict:
+    return {"name": ds.name, "classes": list(ds.classes), "mean": list(ds.mean), "std": list(ds.std),
+            "image_size": ds.image_size}
+
+
+def transition_estimator(p: Prepared, ctx: Dist):
+    """For ``--loss forward`` with ``estimate_from``: checkpoint path -> T estimated from its predictions."""
+    def estimate(path: str) -> torch.Tensor:
+        model = model_from_checkpoint(load_checkpoint(path)).to(ctx.device)
+        loader = D.BatchLoader(p.ds.train, p.train_idx, 512, mean=p.ds.mean, std=p.ds.std, device=ctx.device)
+        probs, _ = predict(model, loader)
+        return torch.tensor(estimate_transition(probs), dtype=torch.float32)
+    return estimate
+
+
+def plot_curves(run_dir: str | Path) -> None:
+    """curves.png: loss and accuracy per epoch from metrics.jsonl."""
+    run_dir = Path(run_dir)
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    if not lines:
+        return
+    fig, ax = pyplot().subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot([m["epoch"] for m in lines], [m["train_loss"] for m in lines], label="train")
+    val = [(m["epoch"], m["val_loss"]) for m in lines if "val_loss" in m]
+    if val:
+        ax[0].plot(*zip(*val), label="val")
+    ax[0].set(xlabel="epoch", ylabel="loss")
+    ax[0].legend()
+    for key, lab in (("train_acc", "train"), ("val_acc", "val"), ("test_acc", "test")):
+        pts = [(m["epoch"], 100 * m[key]) for m in lines if key in m]
+        if pts:
+            ax[1].plot(*zip(*pts), label=lab)
+    ax[1].set(xlabel="epoch", ylabel="accuracy (%)")
+    ax[1].legend()
+    fig.tight_layout()
+    save_figure(fig, run_dir / "curves.png", dpi=90)

@@ -1,0 +1,141 @@
+"""``slimlab labels RUN``: find training samples whose given label is probably wrong.
+
+For a PENCIL run the probabilities are PENCIL's y_d. Otherwise they are *out-of-sample*
+predictions: the training set is split into k stratified folds, a model with the run's config is
+trained on k-1 folds and predicts the held-out one, so no sample is judged by a model that learned
+its (possibly wrong) label. Scoring is :func:`slimlab.noise.label_issues.find_label_issues`; this
+module writes ``label_issues.csv``, ``.json`` and ``.png`` into the run directory.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from slimlab import data as D
+from slimlab.config import TrainConfig, from_dict, load_yaml
+from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
+from slimlab.engine.distributed import resolve_device
+from slimlab.errors import SlimlabError
+from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
+from slimlab.losses import build_objective, for_cross_validation
+from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
+from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
+
+
+@dataclass
+class LabelsConfig:
+    POSITIONAL = ("run",)
+
+    run: str = ""  # a run directory
+    folds: int = 3  # cross-validation folds for non-PENCIL runs
+    cv_epochs: int = 0  # epochs per fold (default: the run's)
+    grid: int = 24  # images in label_issues.png (0: none)
+
+
+Config = LabelsConfig
+
+
+def _folds(targets: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
+    """A stratified fold number for every position of ``targets``."""
+    g = torch.Generator().manual_seed(seed)
+    fold_of = torch.empty(len(targets), dtype=torch.long)
+    for c in torch.unique(targets).tolist():
+        members = torch.nonzero(targets == c).flatten()
+        members = members[torch.randperm(len(members), generator=g)]
+        fold_of[members] = torch.arange(len(members)) % folds
+    return fold_of
+
+
+def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: int | None = None) -> torch.Tensor:
+    """Softmax predictions for every training sample from models that never trained on it."""
+    probs = torch.zeros(len(p.ds.train), p.ds.num_classes)
+    idx = p.train_idx
+    fold_of = _folds(p.targets[idx], folds, cfg.seed)
+    loss, loss_kwargs = for_cross_validation(cfg.loss, cfg.loss_kwargs)
+    fcfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs, progress="none", stop_after=0, init="", loss=loss,
+                               loss_kwargs=loss_kwargs)
+    # one process (the folds are small, DDP would not pay), on this rank's own device under torchrun
+    ctx = Dist(device=resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0"))))
+    for f in range(folds):
+        sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
+        model, _ = build_model(fcfg, p.ds.num_classes)
+        obj = build_objective(fcfg.loss, p.ds.num_classes, kwargs=fcfg.loss_kwargs, targets=p.targets,
+                              epochs=fcfg.epochs, lr=fcfg.lr)
+        fit(model, Loaders(make_loaders(fcfg, sub, ctx).train), obj, fcfg, None, ctx)
+        loader = D.BatchLoader(p.ds.train, idx[fold_of == f], 512, mean=p.ds.mean, std=p.ds.std, device=ctx.device)
+        pr, ix = predict(model, loader)
+        probs[ix] = pr
+    return probs
+
+
+def run(cfg: LabelsConfig) -> dict:
+    """Write ``label_issues.csv`` (+ ``.json``, ``.png``) in the run directory; return the report."""
+    run_dir = Path(cfg.run)
+    if not (run_dir / "config.yaml").is_file():
+        raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
+    tcfg = from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    p = prepare_data(tcfg)
+    ck = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else {}
+    probs, source = (pencil_probs(ck) if ck else None), "pencil"
+    if probs is None:
+        source = f"out-of-sample ({cfg.folds}-fold)"
+        probs = out_of_sample_probs(tcfg, p, cfg.folds, cfg.cv_epochs or None)
+    idx = p.train_idx
+    given = p.targets[idx]
+    li = find_label_issues(given, probs[idx])
+    rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
+            for i in li.order.tolist()]
+    _write_csv(run_dir / "label_issues.csv", rows, p.ds.classes)
+    report = {"source": source, "train_samples": len(idx), "flagged": int(li.flagged.sum()),
+              "flagged_fraction": float(li.flagged.float().mean())}
+    if (run_dir / "noise.json").is_file():
+        flipped = torch.zeros(len(p.ds.train), dtype=torch.bool)
+        flipped[torch.tensor(json.loads((run_dir / "noise.json").read_text())["flipped"], dtype=torch.long)] = True
+        clean = p.ds.train.targets[idx]
+        report.update(flag_quality(li.flagged, flipped[idx]),
+                      corrected_accuracy=float((li.corrected == clean).float().mean()),
+                      given_accuracy=float((given == clean).float().mean()))
+    atomic_write_json(run_dir / "label_issues.json", report)
+    if cfg.grid:
+        plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")
+    report["csv"] = str(run_dir / "label_issues.csv")
+    return report
+
+
+def _write_csv(path: Path, rows: list[tuple], classes: list[str]) -> None:
+    buf = io.StringIO(newline="")
+    w = csv.writer(buf)
+    w.writerow(["index", "given_label", "corrected_label", "confidence", "suspicion", "given_name", "corrected_name"])
+    for r in rows:
+        w.writerow([r[0], r[1], r[2], f"{r[3]:.4f}", f"{r[4]:.4f}", classes[r[1]], classes[r[2]]])
+    atomic_write_text(path, buf.getvalue())
+
+
+def plot_grid(ds, rows: list[tuple], path: Path, cols: int = 8) -> None:
+    """The most suspicious images with their given and corrected labels."""
+    if not rows:
+        return
+    n = len(rows)
+    r = (n + cols - 1) // cols
+    fig, axes = pyplot().subplots(r, cols, figsize=(cols * 1.3, r * 1.55), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (i, g, c, conf, _) in zip(axes.flat, rows):
+        ax.imshow(ds.train.images[i].permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_title(f"{ds.classes[g][:8]}\n→{ds.classes[c][:8]} {100 * conf:.0f}%", fontsize=6.5)
+    fig.suptitle("most suspicious labels: given → corrected (confidence)", fontsize=8)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+
+
+def label_issues_for_run(run_dir: str | Path, folds: int = 3, cv_epochs: int | None = None, grid: int = 24) -> dict:
+    """The functional form of :func:`run` (the old ``slimlab.noise.label_issues.find_label_issues``)."""
+    return run(LabelsConfig(str(run_dir), folds, cv_epochs or 0, grid))

@@ -1,0 +1,40 @@
+"""``slimlab probe``: train a classifier on one block of a frozen pretrained trunk (RotNet, Sec. 4.1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from slimlab.config import TrainConfig
+from slimlab.engine import checkpoint_image_size, load_checkpoint
+from slimlab.tasks.pretrain import to_train_config
+from slimlab.tasks.train import train
+
+
+@dataclass
+class ProbeConfig(TrainConfig):
+    POSITIONAL = ("checkpoint",)
+
+    checkpoint: str = ""  # the pretrained trunk (.pt, run directory, or zoo:NAME)
+    block: int = 2  # which block's features (1-based; NIN trunks)
+    head: str = "linear"  # linear | mlp | conv
+    data: str = ""  # data set (default: the trunk's)
+    model: str = "probe"
+
+
+Config = ProbeConfig
+
+
+def run(cfg: ProbeConfig) -> dict:
+    return train(as_train_config(cfg))
+
+
+def as_train_config(cfg: ProbeConfig) -> TrainConfig:
+    """The TrainConfig of the probe run: model ``probe`` on the checkpoint's trunk, initialised from it."""
+    ck = load_checkpoint(cfg.checkpoint)
+    t = to_train_config(cfg)
+    t.model, t.init = "probe", ck["path"]
+    t.data = cfg.data or (ck.get("config") or {}).get("data") or "digits"
+    t.model_kwargs = {"trunk": ck["model_name"], "trunk_kwargs": ck.get("model_kwargs", {}),
+                      "trunk_classes": ck["num_classes"], "block": cfg.block, "head": cfg.head,
+                      "input_size": checkpoint_image_size(ck), **cfg.model_kwargs}
+    return t

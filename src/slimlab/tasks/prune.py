@@ -1,0 +1,215 @@
+"""``slimlab prune``: prune a trained checkpoint with a criterion, fine-tune it, measure it.
+
+Phases, each a function: load the checkpoint and its data (:func:`load_for_pruning`), collect the
+calibration images, measure the original, prune (:func:`prune_model` with an optional fine-tune
+between layers), fine-tune (:func:`finetune`), measure the pruned model, write the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from slimlab import data as D
+from slimlab.config import TrainConfig, dump_yaml, from_dict, to_dict
+from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
+from slimlab.engine.fit import checkpoint_payload
+from slimlab.errors import SlimlabError
+from slimlab.models.io import model_from_checkpoint
+from slimlab.profile import count_macs, count_params, measure_latency
+from slimlab.prune import PruneConfig, canonical_name
+from slimlab.prune.pruner import Calibration, plot_channels, prune_model, ratio_for_macs
+from slimlab.tasks.common import Prepared, data_meta, make_loaders, plot_curves, prepare_data
+
+Config = PruneConfig
+
+
+@dataclass
+class Job:
+    """What the phases share: the configs, the model being pruned, its data and loaders."""
+
+    cfg: PruneConfig
+    tcfg: TrainConfig  # the fine-tuning run's config
+    ctx: Dist
+    ck: dict
+    model: torch.nn.Module
+    p: Prepared
+    loaders: Loaders
+    out: Path
+
+
+class LimitedLoader:
+    """The first ``steps`` batches of a loader (per-layer fine-tuning), reshuffled each call."""
+
+    def __init__(self, loader, steps: int):
+        self.loader, self.steps, self.calls = loader, steps, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.calls += 1
+        self.loader.set_epoch(1000 + self.calls)
+
+    def __len__(self) -> int:
+        return min(self.steps, len(self.loader))
+
+    def __iter__(self):
+        for i, b in enumerate(self.loader):
+            if i >= self.steps:
+                break
+            yield b
+
+
+def corrected_labels(run_dir: str | Path) -> torch.Tensor:
+    """PENCIL's corrected labels (argmax y_d) from a run directory's last checkpoint."""
+    ck = load_checkpoint(Path(run_dir) / "last.pt" if Path(run_dir).is_dir() else run_dir)
+    yt = ck.get("objective", {}).get("y_tilde")
+    if yt is None:
+        raise SlimlabError(f"{run_dir} is not a PENCIL run (no label variables in its checkpoint)")
+    return yt.argmax(1)
+
+
+def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
+    """The checkpoint's training config, turned into a fine-tuning run (cosine from ``ft_lr``, plain CE)."""
+    raw = dict(ck.get("config") or {})
+    tcfg = from_dict(TrainConfig, raw, "checkpoint config") if raw else TrainConfig()
+    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root, epochs=max(1, cfg.finetune_epochs),
+                               lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
+                               init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
+                               progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
+                               stop_after=0, eval_every=1,
+                               out=cfg.out or f"{Path(ck['path']).parent}-{canonical_name(cfg.method)}")
+    if tcfg.data == "digits" or tcfg.image_size == 0:
+        tcfg.image_size = 0
+    return tcfg
+
+
+def load_for_pruning(cfg: PruneConfig) -> Job:
+    ctx = setup(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ck = load_checkpoint(cfg.checkpoint)
+    model = model_from_checkpoint(ck).to(ctx.device)
+    tcfg = finetune_config(cfg, ck)
+    p = prepare_data(tcfg)
+    if p.ds.num_classes != ck["num_classes"]:
+        raise SlimlabError(f"{cfg.checkpoint} predicts {ck['num_classes']} classes but {p.ds.name} has "
+                           f"{p.ds.num_classes}")
+    if cfg.labels_from:
+        p.targets = corrected_labels(cfg.labels_from).to(p.targets)
+        if len(p.targets) != len(p.ds.train):
+            raise SlimlabError(f"--labels-from {cfg.labels_from}: its labels cover another training set")
+    return Job(cfg, tcfg, ctx, ck, model, p, make_loaders(tcfg, p, ctx), Path(tcfg.out))
+
+
+def calibration(job: Job) -> Calibration:
+    """``calib_per_class`` training images per class, normalised, without augmentation."""
+    p = job.p
+    sub = D.stratified_subset(p.targets[p.train_idx], per_class=job.cfg.calib_per_class, seed=job.cfg.seed)
+    loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std)
+    return Calibration(next(iter(loader))["image"])
+
+
+def measure(job: Job) -> dict:
+    size = job.p.ds.image_size
+    return {"params": count_params(job.model), "macs": count_macs(job.model, size),
+            "test_acc": evaluate(job.model, job.loaders.test, job.ctx)["acc"]}
+
+
+def keep_ratio(job: Job) -> float:
+    """``keep_ratio``, or the largest uniform one that reaches ``target_macs`` (bisection)."""
+    cfg = job.cfg
+    if not cfg.target_macs:
+        return cfg.keep_ratio
+    if not 0 < cfg.target_macs <= 1:
+        raise SlimlabError(f"--target-macs must be in (0, 1], got {cfg.target_macs}")
+    return ratio_for_macs(job.model, cfg.target_macs, job.p.ds.image_size, cfg.layers or None)
+
+
+def between_layers(job: Job):
+    """ThiNet's fine-tuning after each pruned layer (``ft_per_layer`` steps), or None."""
+    if job.cfg.ft_per_layer <= 0:
+        return None
+    # no SyncBN between layers: swapping BN modules would leave the pruning graph pointing at the old ones
+    ft_cfg = dataclasses.replace(job.tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False)
+    limited = Loaders(LimitedLoader(job.loaders.train, job.cfg.ft_per_layer))
+    return lambda m: fit(m, limited, Objective(), ft_cfg, None, job.ctx)
+
+
+def finetune(job: Job, meta: dict) -> dict | None:
+    """The final fine-tuning run into the output directory (or the pruned weights as they are)."""
+    if job.cfg.finetune_epochs > 0:
+        ft = fit(job.model, job.loaders, Objective(), job.tcfg, job.out, job.ctx, meta=meta)
+        return {"test_acc": ft["test_acc"], "best_val_acc": ft["best_val_acc"],
+                "epochs": job.cfg.finetune_epochs, "wall_s": ft["wall_s"]}
+    if job.ctx.main:
+        state = checkpoint_payload(job.model, meta, epoch=0, best_val_acc=-1.0, best_epoch=0)
+        atomic_save(state, job.out / "best.pt")
+        atomic_save(state, job.out / "last.pt")
+    return None
+
+
+def latencies(model: torch.nn.Module, size: int) -> dict:
+    """Median CPU latency at batch 1 and 64."""
+    dev = next(model.parameters()).device
+    model.cpu()
+    r = {f"batch{b}": measure_latency(model, size, b, warmup=3, iters=iters)["median_ms"]
+         for b, iters in ((1, 30), (64, 5))}
+    model.to(dev)
+    return r
+
+
+def run(cfg: PruneConfig) -> dict:
+    """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary."""
+    t_start = time.time()
+    job = load_for_pruning(cfg)
+    calib, size = calibration(job), job.p.ds.image_size
+    original = measure(job)
+    timed = cfg.latency and job.ctx.main  # a rank-0 measurement: other ranks would compete for the CPU
+    lat_before = latencies(job.model, size) if timed else None
+    ratio = keep_ratio(job)
+    info = prune_model(job.model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None,
+                       mode=cfg.mode, variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
+                       target=cfg.thinet_target, between_layers=between_layers(job))
+    pruned = measure(job)
+    method = canonical_name(cfg.method)
+    meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
+            "num_classes": job.ck["num_classes"], "pruned": True, "data": data_meta(job.p.ds),
+            "config": to_dict(job.tcfg),
+            "prune": {"method": method, "ratio": ratio, "channels": info["channels"], "from": job.ck["path"]}}
+    if job.ctx.main:
+        dump_yaml(cfg, job.out / "config.yaml")
+    summary: dict[str, Any] = {"method": method, "mode": cfg.mode, "ratio": ratio, "keep_ratio": ratio,
+                               "target_macs": cfg.target_macs or None, "original": original,
+                               "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
+    ft = finetune(job, meta)
+    if ft is not None:
+        summary["finetuned"] = ft
+    if timed:
+        lat_after = latencies(job.model, size)
+        summary["original"]["latency_ms"], summary["pruned"]["latency_ms"] = lat_before, lat_after
+        summary["latency_speedup"] = {k: lat_before[k] / lat_after[k] for k in lat_before}
+    return _finish(job, summary, original, pruned, ft, ratio, t_start)
+
+
+def _finish(job: Job, summary: dict, original: dict, pruned: dict, ft: dict | None, ratio: float,
+            t_start: float) -> dict:
+    summary["macs_reduction"] = original["macs"] / pruned["macs"]
+    summary["params_reduction"] = original["params"] / pruned["params"]
+    final = ft or pruned
+    summary.update(model=job.ck["model_name"], data=job.tcfg.data, params=pruned["params"], macs=pruned["macs"],
+                   test_acc=final["test_acc"], best_val_acc=final.get("best_val_acc"), out=str(job.out),
+                   wall_s=time.time() - t_start)
+    if job.ctx.main:
+        write_summary(job.out, summary)
+        plot_channels(summary["channels"], job.out / "channels.png",
+                      f"{job.ck['model_name']} {summary['method']} (keep ratio {ratio:.3f})")
+        if (job.out / "metrics.jsonl").is_file():
+            plot_curves(job.out)
+    return summary
+
+
+prune = run

@@ -1,0 +1,221 @@
+"""Recipes: pipelines of steps whose outputs feed the next (``slimlab run recipe.yaml``).
+
+A recipe is YAML::
+
+    name: thinet-resnet56-cifar10
+    vars: {data: cifar10, epochs: 160}      # slimlab run ... --set data=imagefolder:PATH
+    budgets:                       # --budget small overrides vars for a CPU-sized run
+      small: {epochs: 3, train_subset: 2000}
+    steps:
+      - {name: train, kind: train, with: {data: "${data}", model: resnet56, epochs: "${epochs}"}}
+      - {name: thinet, kind: prune, with: {checkpoint: "${train}/best.pt", method: thinet, ratio: 0.5}}
+
+``${var}`` is a variable and ``${step}`` the output directory of an earlier step (a string made only
+of one reference keeps the variable's type). A step's kind is a task of :data:`slimlab.tasks.table.TASKS`
+(train, evaluate, models, profile, prune, pretrain, probe, labels, scale, export, report) or
+``scale_search``; its ``with`` options are that task's config. Each step writes into
+``OUT/<step name>``; when it succeeds a ``step.json`` marker (with a hash of the step's resolved
+options) is written atomically. Re-running skips every step whose marker matches, and a training
+step killed mid-way resumes from ``last.pt``, so a recipe killed at any point continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slimlab.config import from_dict, load_yaml, parse_set, to_dict
+from slimlab.engine import load_checkpoint
+from slimlab.errors import SlimlabError
+from slimlab.io import atomic_write_json
+from slimlab.tasks.table import KINDS, TASKS, task_for_kind
+from slimlab.tasks.train import train
+
+STEP_KINDS = tuple(sorted([*TASKS, *KINDS]))
+_REF = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+def load_recipe(path: str | Path) -> dict:
+    r = load_yaml(path)
+    if not isinstance(r.get("steps"), list) or not r["steps"]:
+        raise SlimlabError(f"{path}: a recipe needs a non-empty 'steps' list")
+    r.setdefault("name", Path(path).stem)
+    r["_dir"] = str(Path(path).resolve().parent)
+    return r
+
+
+def _subst(value: Any, env: dict[str, Any]) -> Any:
+    if isinstance(value, str):
+        m = _REF.fullmatch(value)
+        if m:
+            if m.group(1) not in env:
+                raise SlimlabError(f"recipe: unknown reference ${{{m.group(1)}}}")
+            return env[m.group(1)]
+
+        def rep(mm):
+            if mm.group(1) not in env:
+                raise SlimlabError(f"recipe: unknown reference ${{{mm.group(1)}}}")
+            return str(env[mm.group(1)])
+
+        return _REF.sub(rep, value)
+    if isinstance(value, dict):
+        return {k: _subst(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_subst(v, env) for v in value]
+    return value
+
+
+def _hash(obj: Any) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _env(recipe: dict, out: Path, budget: str | None, overrides: dict | None) -> dict[str, Any]:
+    env: dict[str, Any] = dict(recipe.get("vars") or {})
+    if budget:
+        budgets = recipe.get("budgets") or {}
+        if budget not in budgets:
+            raise SlimlabError(f"recipe {recipe['name']} has no budget '{budget}' "
+                               f"(has: {', '.join(budgets) or 'none'})")
+        env.update(budgets[budget] or {})
+    unknown = sorted(set(overrides or {}) - set(env))
+    if unknown:
+        raise SlimlabError(f"recipe {recipe['name']} has no variable(s) {', '.join(unknown)}")
+    env.update(overrides or {})
+    env["recipe_dir"] = recipe.get("_dir", ".")
+    env["out"] = str(out)
+    return env
+
+
+def _step_config(kind: str, opts: Any, where: str, step_dir: Path | None = None):
+    """(task, its typed config) of a recipe step; ``step_dir`` becomes the config's ``out``."""
+    task, raw = task_for_kind(kind)
+    if not isinstance(opts, dict):
+        raise SlimlabError(f"{where}: 'with' must be a mapping of options, got {type(opts).__name__}")
+    raw.update(opts)
+    names = {f.name for f in dataclasses.fields(task.config)}
+    if step_dir is not None and "out" in names:
+        raw["out"] = str(step_dir)
+    if "progress" in names:
+        raw.setdefault("progress", "log")
+    return task, from_dict(task.config, raw, where)
+
+
+def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None) -> list[str]:
+    """Validate every step's options against its task's config without running anything; returns the step names."""
+    env = _env(recipe, Path("runs") / recipe["name"], budget, overrides)
+    names = []
+    for step in recipe["steps"]:
+        name, kind = _name_kind(step)
+        opts = _subst(copy.deepcopy(step.get("with") or {}), env)
+        env[name] = str(Path(env["out"]) / name)
+        _step_config(kind, opts, f"recipe {recipe['name']}, step {name}")
+        names.append(name)
+    return names
+
+
+def _name_kind(step: Any) -> tuple[str, str]:
+    if not isinstance(step, dict) or not step.get("name") or not step.get("kind"):
+        raise SlimlabError(f"recipe step {step}: needs a name and a kind among {', '.join(sorted([*TASKS, *KINDS]))}")
+    task_for_kind(step["kind"])
+    return step["name"], step["kind"]
+
+
+def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrides: dict | None = None,
+               log=print) -> dict[str, dict]:
+    """Run (or continue) a recipe into ``out``; returns {step name: result summary}."""
+    out = Path(out)
+    env = _env(recipe, out, budget, overrides)
+    results: dict[str, dict] = {}
+    digests: dict[str, str] = {}
+    for step in recipe["steps"]:
+        name, kind = _name_kind(step)
+        if name in results:
+            raise SlimlabError(f"recipe: two steps are named '{name}'")
+        step_dir = out / name
+        opts = _subst(copy.deepcopy(step.get("with") or {}), env)
+        env[name] = str(step_dir)
+        # a step that reads an earlier step's directory is stale when that step changed
+        upstream = {n: d for n, d in digests.items()
+                    if any(v == env[n] or v.startswith(env[n] + "/") for v in _strings(opts))}
+        digest = digests[name] = _hash({"kind": kind, "with": opts, "upstream": upstream})
+        marker = step_dir / "step.json"
+        if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
+            log(f"[{name}] done already, skipped")
+            results[name] = json.loads(marker.read_text()).get("result", {})
+            continue
+        log(f"[{name}] {kind} ...")
+        t0 = time.time()
+        # a run left in step_dir may be continued only if it was started by this very step (same hash)
+        started = step_dir / "step-started.json"
+        resumable = started.is_file() and json.loads(started.read_text()).get("hash") == digest
+        atomic_write_json(started, {"hash": digest})
+        results[name] = _run_step(kind, opts, step_dir, resumable)
+        atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,
+                                   "result": results[name]})
+    return results
+
+
+def _compact(s: dict) -> dict:
+    keys = ("test_acc", "best_val_acc", "params", "macs", "wall_s", "out", "method", "ratio", "precision", "recall",
+            "flagged", "flagged_fraction", "true_flips", "source", "csv", "chosen", "path", "from", "bytes",
+            "max_abs_diff", "models")
+    return {k: s[k] for k in keys if k in s and not isinstance(s[k], list)}
+
+
+def _strings(o: Any):
+    if isinstance(o, str):
+        yield o
+    elif isinstance(o, dict):
+        for v in o.values():
+            yield from _strings(v)
+    elif isinstance(o, (list, tuple)):
+        for v in o:
+            yield from _strings(v)
+
+
+def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False) -> dict:
+    task, cfg = _step_config(kind, opts, f"recipe step {step_dir.name}", step_dir)
+    if task.as_train_config is None:
+        return _compact(task.run(cfg))
+    tcfg = task.as_train_config(cfg)
+    tcfg.out = str(step_dir)
+    last = step_dir / "last.pt"
+    if resumable and last.is_file() and (step_dir / "config.yaml").is_file():
+        if load_yaml(step_dir / "config.yaml") == to_dict(tcfg):
+            ck = load_checkpoint(last)
+            if ck["epoch"] <= tcfg.epochs:  # at epochs: trained, killed before step.json; no retraining
+                return _compact(train(tcfg, resume=ck))
+    return _compact(train(tcfg))
+
+
+@dataclass
+class RunConfig:
+    POSITIONAL = ("recipe",)
+    APPEND = ("set",)
+    CONFIG_FLAGS = False  # --set here sets recipe variables, not config keys
+
+    recipe: str = ""  # a recipe YAML (see recipes/)
+    budget: str = ""  # a budget of the recipe, e.g. small
+    out: str = ""  # default runs/<recipe name>[-<budget>]
+    set: list = field(default_factory=list)  # VAR=VALUE: override a recipe variable
+    check: bool = False  # validate every step's options; run nothing
+
+
+Config = RunConfig
+
+
+def run(cfg: RunConfig) -> dict:
+    """``slimlab run``: validate (``check``) or run a recipe; returns {"steps": {name: result}} or the names."""
+    recipe = load_recipe(cfg.recipe)
+    overrides = parse_set(cfg.set)
+    if cfg.check:
+        return {"name": recipe["name"], "valid_steps": check_recipe(recipe, cfg.budget or None, overrides)}
+    out = cfg.out or f"runs/{recipe['name']}" + (f"-{cfg.budget}" if cfg.budget else "")
+    return {"name": recipe["name"], "steps": run_recipe(recipe, out, cfg.budget or None, overrides)}

@@ -1,0 +1,111 @@
+"""``slimlab scale``: EfficientNet compound scaling, step 1 (grid search) or step 2 (apply)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from slimlab.config import TrainConfig
+from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
+from slimlab.scaling.search import admissible, describe
+from slimlab.tasks.common import prepare_data
+from slimlab.tasks.train import train
+
+
+@dataclass
+class ScaleConfig:
+    POSITIONAL = ("action",)
+    CHOICES = {"action": ("search", "apply")}
+    ALIASES = {"step": "grid_step"}
+
+    action: str = "apply"  # search (step 1: alpha, beta, gamma) | apply (step 2: the scaled model)
+    base: str = "efficientnet_b0"
+    data: str = "digits"  # proxy data set for the search
+    budget: float = 2.0  # MACs ratio at phi=1 (the paper: 2)
+    tolerance: float = 0.1  # relative tolerance on the measured MACs ratio
+    grid_step: float = 0.05
+    max_candidates: int = 8
+    epochs: int = 2  # training epochs per candidate
+    train_subset: int = 0
+    lr: float = 0.05
+    batch_size: int = 128
+    model_kwargs: dict = field(default_factory=dict)  # the base's own arguments (e.g. cifar_stem)
+    seed: int = 0
+    phi: float = 1.0
+    alpha: float = 1.2
+    beta: float = 1.1
+    gamma: float = 1.15
+    num_classes: int = 1000
+    input_size: int = 0  # base resolution (default: the model's / the data's)
+    progress: str = "auto"
+    out: str = ""
+
+
+Config = ScaleConfig
+
+
+def run(cfg: ScaleConfig) -> dict:
+    return grid_search(cfg) if cfg.action == "search" else apply(cfg)
+
+
+def apply(cfg: ScaleConfig) -> dict:
+    """Step 2: the base scaled by phi; with ``out``, its model arguments as ``model.yaml``."""
+    import yaml
+
+    r = describe(cfg.base, cfg.phi, cfg.alpha, cfg.beta, cfg.gamma, cfg.num_classes, cfg.input_size or None)
+    if cfg.out:
+        atomic_write_text(Path(cfg.out) / "model.yaml", yaml.safe_dump(
+            {"model": cfg.base, "model_kwargs": r["model_kwargs"], "image_size": r["resolution"]}))
+    return r
+
+
+def grid_search(cfg: ScaleConfig) -> dict:
+    """Step 1: train every admissible (alpha, beta, gamma) briefly on ``data``; return the table and the winner."""
+    out = Path(cfg.out or "runs/scale-search")
+    probe_ds = prepare_data(TrainConfig(data=cfg.data, train_subset=cfg.train_subset)).ds
+    base_res = cfg.input_size or probe_ds.image_size
+    kwargs = dict(cfg.model_kwargs)
+    points = admissible(cfg.base, cfg.budget, cfg.tolerance, cfg.grid_step, probe_ds.num_classes, base_res,
+                        cfg.max_candidates, **kwargs)
+    common = TrainConfig(data=cfg.data, train_subset=cfg.train_subset, epochs=cfg.epochs, lr=cfg.lr,
+                         batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, model=cfg.base)
+    base_run = train(dataclasses.replace(common, model_kwargs=kwargs, image_size=base_res, out=str(out / "base")))
+    rows = [_row(1.0, 1.0, 1.0, 1.0, base_res, base_run, True)]
+    for a, b, g, ratio, s in points:
+        r = train(dataclasses.replace(common, model_kwargs={**kwargs, **s.model_kwargs}, image_size=s.resolution,
+                                      out=str(out / f"a{a:g}-b{b:g}-g{g:g}")))
+        rows.append(_row(a, b, g, ratio, s.resolution, r, False))
+    best = max(rows[1:], key=lambda r: (r["val_acc"] or 0, -abs(r["macs_ratio"] - cfg.budget)))
+    result = {"base": cfg.base, "budget": cfg.budget, "tolerance": cfg.tolerance, "epochs": cfg.epochs,
+              "data": cfg.data, "rows": rows,
+              "chosen": {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}}
+    write_search(out, result)
+    return result
+
+
+def _row(a: float, b: float, g: float, ratio: float, res: int, run: dict, base: bool) -> dict:
+    return {"alpha": a, "beta": b, "gamma": g, "macs_ratio": ratio, "macs": run["macs"], "params": run["params"],
+            "resolution": res, "test_acc": run["test_acc"], "val_acc": run["best_val_acc"], "base": base}
+
+
+def write_search(out: Path, result: dict) -> None:
+    """search.json, search.md (the table) and search.png (accuracy against MACs)."""
+    atomic_write_json(out / "search.json", result)
+    lines = ["| alpha | beta | gamma | measured MACs ratio | params | resolution | val acc (%) | test acc (%) |",
+             "|---|---|---|---|---|---|---|---|"]
+    chosen = tuple(result["chosen"].values())
+    for r in result["rows"]:
+        mark = " (base)" if r["base"] else (" **chosen**" if (r["alpha"], r["beta"], r["gamma"]) == chosen else "")
+        lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g}{mark} | {r['macs_ratio']:.3f} | "
+                     f"{r['params'] / 1e6:.3f}M | {r['resolution']} | {100 * (r['val_acc'] or 0):.2f} | "
+                     f"{100 * r['test_acc']:.2f} |")
+    atomic_write_text(out / "search.md", "\n".join(lines) + "\n")
+    fig, ax = pyplot().subplots(figsize=(5, 3.5))
+    for r in result["rows"]:
+        ax.scatter(r["macs"] / 1e6, 100 * r["test_acc"], color="gray" if r["base"] else "#3b6fb6")
+        ax.annotate("base" if r["base"] else f"{r['alpha']:g}/{r['beta']:g}/{r['gamma']:g}",
+                    (r["macs"] / 1e6, 100 * r["test_acc"]), fontsize=6)
+    ax.set(xlabel="MACs (M)", ylabel="test accuracy (%)", title=f"{result['base']}: compound-scaling grid (phi=1)")
+    fig.tight_layout()
+    save_figure(fig, out / "search.png")
