@@ -20,6 +20,7 @@ demo: setup
 	$(VENV)/bin/slimlab demo
 
 test: setup
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest
 
 lint: setup

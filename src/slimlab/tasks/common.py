@@ -7,7 +7,7 @@ the training, validation and test loaders, ``build_model`` the model (initialise
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,11 @@ class Prepared:
     val_idx: torch.Tensor
     noise: dict = field(default_factory=dict)
     transition: np.ndarray | None = None
+
+
+def to_train_config(cfg: TrainConfig) -> TrainConfig:
+    """The plain TrainConfig of a subclass config (pretrain, probe): what config.yaml holds and resume reads."""
+    return TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)})
 
 
 def default_out(cfg: TrainConfig) -> str:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from slimlab.config import TrainConfig
 from slimlab.errors import SlimlabError
+from slimlab.tasks.common import to_train_config
 from slimlab.tasks.train import train
 
 
@@ -30,8 +31,6 @@ Config = PretrainConfig
 
 
 def run(cfg: PretrainConfig) -> dict:
-    if cfg.method != "rotnet":
-        raise SlimlabError(f"unknown pretraining method '{cfg.method}' (rotnet)")
     return train(as_train_config(cfg))
 
 
@@ -39,10 +38,3 @@ def as_train_config(cfg: PretrainConfig) -> TrainConfig:
     if cfg.method != "rotnet":
         raise SlimlabError(f"unknown pretraining method '{cfg.method}' (rotnet)")
     return to_train_config(cfg)
-
-
-def to_train_config(cfg: TrainConfig) -> TrainConfig:
-    """The plain TrainConfig of a subclass config (what is written as config.yaml and resumed)."""
-    from dataclasses import fields
-
-    return TrainConfig(**{f.name: getattr(cfg, f.name) for f in fields(TrainConfig)})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from slimlab.config import TrainConfig
 from slimlab.engine import checkpoint_image_size, load_checkpoint
-from slimlab.tasks.pretrain import to_train_config
+from slimlab.tasks.common import to_train_config
 from slimlab.tasks.train import train
 
 
