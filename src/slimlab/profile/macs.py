@@ -1,6 +1,6 @@
 """Parameters and multiply-adds (MACs) of a model, counted by forward hooks.
 
-Convention (DESIGN.md): one multiply-add = 1 MAC; FLOPs = 2 x MACs only where a paper says FLOPs.
+Convention (docs/design.md): one multiply-add = 1 MAC; FLOPs = 2 x MACs only where a paper says FLOPs.
 Counted: ``Conv2d`` (grouped and depthwise included) = out_elements * (C_in / groups) * k_h * k_w;
 ``Linear`` = out_elements * in_features. Normalisation, activations, pooling and additions are
 not counted, as in the MobileNet/EfficientNet papers' tables.

@@ -22,6 +22,8 @@ class ScaleConfig:
     action: str = "apply"  # search (step 1: alpha, beta, gamma) | apply (step 2: the scaled model)
     base: str = "efficientnet_b0"
     data: str = "digits"  # proxy data set for the search
+    root: str = "~/.cache/slimlab/data"  # where cifar10/cifar100 live (torchvision layout)
+    download: bool = False  # let torchvision download cifar10/cifar100 into --root
     budget: float = 2.0  # MACs ratio at phi=1 (the paper: 2)
     tolerance: float = 0.1  # relative tolerance on the measured MACs ratio
     grid_step: float = 0.05
@@ -63,12 +65,13 @@ def apply(cfg: ScaleConfig) -> dict:
 def grid_search(cfg: ScaleConfig) -> dict:
     """Step 1: train every admissible (alpha, beta, gamma) briefly on ``data``; return the table and the winner."""
     out = Path(cfg.out or "runs/scale-search")
-    probe_ds = prepare_data(TrainConfig(data=cfg.data, train_subset=cfg.train_subset)).ds
+    probe_ds = prepare_data(TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download,
+                                        train_subset=cfg.train_subset)).ds
     base_res = cfg.input_size or probe_ds.image_size
     kwargs = dict(cfg.model_kwargs)
     points = admissible(cfg.base, cfg.budget, cfg.tolerance, cfg.grid_step, probe_ds.num_classes, base_res,
                         cfg.max_candidates, **kwargs)
-    common = TrainConfig(data=cfg.data, train_subset=cfg.train_subset, epochs=cfg.epochs, lr=cfg.lr,
+    common = TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download, train_subset=cfg.train_subset, epochs=cfg.epochs, lr=cfg.lr,
                          batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, model=cfg.base)
     base_run = train(dataclasses.replace(common, model_kwargs=kwargs, image_size=base_res, out=str(out / "base")))
     rows = [_row(1.0, 1.0, 1.0, 1.0, base_res, base_run, True)]
