@@ -124,6 +124,7 @@ def main() -> None:
         head = ["epoch", *acc]
         n = len(next(iter(acc.values()))["test_acc"])
         arows = [[e + 1, *(f"{100 * v['test_acc'][e]:.2f}" for v in acc.values())] for e in range(n)]
+        arows.append(["images/s (whole epochs)", *(f"{v['images_per_s']:.0f}" for v in acc.values())])
         table += (f"\n\nSame accuracy per epoch: ResNet-20, {a.accuracy_subset} training images, test accuracy (%)"
                   "\n\n" + md_table(head, arows))
     write("train_throughput", results, table)

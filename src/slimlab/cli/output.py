@@ -26,6 +26,10 @@ def models(r: dict) -> None:
         print(f"{m['name']:22} {m['family']:13} {m['params'] / 1e6:8.2f}M {m['macs'] / 1e6:8.1f}M "
               f"{m['input_size']:5d}  {m['doc']}")
     print("any torchvision classifier as tv:NAME (e.g. tv:resnet18)")
+    if r.get("zoo"):
+        print("\ntrained checkpoints (--init zoo:NAME, slimlab prune zoo:NAME, slimlab evaluate zoo:NAME):")
+        for z in r["zoo"]:
+            print(f"  {z['name']:28} {z['model']:10} test {_pct(z['test_acc'])} ({z['epochs']} epochs)")
 
 
 def profile(r: dict) -> None:

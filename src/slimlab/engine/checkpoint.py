@@ -12,6 +12,7 @@ from pathlib import Path
 
 import torch
 
+from slimlab import zoo
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_save, atomic_write_json, atomic_write_text
 
@@ -22,8 +23,8 @@ FORMAT = "slimlab-checkpoint-1"
 
 
 def load_checkpoint(path: str | Path) -> dict:
-    """Load a slimlab checkpoint safely (tensors and plain data only)."""
-    p = Path(path)
+    """Load a slimlab checkpoint safely (tensors and plain data only): a file, a run directory, or ``zoo:NAME``."""
+    p = Path(zoo.resolve(str(path)))
     if p.is_dir():
         for name in ("best.pt", "last.pt", "model.pt"):
             if (p / name).is_file():

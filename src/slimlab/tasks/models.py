@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from slimlab import zoo
 from slimlab.models import create_model, get_entry, list_models
 from slimlab.profile import count_macs, count_params
 
@@ -26,4 +27,7 @@ def run(cfg: ModelsConfig) -> dict:
         m = create_model(name, cfg.num_classes or (10 if e.input_size == 32 else 1000))
         rows.append({"name": name, "family": e.family, "params": count_params(m), "macs": count_macs(m, size),
                      "input_size": size, "doc": e.doc})
-    return {"models": rows}
+    zoo_rows = [{"name": zoo.PREFIX + n, "model": e.get("model"), "data": e.get("data_name") or e.get("data"),
+                 "test_acc": e.get("test_acc"), "epochs": e.get("epochs"), "train_hours": e.get("train_hours")}
+                for n, e in zoo.entries().items()]
+    return {"models": rows, "zoo": zoo_rows}

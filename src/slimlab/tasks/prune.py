@@ -81,10 +81,18 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
                                progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
                                stop_after=0, eval_every=1,
-                               out=cfg.out or f"{Path(ck['path']).parent}-{canonical_name(cfg.method)}")
+                               out=cfg.out or _default_out(cfg, ck))
     if tcfg.data == "digits" or tcfg.image_size == 0:
         tcfg.image_size = 0
     return tcfg
+
+
+def _default_out(cfg: PruneConfig, ck: dict) -> str:
+    """Beside the checkpoint's run directory; under runs/ for a zoo model (the zoo stays read-only)."""
+    method = canonical_name(cfg.method)
+    if cfg.checkpoint.startswith("zoo:"):
+        return f"runs/{cfg.checkpoint[4:]}-{method}"
+    return f"{Path(ck['path']).parent}-{method}"
 
 
 def load_for_pruning(cfg: PruneConfig) -> Job:

@@ -71,7 +71,8 @@ def grid_search(cfg: ScaleConfig) -> dict:
     kwargs = dict(cfg.model_kwargs)
     points = admissible(cfg.base, cfg.budget, cfg.tolerance, cfg.grid_step, probe_ds.num_classes, base_res,
                         cfg.max_candidates, **kwargs)
-    common = TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download, train_subset=cfg.train_subset, epochs=cfg.epochs, lr=cfg.lr,
+    common = TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download, train_subset=cfg.train_subset,
+                         epochs=cfg.epochs, lr=cfg.lr,
                          batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, model=cfg.base)
     base_run = train(dataclasses.replace(common, model_kwargs=kwargs, image_size=base_res, out=str(out / "base")))
     rows = [_row(1.0, 1.0, 1.0, 1.0, base_res, base_run, True)]
