@@ -69,7 +69,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 1
     stop_after: int = 0  # stop once this many epochs are done (resume later with --resume); 0 = run to the end
-    track_test: bool = False  # evaluate the test set every epoch (best and last test accuracy)
+    track_test: bool = False  # also evaluate the test set whenever validation runs (every eval_every epochs)
     progress: str = "auto"  # auto | bar | log | none
     out: str = ""  # run directory; default runs/<data>-<model>
 
@@ -153,10 +153,11 @@ def resolve(cls: type, config_file: str | None = None, overrides: dict[str, Any]
             sets: list[str] | None = None) -> Any:
     """Defaults < YAML file < explicit overrides (CLI flags) < ``--set`` items."""
     raw: dict[str, Any] = {}
-    if config_file:
-        raw.update(load_yaml(config_file))
-    raw.update(overrides or {})
-    raw.update(parse_set(sets or []))
+    src = str(config_file or "config")
+    if config_file:  # old names are mapped per source, so a flag still overrides a file's old-named key
+        raw.update(_apply_aliases(cls, load_yaml(config_file), src))
+    raw.update(_apply_aliases(cls, dict(overrides or {}), src))
+    raw.update(_apply_aliases(cls, parse_set(sets or []), src))
     return from_dict(cls, raw, source=str(config_file or "config"))
 
 

@@ -14,7 +14,7 @@ class PruneConfig:
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
     data: str = ""  # data set (default: the checkpoint's)
-    root: str = "~/.cache/slimlab/data"
+    root: str = ""  # where cifar10/cifar100 live (default: the checkpoint's)
     method: str = "thinet"  # thinet | apoz | weight_sum (alias l1) | random
     keep_ratio: float = 0.5  # fraction of channels KEPT in each pruned layer (ThiNet's compression rate r)
     target_macs: float = 0.0  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)

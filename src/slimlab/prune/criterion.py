@@ -14,14 +14,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Any
 
 import torch
 
 from slimlab.errors import SlimlabError
-
-if TYPE_CHECKING:
-    from slimlab.prune.graph import PrunableLayer
 
 FIRST_INPUT = "first_input"  # the activation read by the first conv after layer i (post BN and ReLU)
 CONSUMER_INPUT = "consumer_input"  # the input of layer i+1, the dense conv that consumes layer i's channels
@@ -53,15 +50,19 @@ class CriterionOptions:
 
 
 class Criterion:
-    """Base class: subclasses set ``name`` and ``needs`` and implement ``select``."""
+    """Base class: subclasses set ``name`` and ``needs`` and implement ``select``.
+
+    ``layer`` is a :class:`slimlab.prune.graph.PrunableLayer`: ``conv`` (layer i), ``consumer`` (layer i+1)
+    and ``first`` (the first conv reading layer i's activation), with their names."""
 
     name: str = ""
     needs: frozenset[str] = frozenset()
+    reweights: bool = False  # returns scales for layer i+1 (then a re-weighting target may be given)
 
     def __init__(self, options: CriterionOptions | None = None):
         self.options = options or CriterionOptions()
 
-    def select(self, layer: PrunableLayer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
+    def select(self, layer: Any, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
         raise NotImplementedError
 
 

@@ -18,6 +18,7 @@ import torch.nn as nn
 from slimlab.errors import SlimlabError
 from slimlab.profile import count_macs, count_params
 from slimlab.prune import apoz, random_criterion, thinet, weight_sum  # noqa: F401  (they register themselves)
+from slimlab.prune.config import PruneConfig  # noqa: F401  (its old home)
 from slimlab.prune.criterion import (
     CONSUMER_INPUT,
     FIRST_INPUT,
@@ -125,7 +126,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     if mode == "oneshot":
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
     else:
-        originals = _original_responses(model, plan, calib, per_image) if target == "original" else None
+        original = target == "original" and crit.reweights
+        originals = _original_responses(model, plan, calib, per_image) if original else None
         _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, between_layers)
     return {"channels": channels, "prune_s": time.time() - t0}
 

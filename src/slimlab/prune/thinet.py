@@ -134,6 +134,7 @@ class ThiNet(Criterion):
 
     name = "thinet"
     needs = frozenset({CONSUMER_INPUT})
+    reweights = True
 
     def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
         state = generator.get_state()

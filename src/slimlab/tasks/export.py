@@ -49,7 +49,8 @@ def run(cfg: ExportConfig) -> dict:
     model = model_from_checkpoint(ck)
     size = cfg.input_size or checkpoint_image_size(ck)
     name = "model.onnx" if cfg.format == "onnx" else "model.ts.pt"
-    path = Path(cfg.out) if cfg.out else Path(ck["path"]).parent / name
+    default_dir = Path("runs") / src[4:] if src.startswith("zoo:") else Path(ck["path"]).parent  # zoo: read-only
+    path = Path(cfg.out) if cfg.out else default_dir / name
     if cfg.out and (path.is_dir() or not path.suffix):
         path = path / name
     r = export_onnx(model, path, size) if cfg.format == "onnx" else export_torchscript(model, path, size)

@@ -33,8 +33,11 @@ def as_train_config(cfg: ProbeConfig) -> TrainConfig:
     ck = load_checkpoint(cfg.checkpoint)
     t = to_train_config(cfg)
     t.model, t.init = "probe", ck["path"]
-    t.data = cfg.data or (ck.get("config") or {}).get("data") or "digits"
+    trunk_cfg = ck.get("config") or {}
+    if not cfg.data:  # the trunk's data set, where it lives
+        t.data = trunk_cfg.get("data") or "digits"
+        t.root, t.download = trunk_cfg.get("root", t.root), bool(trunk_cfg.get("download", t.download))
     t.model_kwargs = {"trunk": ck["model_name"], "trunk_kwargs": ck.get("model_kwargs", {}),
                       "trunk_classes": ck["num_classes"], "block": cfg.block, "head": cfg.head,
-                      "input_size": checkpoint_image_size(ck), **cfg.model_kwargs}
+                      "input_size": checkpoint_image_size(ck)}
     return t

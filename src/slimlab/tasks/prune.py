@@ -76,7 +76,8 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
     """The checkpoint's training config, turned into a fine-tuning run (cosine from ``ft_lr``, plain CE)."""
     raw = dict(ck.get("config") or {})
     tcfg = from_dict(TrainConfig, raw, "checkpoint config") if raw else TrainConfig()
-    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root, epochs=max(1, cfg.finetune_epochs),
+    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root or tcfg.root,
+                               epochs=max(1, cfg.finetune_epochs),
                                lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
                                progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
@@ -163,7 +164,7 @@ def finetune(job: Job, meta: dict) -> dict | None:
 def latencies(model: torch.nn.Module, size: int) -> dict:
     """Median CPU latency at batch 1 and 64."""
     dev = next(model.parameters()).device
-    model.cpu()
+    model.cpu().to(memory_format=torch.contiguous_format)  # fine-tuning may have left it channels-last
     r = {f"batch{b}": measure_latency(model, size, b, warmup=3, iters=iters)["median_ms"]
          for b, iters in ((1, 30), (64, 5))}
     model.to(dev)
