@@ -14,3 +14,4 @@ $PY benchmarks/noisy_cifar.py --model resnet20 --train-subset 3000 --epochs 30 -
   --name noisy_cifar_memorise --out runs/bench-noisy-memorise
 $PY benchmarks/rotnet_cifar.py
 $PY benchmarks/efficient_cifar.py
+$PY benchmarks/zoo_report.py   # the zoo itself: slimlab run recipes/fast_cifar10.yaml (hours), then make_zoo.py
