@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 
 def _pct(v) -> str:
@@ -70,6 +71,8 @@ def labels(r: dict) -> None:
                  f"recall {100 * r['recall']:.1f}%; corrected labels {100 * r['corrected_accuracy']:.1f}% right "
                  f"vs given {100 * r['given_accuracy']:.1f}%")
     print(line + f" -> {r['csv']}")
+    if r.get("warning"):
+        print(f"slimlab: warning: {r['warning']}", file=sys.stderr)
 
 
 def scale(r: dict) -> None:

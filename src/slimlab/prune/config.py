@@ -10,6 +10,8 @@ class PruneConfig:
     """Options of ``slimlab prune``. Field comments are the CLI help."""
 
     POSITIONAL = ("checkpoint",)
+    CHOICES = {"mode": ("layerwise", "oneshot"), "thinet_variant": ("iccv", "tpami"),
+               "thinet_target": ("current", "original"), "progress": ("auto", "bar", "log", "none")}
     ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)

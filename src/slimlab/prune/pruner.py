@@ -90,7 +90,8 @@ def apply_selection(dg, layer: PrunableLayer, kept: torch.Tensor, w: torch.Tenso
     prune_out_channels(dg, layer.conv, kept)
 
 
-def _check_options(ratio: float, mode: str, variant: str, target: str) -> None:
+def check_options(ratio: float, mode: str, variant: str, target: str) -> None:
+    """One-line errors for option values out of their sets, before any work is done."""
     if not 0 < ratio <= 1:
         raise SlimlabError(f"--keep-ratio must be in (0, 1], got {ratio}")
     if mode not in ("layerwise", "oneshot"):
@@ -111,7 +112,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     ``target="original"`` (layer by layer, ThiNet): re-weight layer i+1 to reproduce the *unpruned*
     model's responses from the pruned model's inputs, as He et al. 2017 (channel pruning, Eq. 1) do, so
     that the error of the layers pruned before is corrected rather than carried along."""
-    _check_options(ratio, mode, variant, target)
+    check_options(ratio, mode, variant, target)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image))
     if crit.needs and calib is None:

@@ -4,7 +4,8 @@ For a PENCIL run the probabilities are PENCIL's y_d. Otherwise they are *out-of-
 predictions: the training set is split into k stratified folds, a model with the run's config is
 trained on k-1 folds and predicts the held-out one, so no sample is judged by a model that learned
 its (possibly wrong) label. Scoring is :func:`slimlab.noise.label_issues.find_label_issues`; this
-module writes ``label_issues.csv``, ``.json`` and ``.png`` into the run directory.
+module writes ``label_issues.csv``, ``.json``, ``.png`` and ``pred_probs.npy`` (the probabilities of every
+training sample, [N, K], ready for cleanlab) into the run directory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from slimlab import data as D
@@ -103,11 +105,25 @@ def run(cfg: LabelsConfig) -> dict:
         report.update(flag_quality(li.flagged, flipped[idx]),
                       corrected_accuracy=float((li.corrected == clean).float().mean()),
                       given_accuracy=float((given == clean).float().mean()))
+    report["warning"] = _weak_detector(report)
+    np.save(run_dir / ".pred_probs.npy.tmp.npy", probs.numpy().astype(np.float32))  # all training samples
+    (run_dir / ".pred_probs.npy.tmp.npy").replace(run_dir / "pred_probs.npy")
     atomic_write_json(run_dir / "label_issues.json", report)
     if cfg.grid:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")
     report["csv"] = str(run_dir / "label_issues.csv")
     return report
+
+
+def _weak_detector(report: dict) -> str | None:
+    """A warning when the detector looks worse than the labels it judges, else None."""
+    if "corrected_accuracy" in report and report["corrected_accuracy"] < report["given_accuracy"]:
+        return (f"the detector's labels are less accurate ({100 * report['corrected_accuracy']:.1f}%) than the given "
+                f"ones ({100 * report['given_accuracy']:.1f}%): train the run longer, or use more --cv-epochs")
+    if report["flagged_fraction"] > 0.5:
+        return (f"the detector disagrees with {100 * report['flagged_fraction']:.0f}% of the labels: it is probably "
+                "weaker than the labels (train the run longer, or use more --cv-epochs)")
+    return None
 
 
 def _write_csv(path: Path, rows: list[tuple], classes: list[str]) -> None:

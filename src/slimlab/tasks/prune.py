@@ -23,7 +23,7 @@ from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
 from slimlab.prune import PruneConfig, canonical_name
-from slimlab.prune.pruner import Calibration, plot_channels, prune_model, ratio_for_macs
+from slimlab.prune.pruner import Calibration, check_options, plot_channels, prune_model, ratio_for_macs
 from slimlab.tasks.common import Prepared, data_meta, make_loaders, plot_curves, prepare_data
 
 Config = PruneConfig
@@ -174,6 +174,8 @@ def latencies(model: torch.nn.Module, size: int) -> dict:
 def run(cfg: PruneConfig) -> dict:
     """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary."""
     t_start = time.time()
+    canonical_name(cfg.method)  # a typo fails now, not after loading data and models
+    check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target)
     job = load_for_pruning(cfg)
     calib, size = calibration(job), job.p.ds.image_size
     original = measure(job)

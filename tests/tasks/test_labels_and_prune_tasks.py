@@ -1,0 +1,40 @@
+"""Task-level behaviour: labels writes the probabilities and warns on a weak detector; prune fails fast."""
+
+import json
+import time
+
+import numpy as np
+
+from conftest import run_cli
+from slimlab.tasks.labels import _weak_detector
+
+
+def test_weak_detector_warning_by_hand():
+    assert _weak_detector({"flagged_fraction": 0.2, "corrected_accuracy": 0.9, "given_accuracy": 0.7}) is None
+    w = _weak_detector({"flagged_fraction": 0.2, "corrected_accuracy": 0.5, "given_accuracy": 0.6})
+    assert "less accurate (50.0%) than the given ones (60.0%)" in w
+    assert "disagrees with 90%" in _weak_detector({"flagged_fraction": 0.9})
+    assert _weak_detector({"flagged_fraction": 0.3}) is None
+
+
+def test_labels_writes_pred_probs_for_cleanlab(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 8}", "--noise",
+                "symmetric:0.2", "--epochs", "2", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    r = run_cli("labels", str(out), "--folds", "2", "--cv-epochs", "1", "--grid", "0")
+    assert r.returncode == 0, r.stderr
+    probs = np.load(out / "pred_probs.npy")
+    rep = json.loads((out / "label_issues.json").read_text())
+    assert probs.dtype == np.float32 and probs.shape[1] == 10
+    train_rows = probs[probs.sum(1) > 0]
+    assert len(train_rows) == rep["train_samples"] and np.allclose(train_rows.sum(1), 1, atol=1e-4)
+
+
+def test_prune_rejects_a_bad_method_before_any_work():
+    t0 = time.time()
+    r = run_cli("prune", "no/such/checkpoint.pt", "--method", "l2")
+    assert r.returncode == 2 and "unknown pruning method 'l2'" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("prune", "no/such/checkpoint.pt", "--mode", "sideways")
+    assert r.returncode == 2 and "invalid choice: 'sideways'" in r.stderr
+    assert time.time() - t0 < 60
