@@ -1,8 +1,11 @@
-"""``slimlab models``: the model registry with parameters and multiply-adds."""
+"""``slimlab models``: the model registry with parameters and multiply-adds (from a table shipped with the
+package for the registered models at their own input size; measured for anything else)."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 from slimlab import zoo
 from slimlab.models import create_model, get_entry, list_models
@@ -19,14 +22,38 @@ class ModelsConfig:
 Config = ModelsConfig
 
 
+TABLE = Path(__file__).resolve().parents[1] / "models" / "profile_table.json"
+
+
+def _key(name: str, size: int, classes: int) -> str:
+    return f"{name}@{size}@{classes}"
+
+
+def measure(name: str, size: int, classes: int) -> dict:
+    m = create_model(name, classes)
+    return {"params": count_params(m), "macs": count_macs(m, size)}
+
+
+def build_table() -> dict:
+    """Params and MACs of every registered model at its own input size (what ``slimlab models`` shows);
+    ``tests/tasks/test_models_table.py`` recomputes it, so a stale table fails the tests."""
+    out = {}
+    for name in list_models():
+        e = get_entry(name)
+        classes = 10 if e.input_size == 32 else 1000
+        out[_key(name, e.input_size, classes)] = measure(name, e.input_size, classes)
+    return out
+
+
 def run(cfg: ModelsConfig) -> dict:
+    table = json.loads(TABLE.read_text()) if TABLE.is_file() else {}
     rows = []
     for name in list_models(cfg.family or None):
         e = get_entry(name)
         size = cfg.input_size or e.input_size
-        m = create_model(name, cfg.num_classes or (10 if e.input_size == 32 else 1000))
-        rows.append({"name": name, "family": e.family, "params": count_params(m), "macs": count_macs(m, size),
-                     "input_size": size, "doc": e.doc})
+        classes = cfg.num_classes or (10 if e.input_size == 32 else 1000)
+        known = table.get(_key(name, size, classes)) or measure(name, size, classes)
+        rows.append({"name": name, "family": e.family, **known, "input_size": size, "doc": e.doc})
     zoo_rows = [{"name": zoo.PREFIX + n, "model": e.get("model"), "data": e.get("data_name") or e.get("data"),
                  "test_acc": e.get("test_acc"), "epochs": e.get("epochs"), "train_hours": e.get("train_hours")}
                 for n, e in zoo.entries().items()]
