@@ -299,10 +299,15 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, ctx: Dist) -> None:
                            "lower --lr or check the data")
 
 
+def _eval_amp(cfg, ctx: Dist) -> bool:
+    """bf16 evaluation on CUDA only: on CPU it stays fp32, so `slimlab evaluate` reproduces the figures."""
+    return cfg.amp and ctx.device.type == "cuda"
+
+
 def _evaluate_epoch(model: nn.Module, loaders: Loaders, objective: Objective, cfg, epoch: int, ctx: Dist,
                     track_test: bool, m: dict, st: _State) -> None:
     """Validation (every ``eval_every`` epochs and at the end) and, with ``track_test``, the test set."""
-    amp = cfg.amp and ctx.device.type == "cuda"  # fp32 on CPU: `slimlab evaluate` reproduces the figures
+    amp = _eval_amp(cfg, ctx)
     if not ((epoch + 1) % max(1, cfg.eval_every) == 0 or epoch + 1 == cfg.epochs):
         return
     if loaders.val is not None:
@@ -336,7 +341,7 @@ def _end_epoch(model: nn.Module, opt, objective: Objective, meta: dict, m: dict,
 
 def _final_summary(model: nn.Module, loaders: Loaders, objective: Objective, cfg, ctx: Dist, track_test: bool,
                    st: _State) -> dict[str, Any]:
-    amp = cfg.amp and ctx.device.type == "cuda"
+    amp = _eval_amp(cfg, ctx)
     summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": st.best if st.best >= 0 else None,
                                "best_epoch": st.best_epoch}
     if st.history:

@@ -128,8 +128,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
     else:
         original = target == "original" and crit.reweights
-        originals = _original_responses(model, plan, calib, per_image) if original else None
-        _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, between_layers)
+        originals = _original_inputs(model, plan, calib) if original else None
+        _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, per_image, between_layers)
     return {"channels": channels, "prune_s": time.time() - t0}
 
 
@@ -142,32 +142,30 @@ def _prune_oneshot(model, dg, plan, crit: Criterion, calib, channels: dict, g: t
 
 
 def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g: torch.Generator,
-                     originals: dict | None, between_layers) -> None:
+                     originals: dict | None, per_image: int, between_layers) -> None:
     """ThiNet's schedule: each layer's statistics from the current, partly pruned model."""
     for p in plan:
         st = calib.stats(model, [p], crit.needs)[0] if crit.needs else LayerStats()
         if originals is not None:
-            st.target_responses = originals[id(p.consumer)](p)
+            name, twin, x_orig = originals[id(p.consumer)]
+            if twin.out_channels != p.consumer.out_channels:
+                raise SlimlabError(f"--thinet-target original: {name} was pruned before its input layer; "
+                                   "use the current target")
+            st.target_responses = lambda gen, x=x_orig, t=twin: thinet.collect_samples(x, t, per_image, gen)[1]
         sel = crit.select(p, channels[p.name][1], st, g)
         apply_selection(dg, p, sel.kept, sel.scales)
         if between_layers is not None:
             between_layers(model)
 
 
-def _original_responses(model: nn.Module, plan: list[PrunableLayer], calib: Calibration, per_image: int) -> dict:
-    """consumer id -> (layer -> generator -> the unpruned model's responses): inputs collected once."""
-    original = copy.deepcopy(model)  # the unpruned model never changes: collect its inputs once
+def _original_inputs(model: nn.Module, plan: list[PrunableLayer], calib: Calibration) -> dict:
+    """consumer id -> (its name, its unpruned twin, the twin's calibration input), collected once:
+    the unpruned model never changes."""
+    original = copy.deepcopy(model)
     names = {id(m): n for n, m in model.named_modules()}
     twins = [original.get_submodule(names[id(p.consumer)]) for p in plan]
-    out = {}
-    for p, twin, x_orig in zip(plan, twins, calib.inputs_of(original, twins)):
-        def for_layer(layer, twin=twin, x_orig=x_orig):
-            if twin.out_channels != layer.consumer.out_channels:
-                raise SlimlabError(f"--thinet-target original: {names[id(layer.consumer)]} was pruned before its "
-                                   "input layer; use the current target")
-            return lambda gen: thinet.collect_samples(x_orig, twin, per_image, gen)[1]
-        out[id(p.consumer)] = for_layer
-    return out
+    inputs = calib.inputs_of(original, twins)
+    return {id(p.consumer): (names[id(p.consumer)], t, x) for p, t, x in zip(plan, twins, inputs)}
 
 
 def ratio_for_macs(model: nn.Module, target: float, input_size: int, layers: list[str] | None = None,

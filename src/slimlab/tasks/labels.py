@@ -26,7 +26,7 @@ from slimlab.config import TrainConfig, from_dict, load_yaml
 from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
+from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
@@ -106,8 +106,9 @@ def run(cfg: LabelsConfig) -> dict:
                       corrected_accuracy=float((li.corrected == clean).float().mean()),
                       given_accuracy=float((given == clean).float().mean()))
     report["warning"] = _weak_detector(report)
-    np.save(run_dir / ".pred_probs.npy.tmp.npy", probs.numpy().astype(np.float32))  # all training samples
-    (run_dir / ".pred_probs.npy.tmp.npy").replace(run_dir / "pred_probs.npy")
+    buf = io.BytesIO()
+    np.save(buf, probs.numpy().astype(np.float32))  # every training sample, [N, K]
+    atomic_write_bytes(run_dir / "pred_probs.npy", buf.getvalue())
     atomic_write_json(run_dir / "label_issues.json", report)
     if cfg.grid:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")

@@ -41,15 +41,13 @@ def _load_run(path: str | Path) -> dict:
     return run
 
 
-_fig_png = figure_png
-_plt = pyplot
 
 
 def curves_png(runs: list[dict]) -> bytes | None:
     runs = [r for r in runs if r["metrics"]]
     if not runs:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in runs:
         ep = [m["epoch"] for m in r["metrics"]]
@@ -61,7 +59,7 @@ def curves_png(runs: list[dict]) -> bytes | None:
     ax[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
     ax[1].legend(fontsize=7)
     fig.tight_layout()
-    return _fig_png(fig)
+    return figure_png(fig)
 
 
 def tradeoff_png(runs: list[dict]) -> bytes | None:
@@ -70,7 +68,7 @@ def tradeoff_png(runs: list[dict]) -> bytes | None:
     pts = [p for p in pts if p[1] and p[3] is not None]
     if not pts:
         return None
-    plt = _plt()
+    plt = pyplot()
     with_lat = [p for p in pts if p[2]]
     fig, axes = plt.subplots(1, 2 if with_lat else 1, figsize=(10 if with_lat else 5, 3.6), squeeze=False)
     for name, macs, _, acc in pts:
@@ -84,7 +82,7 @@ def tradeoff_png(runs: list[dict]) -> bytes | None:
         axes[0][1].set(xlabel="CPU latency, batch 1 (ms)", ylabel="test accuracy (%)",
                        title="accuracy against latency")
     fig.tight_layout()
-    return _fig_png(fig)
+    return figure_png(fig)
 
 
 def learned_transition(run: dict) -> np.ndarray | None:
@@ -111,7 +109,7 @@ def transition_png(run: dict) -> bytes | None:
         return None
     injected = np.array(run["noise"]["transition"])
     learned = learned_transition(run)
-    plt = _plt()
+    plt = pyplot()
     mats = [("injected: P(given label | true class)", injected)]
     if learned is not None:
         mats.append(("PENCIL: P(given label | corrected label)", learned))
@@ -124,7 +122,7 @@ def transition_png(run: dict) -> bytes | None:
             if t.shape[0] <= 12:
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="w" if v < 0.5 else "k")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
-    return _fig_png(fig)
+    return figure_png(fig)
 
 
 def _img(png: bytes | None, alt: str) -> str:
