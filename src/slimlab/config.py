@@ -8,6 +8,9 @@ naming the key. The resolved config is written as ``config.yaml`` in every run d
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -71,7 +74,75 @@ class TrainConfig:
     stop_after: int = 0  # stop once this many epochs are done (resume later with --resume); 0 = run to the end
     track_test: bool = False  # also evaluate the test set whenever validation runs (every eval_every epochs)
     progress: str = "auto"  # auto | bar | log | none
-    out: str = ""  # run directory; default runs/<data>-<model>
+    diverge_factor: float = 10.0  # stop when an epoch's training loss exceeds this multiple of the first's; 0 = never
+    out: str = ""  # run directory; default runs/<data>-<model>[-N]
+    overwrite: bool = False  # start over in a non-empty --out (deletes the files of the run found there)
+
+    # the stated range of every numeric option, checked in one place (config.check_ranges) before anything runs
+    RANGES = {"val_fraction": "[0, 1)", "train_subset": ">= 0", "labels_per_class": ">= 0",
+              "image_size": "0 or [8, 4096]", "clean_subset": ">= 0", "label_smoothing": "[0, 1)",
+              "epochs": "[1, 100000]", "batch_size": "[1, 1000000]", "lr": "> 0", "momentum": "[0, 1)",
+              "weight_decay": "[0, 1]", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
+              "threads": "[0, 4096]", "eval_every": ">= 1", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
+              "noise_seed": ">= 0", "seed": ">= 0"}
+    CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
+               "noise_mode": ("exact", "bernoulli"), "progress": ("auto", "bar", "log", "none")}
+
+
+_RANGE = re.compile(r"^(?:(?P<op>>=|>|<=|<)\s*(?P<v>\S+)"
+                    r"|(?P<lo_b>[\[(])\s*(?P<lo>[^,]+),\s*(?P<hi>[^\])]+)(?P<hi_b>[\])]))$")
+
+
+def in_range(value: float, spec: str) -> bool:
+    """Whether ``value`` lies in ``spec``: ``>= 0``, ``> 0``, ``[0, 1)``, ``(0, inf]``, or alternatives joined by
+    ``or`` (``0 or [8, 4096]``); a bare number is that exact value."""
+    for part in spec.split(" or "):
+        part = part.strip()
+        m = _RANGE.match(part)
+        if m is None:
+            if value == float(part):
+                return True
+            continue
+        if m["op"]:
+            v = float(m["v"])
+            ok = {">=": value >= v, ">": value > v, "<=": value <= v, "<": value < v}[m["op"]]
+        else:
+            lo, hi = float(m["lo"]), float(m["hi"])
+            ok = (value >= lo if m["lo_b"] == "[" else value > lo) and (value <= hi if m["hi_b"] == "]" else value < hi)
+        if ok:
+            return True
+    return False
+
+
+def check_ranges(cfg: Any, source: str = "config") -> Any:
+    """Raise a one-line :class:`SlimlabError` for the first option outside its stated range or choices.
+
+    A config class states them as ``RANGES`` (field -> spec of :func:`in_range`; a list field's elements are
+    checked) and ``CHOICES`` (field -> allowed values)."""
+    for name, spec in getattr(type(cfg), "RANGES", {}).items():
+        value = getattr(cfg, name)
+        if value is None:  # an optional option left unset
+            continue
+        for v in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise SlimlabError(f"{source}: '{name}' must be a number, got {v!r}")
+            if math.isnan(v) or not in_range(v, spec):
+                raise SlimlabError(f"{source}: '{name}' must be {_say(spec)}, got {v!r}")
+    for name, allowed in getattr(type(cfg), "CHOICES", {}).items():
+        value = getattr(cfg, name)
+        if value not in allowed and not (value == "" and "" in allowed):
+            raise SlimlabError(f"{source}: '{name}' must be one of {', '.join(map(str, allowed))}, got {value!r}")
+    device = getattr(cfg, "device", None)
+    if isinstance(device, str) and not _DEVICE.match(device):
+        raise SlimlabError(f"{source}: 'device' must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+    return cfg
+
+
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _say(spec: str) -> str:
+    return spec if spec[0] in "<>" else f"in {spec}"
 
 
 def _type_ok(value: Any, tp: Any) -> bool:
@@ -109,7 +180,9 @@ def from_dict(cls: type, raw: dict[str, Any], source: str = "config") -> Any:
             raise SlimlabError(f"{source}: '{key}' must be {want}, got {value!r}")
         if types_[key] is float:
             raw[key] = float(value)
-    return cls(**raw)
+        if key == "out" and isinstance(value, str):
+            raw[key] = os.path.expanduser(value)  # `out: ~/x` in YAML means the home directory, as on a shell
+    return check_ranges(cls(**raw), source)
 
 
 def _apply_aliases(cls: type, raw: dict[str, Any], source: str) -> dict[str, Any]:
@@ -165,5 +238,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-def dump_yaml(cfg: Any, path: str | Path) -> None:
-    atomic_write_text(path, yaml.safe_dump(to_dict(cfg), sort_keys=False))
+def dump_yaml(cfg: Any, path: str | Path, header: str = "") -> None:
+    """Write ``cfg`` as YAML atomically; ``header`` (YAML comment lines) goes first."""
+    atomic_write_text(path, header + yaml.safe_dump(to_dict(cfg), sort_keys=False))

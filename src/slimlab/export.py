@@ -46,6 +46,12 @@ def _session(path: str | Path, threads: int | None = None):
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
+def _finite(out, who: str, path) -> None:
+    """A parity check must fail on NaN or inf: ``max(0.0, nan)`` is 0.0, so it would otherwise pass."""
+    if not np.isfinite(np.asarray(out)).all():
+        raise SlimlabError(f"export of {path}: the {who} outputs hold NaN or inf (the model's weights are not finite)")
+
+
 def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float = 1e-4, trials: int = 3) -> float:
     """Max |ONNX Runtime - PyTorch| over random inputs (batches 1 and 5); raises above ``atol``."""
     sess = _session(path)
@@ -56,6 +62,8 @@ def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float 
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run(None, {"image": x.numpy()})[0]
+        _finite(ref, "PyTorch", path)
+        _finite(got, "ONNX Runtime", path)
         worst = max(worst, float(np.abs(ref - got).max()))
     if worst > atol:
         raise SlimlabError(f"ONNX export of {path} differs from PyTorch by {worst:.2e} (> {atol})")
@@ -68,8 +76,11 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: int = 32,
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, x)
-        diff = float((traced(x) - model(x)).abs().max())
-    if diff > atol:
+        ref, got = model(x), traced(x)
+        _finite(ref.numpy(), "PyTorch", path)
+        _finite(got.numpy(), "TorchScript", path)
+        diff = float((got - ref).abs().max())
+    if not diff <= atol:
         raise SlimlabError(f"TorchScript trace differs from the model by {diff:.2e}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

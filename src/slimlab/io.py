@@ -80,3 +80,19 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     """Write a matplotlib figure as PNG atomically and close it."""
     atomic_write_bytes(path, figure_png(fig, dpi))
     return Path(path)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    """The records of a JSON-lines file; a torn or malformed line (a write cut short) is skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out

@@ -41,7 +41,7 @@ def test_empty_class_folder(tiny_folder):
 
 def test_corrupt_image(tiny_folder):
     (tiny_folder / "test" / "cat" / "bad.jpg").write_bytes(b"\x00garbage")
-    _assert_clean_error(run_cli("train", "--data", f"imagefolder:{tiny_folder}"), "cannot decode image")
+    _assert_clean_error(run_cli("train", "--data", f"imagefolder:{tiny_folder}"), "unreadable image")
 
 
 def test_unknown_model_and_loss():

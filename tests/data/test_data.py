@@ -43,7 +43,7 @@ def test_imagefolder_cache_roundtrip(tiny_folder, tmp_path, monkeypatch):
 @pytest.mark.parametrize("breakage,message", [
     ("missing", "data path not found"),
     ("empty", "empty class folder"),
-    ("corrupt", "cannot decode image"),
+    ("corrupt", "unreadable image"),
     ("notest", "no 'test/' directory"),
 ])
 def test_imagefolder_errors(tiny_folder, breakage, message):

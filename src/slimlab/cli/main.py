@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import inspect
 import json
 import sys
+import types
 import typing
 
 from slimlab.cli import output
-from slimlab.config import TrainConfig, field_types, resolve
+from slimlab.config import TrainConfig, check_ranges, field_types, resolve
 from slimlab.errors import SlimlabError
 from slimlab.tasks import demo, run
 from slimlab.tasks.table import TASKS, Task
@@ -82,6 +84,8 @@ def add_config_args(p: argparse.ArgumentParser, cls: type = TrainConfig, skip: t
     for name, tp in field_types(cls).items():
         if name in skip:
             continue
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # ``float | None``: an optional float
+            tp = next(a for a in typing.get_args(tp) if a is not type(None))
         default = _default(cls, name)
         help_ = helps.get(name) or ""
         if default not in (None, "", [], {}) and tp is not bool:
@@ -111,13 +115,22 @@ def add_config_args(p: argparse.ArgumentParser, cls: type = TrainConfig, skip: t
             p.add_argument(*flags, type=tp, metavar=name.upper(), **kw)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with slimlab's one-line error format (``slimlab: error: ...``, exit 2) instead of a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        cmd = self.prog.split(" ", 1)[1] if " " in self.prog else ""
+        print(f"slimlab: error: {message} (see `slimlab {cmd + ' ' if cmd else ''}--help`)", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from slimlab import __version__
 
-    parser = argparse.ArgumentParser(prog="slimlab", description="Small, fast image classifiers that stay accurate "
+    parser = Parser(prog="slimlab", description="Small, fast image classifiers that stay accurate "
                                      "when their training labels are wrong.")
     parser.add_argument("--version", action="version", version=f"slimlab {__version__}")
-    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True, parser_class=Parser)
     for name, task in COMMANDS.items():
         p = sub.add_parser(name, help=task.help, description=task.help)
         if getattr(task.config, "CONFIG_FLAGS", True):
@@ -137,10 +150,17 @@ def dispatch(args: argparse.Namespace) -> dict:
     names = {f.name for f in dataclasses.fields(task.config)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     if getattr(args, "resume", None):
+        if flags:
+            given = ", ".join("--" + k.replace("_", "-") for k in flags)
+            raise SlimlabError(f"--resume continues a run with its own config: drop {given} "
+                               "(use --set for the options a resume may change)")
         return resume(args.resume, args.set)
     if not getattr(task.config, "CONFIG_FLAGS", True):
-        return task.run(task.config(**flags))
-    return task.run(resolve(task.config, args.config, flags, args.set))
+        cfg = check_ranges(task.config(**flags))
+    else:
+        cfg = resolve(task.config, args.config, flags, args.set)
+    args._out = getattr(cfg, "out", None)
+    return task.run(cfg)
 
 
 def run_command(args: argparse.Namespace) -> None:
@@ -150,6 +170,20 @@ def run_command(args: argparse.Namespace) -> None:
             print(json.dumps(result, indent=2, default=str))
     else:
         output.show(args.cmd, result)
+
+
+def resume_hint(args: argparse.Namespace) -> str:
+    """How to continue the interrupted command: the command that resumes that step."""
+    if args.cmd == "train":
+        run_dir = getattr(args, "resume", None) or getattr(args, "_out", None) or "RUN_DIR"
+        return f"`slimlab train --resume {run_dir}` continues it"
+    if args.cmd in ("run", "demo"):
+        return "the same command continues it: finished steps are skipped and a training step resumes"
+    return "run the same command again (with --overwrite) to start it over"
+
+
+# errors of the machine rather than of the code: a full disk, a read-only or forbidden directory
+_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENAMETOOLONG}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"slimlab: error: {e}", file=sys.stderr)
         cleanup()
         return 2
+    except OSError as e:
+        cleanup()
+        if e.errno not in _OS_ERRORS:
+            raise
+        where = f": {e.filename}" if e.filename else ""
+        print(f"slimlab: error: cannot write{where}: {e.strerror} (files already written are intact)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("slimlab: interrupted (run the same command again, or `slimlab train --resume RUN_DIR`, to continue)",
-              file=sys.stderr)
+        print(f"slimlab: interrupted; {resume_hint(args)}", file=sys.stderr)
         cleanup()
         return 130
     except BaseException:

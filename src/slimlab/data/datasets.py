@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -109,14 +110,29 @@ def fake(num_classes: int = 10, n_train: int = 400, n_test: int = 200, image_siz
     return DataSet("fake", [f"class{i}" for i in range(num_classes)], train, make(n_test), mean, std)
 
 
+def _to_rgb8(im) -> np.ndarray:
+    """An RGB uint8 array of a PIL image; 16- and 32-bit grayscale are scaled to 8 bits, not clipped at 255."""
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float64)
+        if im.mode.startswith("I;16") or 255 < a.max() <= 65535:
+            a = a / 257.0  # 65535 -> 255
+        elif a.max() > 65535 or a.min() < 0:  # a float or 32-bit image of another range: min-max
+            a = (a - a.min()) * (255.0 / max(a.max() - a.min(), 1e-12))
+        g = np.clip(np.round(a), 0, 255).astype(np.uint8)
+        return np.repeat(g[..., None], 3, axis=2)
+    return np.array(im.convert("RGB"))
+
+
 def _decode(path: str) -> np.ndarray | str:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            return np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        return f"cannot decode image {path}: {type(e).__name__}"
+            return _to_rgb8(im)
+    except Image.DecompressionBombError:
+        return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+        return f"{path} ({type(e).__name__})"
 
 
 def _scan(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
@@ -126,12 +142,31 @@ def _scan(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     if not classes:
         raise SlimlabError(f"no class folders in {split_dir}")
     files: list[tuple[str, int]] = []
+    broken: list[str] = []
     for ci, c in enumerate(classes):
-        found = sorted(str(p) for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if not found:
+        found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        broken += [f"{p} (dangling link or not a file)" for p in found if not p.is_file()]
+        found = [str(p) for p in found if p.is_file()]
+        if not found and not broken:
             raise SlimlabError(f"empty class folder (no images): {split_dir / c}")
         files += [(f, ci) for f in found]
+    if broken:
+        raise unreadable(split_dir, broken)
     return classes, files
+
+
+def unreadable(split_dir: Path, problems: list[str]) -> SlimlabError:
+    """Every unreadable file of a split, in one error (the first few named)."""
+    more = f"; and {len(problems) - 5} more" if len(problems) > 5 else ""
+    return SlimlabError(f"{len(problems)} unreadable image(s) in {split_dir}: {'; '.join(problems[:5])}{more}")
+
+
+def common_size(shapes: list[tuple[int, ...]]) -> int:
+    """The target side of a folder of images: the most common (height, width), its shorter side if not square."""
+    from collections import Counter
+
+    (h, w), _ = Counter((int(s[0]), int(s[1])) for s in shapes).most_common(1)[0]
+    return min(h, w)
 
 
 def _cache_key(files: list[tuple[str, int]], size: int) -> str:
@@ -159,16 +194,21 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
             arrays = list(ex.map(_decode, paths, chunksize=512))
     else:
         arrays = [_decode(p) for p in paths]
-    for a in arrays:
-        if isinstance(a, str):
-            raise SlimlabError(a)
-    size = image_size or arrays[0].shape[0]
+    problems = [a for a in arrays if isinstance(a, str)]
+    if problems:
+        raise unreadable(split_dir, problems)
+    size = image_size or common_size([a.shape for a in arrays])
     out = torch.empty(len(arrays), 3, size, size, dtype=torch.uint8)
+    resized = 0
     for i, a in enumerate(arrays):
         t = torch.from_numpy(a).permute(2, 0, 1)
         if t.shape[1] != size or t.shape[2] != size:
             t = _resize(t[None], size)[0]
+            resized += 1
         out[i] = t
+    if resized and not image_size:
+        _NOTES.append(f"slimlab: note: resized {resized} of {len(arrays)} images of {split_dir} to {size}x{size}, "
+                      "their most common size (--image-size sets another)")
     targets = torch.tensor([c for _, c in files], dtype=torch.int64)
     if cache is not None:
         from slimlab.io import atomic_save
@@ -179,6 +219,9 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
         except OSError:
             pass
     return classes, Split(out, targets)
+
+
+_NOTES: list[str] = []  # printed once the whole folder has loaded: an error comes alone, on one line
 
 
 def default_cache_dir() -> Path | None:
@@ -194,10 +237,13 @@ def imagefolder(path: str, image_size: int = 0) -> DataSet:
     if not root.is_dir():
         raise SlimlabError(f"data path not found: {root}")
     cache = default_cache_dir()
+    _NOTES.clear()
     classes, train = _load_split(root / "train", image_size, cache)
     test_classes, test = _load_split(root / "test", image_size or train.images.shape[-1], cache)
     if test_classes != classes:
         raise SlimlabError(f"{root}: train/ and test/ have different class folders")
+    for note in _NOTES:
+        print(note, file=sys.stderr)
     mean, std = _stats(train.images)
     size = train.images.shape[-1]
     name = root.name

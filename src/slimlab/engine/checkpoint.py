@@ -43,8 +43,41 @@ def load_checkpoint(path: str | Path) -> dict:
         raise SlimlabError(f"cannot load checkpoint {p}: {msg[:200]}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise SlimlabError(f"{p} is not a slimlab checkpoint")
+    check_metadata(ckpt, str(p))
     ckpt["path"] = str(p)
     return ckpt
+
+
+# field -> (type, range) of a checkpoint's metadata; a stranger's file is checked before anything is built from it
+_META = {"model_name": (str, None), "model_kwargs": (dict, None), "num_classes": (int, (1, 1_000_000)),
+         "epoch": (int, (0, 10_000_000)), "best_epoch": (int, (0, 10_000_000)), "best_val_acc": (float, (-1.0, 1.0)),
+         "pruned": (bool, None), "data": (dict, None), "config": (dict, None), "objective": (dict, None),
+         "run_id": (str, None), "optimizer": (dict, None), "prune": (dict, None), "init": (dict, None)}
+MAX_IMAGE_SIZE = 4096
+
+
+def check_metadata(ckpt: dict, where: str = "checkpoint") -> None:
+    """One :class:`SlimlabError` line for the first malformed field of a loaded checkpoint."""
+    sd = ckpt.get("state_dict")
+    if not isinstance(sd, dict) or not sd:
+        raise SlimlabError(f"{where}: no 'state_dict' (a mapping of tensor names to tensors)")
+    bad = next((k for k, v in sd.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)), None)
+    if bad is not None:
+        raise SlimlabError(f"{where}: state_dict entry {str(bad)[:60]!r} is not a named tensor")
+    for key, (tp, rng) in _META.items():
+        if key not in ckpt or ckpt[key] is None:
+            continue
+        v = ckpt[key]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if tp is float else isinstance(v, tp)
+        if tp is int and isinstance(v, bool):
+            ok = False
+        if not ok:
+            raise SlimlabError(f"{where}: '{key}' must be {tp.__name__}, got {type(v).__name__}")
+        if rng is not None and not rng[0] <= v <= rng[1]:
+            raise SlimlabError(f"{where}: '{key}' = {v!r} is out of range [{rng[0]}, {rng[1]}]")
+    size = (ckpt.get("data") or {}).get("image_size")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE):
+        raise SlimlabError(f"{where}: data.image_size = {size!r} is not an image size in [1, {MAX_IMAGE_SIZE}]")
 
 
 def checkpoint_image_size(ckpt: dict, default: int = 32) -> int:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from slimlab.errors import SlimlabError
+
 
 @dataclass
 class Dist:
@@ -30,11 +32,24 @@ class Dist:
 
 
 def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; one line when it is not here."""
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    dev = torch.device(spec)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(f"cuda:{local_rank}")
+    try:
+        dev = torch.device(spec)
+    except RuntimeError:
+        raise SlimlabError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise SlimlabError(f"--device {spec}: no CUDA GPU is available here (use --device cpu or auto)")
+        if dev.index is None:
+            dev = torch.device(f"cuda:{local_rank}")
+        if dev.index >= torch.cuda.device_count():
+            raise SlimlabError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise SlimlabError(f"--device {spec}: MPS is not available here")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise SlimlabError(f"--device {spec!r}: expected auto, cpu, cuda, cuda:N or mps")
     return dev
 
 

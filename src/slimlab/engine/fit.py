@@ -31,6 +31,7 @@ from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum
 from slimlab.engine.objective import Objective
 from slimlab.engine.optim import build_optimizer, lr_at
 from slimlab.errors import SlimlabError
+from slimlab.io import read_jsonl
 
 
 @dataclass
@@ -190,6 +191,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         st.train_time += m["epoch_s"]
         st.train_images += m.pop("_seen")
         _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
+        check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0))
         _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
         progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
         if cfg.stop_after and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
@@ -232,14 +234,19 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
     st = _State()
     if resume is None:
         return st
-    model.load_state_dict(resume["state_dict"])
+    own, sd = model.state_dict(), resume["state_dict"]
+    if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
+        raise SlimlabError(f"{resume.get('path', 'last.pt')} holds another architecture than the run's model "
+                           "(config.yaml and last.pt disagree): start over with --overwrite")
+    model.load_state_dict(sd)
     opt.load_state_dict(resume["optimizer"])
     objective.load_state_dict(resume.get("objective", {}))
     st.start, st.best = int(resume["epoch"]), float(resume["best_val_acc"])
     st.best_epoch, st.epochs_done = int(resume.get("best_epoch", 0)), st.start
-    if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
-        history = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
-        st.history = [h for h in history if h["epoch"] <= st.start]
+    if run_dir is not None:
+        rid = resume.get("run_id")
+        st.history = [h for h in read_jsonl(run_dir / "metrics.jsonl")
+                      if isinstance(h.get("epoch"), int) and h["epoch"] <= st.start and h.get("run_id", rid) == rid]
     if run_dir is not None and st.best_epoch and (run_dir / "best.pt").is_file():
         st.best_state = load_checkpoint(run_dir / "best.pt")["state_dict"]  # test_acc_at_best_val needs it
     return st
@@ -299,6 +306,28 @@ def _check_finite(loss: torch.Tensor, epoch: int, step: int, ctx: Dist) -> None:
                            "lower --lr or check the data")
 
 
+def first_non_finite(model: nn.Module) -> str | None:
+    """The name of the first weight or buffer (BN statistics included) holding NaN or inf, or None."""
+    for name, t in model.state_dict().items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            return name
+    return None
+
+
+def check_divergence(model: nn.Module, m: dict, history: list[dict], factor: float) -> None:
+    """Stop a run whose weights or BN statistics went non-finite, or whose epoch loss grew past ``factor`` times
+    the first epoch's. Runs before the epoch's checkpoints are written, so the last good ones are kept."""
+    bad = first_non_finite(model)
+    if bad is not None:
+        raise SlimlabError(f"training diverged in epoch {m['epoch']}: {bad} holds NaN or inf (the checkpoints of "
+                           "the last good epoch are kept); lower --lr")
+    first = history[0].get("train_loss") if history else None
+    if factor and first and first > 0 and m["train_loss"] > factor * first:
+        raise SlimlabError(f"training diverged in epoch {m['epoch']}: its loss {m['train_loss']:.4g} is over "
+                           f"{factor:g}x the first epoch's {first:.4g} (the checkpoints of the last good epoch are "
+                           "kept); lower --lr, or raise --diverge-factor")
+
+
 def _eval_amp(cfg, ctx: Dist) -> bool:
     """bf16 evaluation on CUDA only: on CPU it stays fp32, so `slimlab evaluate` reproduces the figures."""
     return cfg.amp and ctx.device.type == "cuda"
@@ -320,6 +349,8 @@ def _evaluate_epoch(model: nn.Module, loaders: Loaders, objective: Objective, cf
 def _end_epoch(model: nn.Module, opt, objective: Objective, meta: dict, m: dict, st: _State,
                run_dir: Path | None, has_val: bool) -> None:
     """Track the best epoch (validation accuracy, or training accuracy without a validation split) and write."""
+    if meta.get("run_id"):
+        m["run_id"] = meta["run_id"]
     st.history.append(m)
     score = m.get("val_acc") if has_val else m["train_acc"]
     improved = score is not None and score > st.best
@@ -329,8 +360,7 @@ def _end_epoch(model: nn.Module, opt, objective: Objective, meta: dict, m: dict,
     st.epochs_done = m["epoch"]
     if run_dir is None:
         return
-    with open(run_dir / "metrics.jsonl", "a") as f:
-        f.write(json.dumps(m) + "\n")
+    _rewrite_metrics(run_dir, st.history)  # atomically: a kill never leaves a torn line
     state = checkpoint_payload(model, meta, epoch=m["epoch"], best_val_acc=st.best, best_epoch=st.best_epoch,
                                objective=objective.state_dict())
     if improved:

@@ -54,7 +54,7 @@ def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, 
             fn(torch.zeros(1, num_classes), torch.zeros(1, dtype=torch.long), **kw)  # validate options now
             return LossObjective(partial(fn, **kw), name)
         if name == "forward":
-            t = _forward_matrix(kw, transition, estimate_transition_from)
+            t = _forward_matrix(kw, transition, estimate_transition_from, num_classes)
             return LossObjective(partial(forward_loss, T=torch.as_tensor(t, dtype=torch.float32)), name)
         if name == "rotnet":
             _no_options(kw)
@@ -77,9 +77,17 @@ def _no_options(kw: dict) -> None:
         raise TypeError(f"unexpected option(s) {', '.join(kw)}")
 
 
-def _forward_matrix(kw: dict, transition, estimate_from) -> torch.Tensor:
+def _forward_matrix(kw: dict, transition, estimate_from, num_classes: int) -> torch.Tensor:
     if "matrix" in kw:
-        return torch.tensor(kw.pop("matrix"), dtype=torch.float32)
+        m = kw.pop("matrix")
+        try:
+            t = torch.tensor(m, dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise SlimlabError("--loss forward: loss_kwargs.matrix must be a matrix of numbers") from None
+        if t.shape != (num_classes, num_classes) or not bool(torch.isfinite(t).all()) or bool((t < 0).any()):
+            raise SlimlabError(f"--loss forward: loss_kwargs.matrix must be {num_classes}x{num_classes} with "
+                               f"non-negative entries, got shape {tuple(t.shape)}")
+        return t
     if "estimate_from" in kw:
         path = kw.pop("estimate_from")
         if estimate_from is None:

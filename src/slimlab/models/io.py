@@ -43,14 +43,36 @@ def resize_to_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> nn.Mo
     return model
 
 
+def _offline(kwargs: dict) -> dict:
+    """Model arguments with every download request removed: weights come from the checkpoint, never the network."""
+    out = {k: v for k, v in kwargs.items() if k not in ("pretrained", "weights")}
+    for k, v in out.items():
+        if isinstance(v, dict):
+            out[k] = _offline(v)
+    return out
+
+
 def model_from_checkpoint(ckpt: dict, load_weights: bool = True) -> nn.Module:
-    """Build the checkpoint's model (registry name + arguments, resized if pruned) and load its weights."""
+    """Build the checkpoint's model (registry name + arguments, resized if pruned) and load its weights.
+
+    The metadata is a stranger's until checked: the model is first built on the ``meta`` device (no memory),
+    and refused unless its size matches the state dict's; a download request in its arguments is dropped."""
+    where = f"checkpoint {ckpt.get('path', '')}".strip()
     try:
-        name, kwargs, nc = ckpt["model_name"], dict(ckpt.get("model_kwargs") or {}), int(ckpt["num_classes"])
+        name, kwargs, nc = ckpt["model_name"], _offline(dict(ckpt.get("model_kwargs") or {})), ckpt["num_classes"]
     except KeyError as e:
-        raise SlimlabError(f"checkpoint {ckpt.get('path', '')} lacks '{e.args[0]}'") from None
-    model = create_model(name, nc, **kwargs)
+        raise SlimlabError(f"{where} lacks '{e.args[0]}'") from None
     sd = ckpt["state_dict"]
+    with torch.device("meta"):
+        shell = create_model(name, nc, **kwargs)
+    n_model = sum(t.numel() for t in shell.state_dict().values())
+    n_sd = sum(t.numel() for t in sd.values())
+    slack = 20 if ckpt.get("pruned") else 2  # a pruned model is smaller than its registry architecture
+    if n_model > slack * n_sd + 10_000_000:
+        raise SlimlabError(f"{where}: its model arguments describe {n_model:,} weights but its state_dict holds "
+                           f"{n_sd:,}: refused")
+    del shell
+    model = create_model(name, nc, **kwargs)
     if ckpt.get("pruned"):
         resize_to_state_dict(model, sd)
     if load_weights:

@@ -77,10 +77,26 @@ def reset_classifier(model: nn.Module, num_classes: int) -> nn.Module:
 _replace_head = reset_classifier  # the old private name
 
 
+# the stated range of the model arguments every family shares (checked before building anything)
+ARG_RANGES = {"width_mult": (0.01, 64.0), "depth_mult": (0.01, 64.0), "width": (1, 100_000), "depth": (1, 10_000),
+              "dropout": (0.0, 0.999), "num_classes": (1, 1_000_000), "input_size": (8, 4096), "block": (1, 16)}
+
+
+def check_model_args(name: str, args: dict) -> None:
+    """One line for a model argument outside its range (``width_mult: -1``, ``num_classes: 0``)."""
+    for key, (lo, hi) in ARG_RANGES.items():
+        if key not in args:
+            continue
+        v = args[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
+            raise SlimlabError(f"model '{name}': '{key}' must be a number in [{lo}, {hi}], got {v!r}")
+
+
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
-    """Build a registered model. Unknown keyword arguments raise :class:`SlimlabError`."""
+    """Build a registered model. Unknown keyword arguments, and arguments out of range, raise :class:`SlimlabError`."""
     entry = get_entry(name)
     args = {**entry.defaults, **kwargs}
+    check_model_args(name, {**args, "num_classes": num_classes})
     params = inspect.signature(entry.fn).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         bad = sorted(set(args) - set(params))
@@ -88,5 +104,7 @@ def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
             raise SlimlabError(f"model '{name}' does not take argument(s) {', '.join(bad)}")
     try:
         return entry.fn(num_classes=num_classes, **args)
-    except TypeError as e:
-        raise SlimlabError(f"model '{name}': {e}") from None
+    except (TypeError, ValueError, ZeroDivisionError, IndexError, KeyError, AssertionError) as e:
+        raise SlimlabError(f"model '{name}' cannot be built with {args}: {type(e).__name__}: {e}") from None
+    except RuntimeError as e:  # e.g. a layer with zero channels
+        raise SlimlabError(f"model '{name}' cannot be built with {args}: {str(e).splitlines()[0][:200]}") from None

@@ -148,6 +148,12 @@ def parse_noise(spec: str) -> tuple[str, float | None, str | None]:
 
 
 def load_matrix(path: str) -> np.ndarray:
-    if path.endswith(".npy"):
-        return np.load(path, allow_pickle=False)
-    return np.loadtxt(path, delimiter=",")
+    """A square matrix of numbers from a ``.npy`` file or a comma-separated text file; one line if it is not."""
+    try:
+        m = np.load(path, allow_pickle=False) if path.endswith(".npy") else np.loadtxt(path, delimiter=",", ndmin=2)
+    except (ValueError, OSError) as e:
+        raise SlimlabError(f"noise matrix {path}: not a matrix of numbers ({str(e).splitlines()[0][:120]})") from None
+    m = np.asarray(m, dtype=np.float64) if np.asarray(m).dtype.kind in "biuf" else None
+    if m is None or m.ndim != 2 or m.shape[0] != m.shape[1] or not np.isfinite(m).all():
+        raise SlimlabError(f"noise matrix {path}: expected a square matrix of finite numbers")
+    return m

@@ -13,13 +13,16 @@ class PruneConfig:
     CHOICES = {"mode": ("layerwise", "oneshot"), "thinet_variant": ("iccv", "tpami"),
                "thinet_target": ("current", "original"), "progress": ("auto", "bar", "log", "none")}
     ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
+    RANGES = {"keep_ratio": "(0, 1]", "target_macs": "(0, 1]", "calib_per_class": ">= 1",
+              "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0", "finetune_epochs": ">= 0",
+              "batch_size": ">= 1", "seed": ">= 0", "threads": "[0, 4096]"}
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
     data: str = ""  # data set (default: the checkpoint's)
     root: str = ""  # where cifar10/cifar100 live (default: the checkpoint's)
     method: str = "thinet"  # thinet | apoz | weight_sum (alias l1) | random
     keep_ratio: float = 0.5  # fraction of channels KEPT in each pruned layer (ThiNet's compression rate r)
-    target_macs: float = 0.0  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)
+    target_macs: float | None = None  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
     mode: str = "layerwise"  # layerwise | oneshot
     thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
@@ -36,7 +39,8 @@ class PruneConfig:
     threads: int = 0
     latency: bool = True  # measure CPU latency of the original and the pruned model
     progress: str = "auto"
-    out: str = ""
+    out: str = ""  # run directory; default runs/<checkpoint's run>-<method>-<ratio>[-N]
+    overwrite: bool = False  # start over in a non-empty --out (deletes the files of the run found there)
 
     @property
     def ratio(self) -> float:

@@ -6,7 +6,6 @@ the training, validation and test loaders, ``build_model`` the model (initialise
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from slimlab import data as D
 from slimlab.config import TrainConfig
 from slimlab.engine import Dist, Loaders, load_checkpoint, predict
 from slimlab.errors import SlimlabError
-from slimlab.io import pyplot, save_figure
+from slimlab.io import pyplot, read_jsonl, save_figure
 from slimlab.losses import estimate_transition
 from slimlab.models import create_model, reset_classifier
 from slimlab.models.io import load_matching, model_from_checkpoint
@@ -142,7 +141,7 @@ def transition_estimator(p: Prepared, ctx: Dist):
 def plot_curves(run_dir: str | Path) -> None:
     """curves.png: loss and accuracy per epoch from metrics.jsonl."""
     run_dir = Path(run_dir)
-    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    lines = read_jsonl(run_dir / "metrics.jsonl")
     if not lines:
         return
     fig, ax = pyplot().subplots(1, 2, figsize=(9, 3.2))

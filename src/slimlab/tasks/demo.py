@@ -41,6 +41,8 @@ def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "sym
 
 @dataclass
 class DemoConfig:
+    RANGES = {"epochs": "[1, 100000]", "finetune_epochs": ">= 0", "train_subset": ">= 0"}
+
     data: str = "digits"
     model: str = "resnet20"
     noise: str = "symmetric:0.4"

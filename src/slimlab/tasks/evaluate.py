@@ -18,6 +18,7 @@ from slimlab.profile import count_macs, count_params
 @dataclass
 class EvaluateConfig:
     POSITIONAL = ("checkpoint",)
+    RANGES = {"test_subset": ">= 0"}
 
     checkpoint: str = ""  # a .pt file, a run directory, or zoo:NAME
     data: str = ""  # data set (default: the checkpoint's)

@@ -16,6 +16,7 @@ from slimlab.models.io import model_from_checkpoint
 class ExportConfig:
     POSITIONAL = ("run",)
     CHOICES = {"format": ("onnx", "torchscript")}
+    RANGES = {"input_size": "0 or [8, 4096]"}
 
     run: str = ""  # run directory or checkpoint; "best": the most accurate of --candidates
     format: str = "onnx"  # onnx | torchscript

@@ -35,6 +35,8 @@ from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_da
 @dataclass
 class LabelsConfig:
     POSITIONAL = ("run",)
+    WRITES_INTO = ("run",)  # the run directory gets label_issues.* (a recipe keeps it inside its --out)
+    RANGES = {"folds": "[2, 100]", "cv_epochs": ">= 0", "grid": "[0, 400]"}
 
     run: str = ""  # a run directory
     folds: int = 3  # cross-validation folds for non-PENCIL runs

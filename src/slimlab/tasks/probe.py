@@ -13,6 +13,8 @@ from slimlab.tasks.train import train
 @dataclass
 class ProbeConfig(TrainConfig):
     POSITIONAL = ("checkpoint",)
+    RANGES = {**TrainConfig.RANGES, "block": "[1, 16]"}
+    CHOICES = {**TrainConfig.CHOICES, "head": ("linear", "mlp", "conv")}
 
     checkpoint: str = ""  # the pretrained trunk (.pt, run directory, or zoo:NAME)
     block: int = 2  # which block's features (1-based; NIN trunks)

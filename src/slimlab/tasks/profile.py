@@ -20,6 +20,8 @@ from slimlab.profile import count_macs, count_params, measure_latency, profile_m
 class ProfileConfig:
     POSITIONAL = ("model",)
     NARGS = {"batch": int}
+    RANGES = {"input_size": "0 or [8, 4096]", "num_classes": ">= 0", "batch": "[1, 4096]", "threads": "[0, 4096]",
+              "iters": "[1, 100000]"}
 
     model: str = ""  # registry name, tv:NAME, or a checkpoint / run directory
     runs: list = field(default_factory=list)  # instead of model: run directories (writes OUT/profile.json)

@@ -16,9 +16,10 @@ from typing import Any
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig, dump_yaml, from_dict, to_dict
+from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, to_dict
 from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.fit import checkpoint_payload
+from slimlab.engine.rundir import claim, config_header, next_free
 from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
@@ -82,7 +83,7 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
                                progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
                                stop_after=0, eval_every=1,
-                               out=cfg.out or _default_out(cfg, ck))
+                               out=str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck))))
     if tcfg.data == "digits" or tcfg.image_size == 0:
         tcfg.image_size = 0
     return tcfg
@@ -131,7 +132,7 @@ def measure(job: Job) -> dict:
 def keep_ratio(job: Job) -> float:
     """``keep_ratio``, or the largest uniform one that reaches ``target_macs`` (bisection)."""
     cfg = job.cfg
-    if not cfg.target_macs:
+    if cfg.target_macs is None:
         return cfg.keep_ratio
     if not 0 < cfg.target_macs <= 1:
         raise SlimlabError(f"--target-macs must be in (0, 1], got {cfg.target_macs}")
@@ -174,9 +175,20 @@ def latencies(model: torch.nn.Module, size: int) -> dict:
 def run(cfg: PruneConfig) -> dict:
     """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary."""
     t_start = time.time()
+    check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
     check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target)
     job = load_for_pruning(cfg)
+    run_dir = claim(job.out, overwrite=cfg.overwrite) if job.ctx.main else None  # the run owns its directory
+    try:
+        return _prune(job, run_dir.run_id if run_dir else "", t_start)
+    finally:
+        if run_dir is not None:
+            run_dir.release()
+
+
+def _prune(job: Job, run_id: str, t_start: float) -> dict:
+    cfg = job.cfg
     calib, size = calibration(job), job.p.ds.image_size
     original = measure(job)
     timed = cfg.latency and job.ctx.main  # a rank-0 measurement: other ranks would compete for the CPU
@@ -189,12 +201,12 @@ def run(cfg: PruneConfig) -> dict:
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
             "num_classes": job.ck["num_classes"], "pruned": True, "data": data_meta(job.p.ds),
-            "config": to_dict(job.tcfg),
+            "config": to_dict(job.tcfg), "run_id": run_id,
             "prune": {"method": method, "ratio": ratio, "channels": info["channels"], "from": job.ck["path"]}}
     if job.ctx.main:
-        dump_yaml(cfg, job.out / "config.yaml")
-    summary: dict[str, Any] = {"method": method, "mode": cfg.mode, "ratio": ratio, "keep_ratio": ratio,
-                               "target_macs": cfg.target_macs or None, "original": original,
+        dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
+    summary: dict[str, Any] = {"run_id": run_id, "method": method, "mode": cfg.mode, "ratio": ratio,
+                               "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
                                "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
     ft = finetune(job, meta)
     if ft is not None:

@@ -19,7 +19,7 @@ import numpy as np
 from slimlab.config import TrainConfig, from_dict
 from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot
+from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_jsonl
 from slimlab.losses import keeps_label_variables
 from slimlab.tasks.common import prepare_data
 
@@ -31,8 +31,7 @@ def _load_run(path: str | Path) -> dict:
     if not (d / "summary.json").is_file():
         raise SlimlabError(f"not a finished run directory (no summary.json): {d}")
     run = {"dir": d, "name": d.name, "summary": json.loads((d / "summary.json").read_text())}
-    m = d / "metrics.jsonl"
-    run["metrics"] = [json.loads(x) for x in m.read_text().splitlines() if x] if m.is_file() else []
+    run["metrics"] = read_jsonl(d / "metrics.jsonl")
     for key, fname in (("noise", "noise.json"), ("issues", "label_issues.json")):
         f = d / fname
         run[key] = json.loads(f.read_text()) if f.is_file() else None
@@ -205,8 +204,8 @@ def _markdown(out: Path, title: str, head: list[str], rows: list[list[str]], fig
 def _html(title: str, head: list[str], rows: list[list[str]], figures) -> str:
     body = [f"<h1>{html.escape(title)}</h1>", '<p class="note">Accuracies on the clean test split; MACs are '
             "multiply-adds per image; latency is the median CPU time at batch 1.</p>", "<h2>Runs</h2><table><tr>"
-            + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
-    body += ["<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows]
+            + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
+    body += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
     body.append("</table>")
     for sec, _, png in figures:
         if png:

@@ -33,6 +33,7 @@ from typing import Any
 
 from slimlab.config import from_dict, load_yaml, parse_set, to_dict
 from slimlab.engine import load_checkpoint
+from slimlab.engine.rundir import lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.tasks.table import KINDS, TASKS, task_for_kind
@@ -93,8 +94,12 @@ def _env(recipe: dict, out: Path, budget: str | None, overrides: dict | None) ->
     return env
 
 
-def _step_config(kind: str, opts: Any, where: str, step_dir: Path | None = None):
-    """(task, its typed config) of a recipe step; ``step_dir`` becomes the config's ``out``."""
+def _step_config(kind: str, opts: Any, where: str, step_dir: Path | None = None, allowed: tuple[Path, ...] = ()):
+    """(task, its typed config) of a recipe step; ``step_dir`` becomes the config's ``out``.
+
+    A step writes only inside the recipe's ``--out`` (``allowed[0]``) or a path the user gave on the command
+    line (the other ``allowed``): its ``out`` is its own directory, and a directory it writes into (a labels
+    step's ``run``) must lie there."""
     task, raw = task_for_kind(kind)
     if not isinstance(opts, dict):
         raise SlimlabError(f"{where}: 'with' must be a mapping of options, got {type(opts).__name__}")
@@ -102,9 +107,24 @@ def _step_config(kind: str, opts: Any, where: str, step_dir: Path | None = None)
     names = {f.name for f in dataclasses.fields(task.config)}
     if step_dir is not None and "out" in names:
         raw["out"] = str(step_dir)
+    if step_dir is not None and "overwrite" in names:
+        raw["overwrite"] = True  # the recipe owns its step directories: a re-run step starts over there
     if "progress" in names:
         raw.setdefault("progress", "log")
+    for key in getattr(task.config, "WRITES_INTO", ()):
+        if allowed and isinstance(raw.get(key), str) and raw[key] and not _inside(raw[key], allowed):
+            raise SlimlabError(f"{where}: '{key}: {raw[key]}' is outside the recipe's --out {allowed[0]} "
+                               "(a recipe writes only there, or into a path given on the command line)")
     return task, from_dict(task.config, raw, where)
+
+
+def _inside(path: str, roots: tuple[Path, ...]) -> bool:
+    p = Path(path).expanduser().resolve()
+    return any(p == r or r in p.parents for r in (Path(r).expanduser().resolve() for r in roots))
+
+
+# a step's name becomes a directory under --out: a plain name, never a path
+_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None) -> list[str]:
@@ -115,22 +135,39 @@ def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None
         name, kind = _name_kind(step)
         opts = _subst(copy.deepcopy(step.get("with") or {}), env)
         env[name] = str(Path(env["out"]) / name)
-        _step_config(kind, opts, f"recipe {recipe['name']}, step {name}")
+        _step_config(kind, opts, f"recipe {recipe['name']}, step {name}", allowed=_allowed(env["out"], overrides))
         names.append(name)
     return names
 
 
 def _name_kind(step: Any) -> tuple[str, str]:
     if not isinstance(step, dict) or not step.get("name") or not step.get("kind"):
-        raise SlimlabError(f"recipe step {step}: needs a name and a kind among {', '.join(sorted([*TASKS, *KINDS]))}")
+        raise SlimlabError(f"recipe step {str(step)[:80]}: needs a mapping with a name and a kind among "
+                           f"{', '.join(sorted([*TASKS, *KINDS]))}")
+    name = step["name"]
+    if not isinstance(name, str) or not _STEP_NAME.match(name) or ".." in name:
+        raise SlimlabError(f"recipe step name {name!r}: use a plain name (letters, digits, '_', '-', '.'), "
+                           "not a path: it becomes a directory under --out")
+    if not isinstance(step["kind"], str):
+        raise SlimlabError(f"recipe step {name}: 'kind' must be a string")
     task_for_kind(step["kind"])
-    return step["name"], step["kind"]
+    if not isinstance(step.get("with") or {}, dict):
+        raise SlimlabError(f"recipe step {name}: 'with' must be a mapping of options, got "
+                           f"{type(step['with']).__name__}")
+    return name, step["kind"]
 
 
 def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrides: dict | None = None,
                log=print) -> dict[str, dict]:
-    """Run (or continue) a recipe into ``out``; returns {step name: result summary}."""
-    out = Path(out)
+    """Run (or continue) a recipe into ``out``; returns {step name: result summary}.
+
+    The recipe holds ``out``'s lock while it runs: two runs of a recipe never write into one directory."""
+    out = Path(out).expanduser()
+    with lock(out):
+        return _run_recipe(recipe, out, budget, overrides, log)
+
+
+def _run_recipe(recipe: dict, out: Path, budget: str | None, overrides: dict | None, log) -> dict[str, dict]:
     env = _env(recipe, out, budget, overrides)
     results: dict[str, dict] = {}
     digests: dict[str, str] = {}
@@ -156,7 +193,7 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
         started = step_dir / "step-started.json"
         resumable = started.is_file() and json.loads(started.read_text()).get("hash") == digest
         atomic_write_json(started, {"hash": digest})
-        results[name] = _run_step(kind, opts, step_dir, resumable)
+        results[name] = _run_step(kind, opts, step_dir, resumable, _allowed(out, overrides))
         atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,
                                    "result": results[name]})
     return results
@@ -180,8 +217,13 @@ def _strings(o: Any):
             yield from _strings(v)
 
 
-def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False) -> dict:
-    task, cfg = _step_config(kind, opts, f"recipe step {step_dir.name}", step_dir)
+def _allowed(out: str | Path, overrides: dict | None) -> tuple[Path, ...]:
+    """Where a recipe may write: its --out, and paths the user gave on the command line (``--set VAR=PATH``)."""
+    return (Path(out), *(Path(v) for v in (overrides or {}).values() if isinstance(v, str) and v))
+
+
+def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, allowed: tuple[Path, ...] = ()) -> dict:
+    task, cfg = _step_config(kind, opts, f"recipe step {step_dir.name}", step_dir, allowed)
     if task.as_train_config is None:
         return _compact(task.run(cfg))
     tcfg = task.as_train_config(cfg)

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import torch
 
-from slimlab.config import TrainConfig, dump_yaml, from_dict, load_yaml, parse_set, to_dict
+from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, parse_set, to_dict
 from slimlab.engine import Dist, fit, load_checkpoint, setup, write_summary
+from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.losses import build_objective
@@ -27,11 +28,27 @@ Config = TrainConfig
 
 
 def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None) -> dict:
-    """Train ``cfg`` into its run directory and return the summary (also written as summary.json)."""
+    """Train ``cfg`` into its run directory and return the summary (also written as summary.json).
+
+    The run owns its directory while it runs (:mod:`slimlab.engine.rundir`): a non-empty ``cfg.out``
+    is refused unless ``cfg.overwrite``, and a default one that is taken gets a numbered suffix."""
+    check_ranges(cfg)
     ctx = ctx or setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out or default_out(cfg))
+    out = Path(cfg.out).expanduser() if cfg.out else next_free(default_out(cfg))
+    run_dir = None
+    if ctx.main:
+        run_dir = claim(out, overwrite=cfg.overwrite,
+                        resume_id=None if resume is None else (resume.get("run_id") or new_run_id()))
+    try:
+        return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "")
+    finally:
+        if run_dir is not None:
+            run_dir.release()
+
+
+def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: str) -> dict:
     p = prepare_data(cfg)
     if len(p.train_idx) == 0:
         raise SlimlabError("no training images left after the subset options")
@@ -44,16 +61,15 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
         resize_to_state_dict(model, resume["state_dict"])
         meta["pruned"] = True
     cfg.out = str(out)
-    meta.update(data=data_meta(p.ds), config=to_dict(cfg))
+    meta.update(data=data_meta(p.ds), config=to_dict(cfg), run_id=run_id)
     if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
-        dump_yaml(cfg, out / "config.yaml")
+        dump_yaml(cfg, out / "config.yaml", config_header(run_id))
         if p.noise:
             atomic_write_json(out / "noise.json", p.noise)
     loaders = make_loaders(cfg, p, ctx)
     params, macs = count_params(model), count_macs(model, p.ds.image_size)
     summary = fit(model, loaders, objective, cfg, out, ctx, meta=meta, resume=resume, track_test=cfg.track_test)
-    summary.update(params=params, macs=macs, model=cfg.model, data=cfg.data, loss=cfg.loss,
+    summary.update(run_id=run_id, params=params, macs=macs, model=cfg.model, data=cfg.data, loss=cfg.loss,
                    train_images=len(p.train_idx), num_classes=p.ds.num_classes, image_size=p.ds.image_size)
     if p.noise:
         summary["noise"] = {k: v for k, v in p.noise.items() if k not in ("flipped", "transition")}
@@ -65,24 +81,60 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
     return summary
 
 
+# what a resume may change: how long and where it runs, not what it computes
+RESUME_MAY_CHANGE = ("epochs", "stop_after", "progress", "threads", "device", "out", "overwrite", "root", "download",
+                     "diverge_factor")
+
+
 def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
-    """Continue a killed run from ``run_dir/last.pt`` with its own config.yaml."""
-    run_dir = Path(run_dir)
+    """Continue a killed run from ``run_dir/last.pt`` with its own config.yaml.
+
+    Only the run that wrote ``last.pt`` is continued: a config.yaml or run id that differs from the
+    checkpoint's (a directory two runs wrote into) is refused, and so is ``--set`` of an option that
+    changes what the run computes."""
+    run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
     raw = load_yaml(run_dir / "config.yaml")
-    raw.update(parse_set(sets or []))
-    if not any(s.startswith("stop_after=") for s in sets or []):
+    written = dict(raw)
+    sets_ = parse_set(sets or [])
+    fixed = sorted(k for k in sets_ if k not in RESUME_MAY_CHANGE)
+    if fixed:
+        raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
+                           f"(a resume may change {', '.join(RESUME_MAY_CHANGE[:6])}...)")
+    raw.update(sets_)
+    if "stop_after" not in sets_:
         raw["stop_after"] = 0  # a resumed run goes to the end unless told otherwise
     cfg = from_dict(TrainConfig, raw, str(run_dir / "config.yaml"))
     cfg.out = str(run_dir)
     last = run_dir / "last.pt"
-    if not last.is_file():
-        return train(cfg)  # killed before the first epoch ended: start over
+    if not last.is_file():  # killed before the first epoch ended: start that run over
+        if (run_dir / "summary.json").is_file():
+            raise SlimlabError(f"{run_dir} has a summary.json but no last.pt: not a run that can be resumed")
+        cfg.overwrite = True
+        return train(cfg)
     ck = load_checkpoint(last)
+    _same_run(run_dir, written, ck)
     if ck["epoch"] >= cfg.epochs:
         raise SlimlabError(f"{run_dir} already finished its {cfg.epochs} epochs (raise them with --set epochs=N)")
     return train(cfg, resume=ck)
+
+
+def _same_run(run_dir: Path, written: dict, ck: dict) -> None:
+    """Refuse a directory whose config.yaml and last.pt come from different runs."""
+    yaml_id, ck_id = config_run_id(run_dir / "config.yaml"), ck.get("run_id")
+    if yaml_id and ck_id and yaml_id != ck_id:
+        raise SlimlabError(f"{run_dir} mixes two runs: last.pt is from run {ck_id}, config.yaml from run {yaml_id}; "
+                           "start over with --overwrite or choose another --out")
+    ck_cfg = ck.get("config") or {}
+    defaults = to_dict(TrainConfig())
+    for key in sorted(set(written) | set(ck_cfg)):
+        if key in RESUME_MAY_CHANGE:
+            continue
+        a, b = written.get(key, defaults.get(key)), ck_cfg.get(key, defaults.get(key))
+        if a != b:
+            raise SlimlabError(f"{run_dir}: config.yaml does not match the run that wrote last.pt ({key}: {a!r} in "
+                               f"config.yaml, {b!r} in last.pt); start over with --overwrite")
 
 
 run = train

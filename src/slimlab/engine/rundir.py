@@ -1,0 +1,147 @@
+"""A run owns its directory: a lock held while it runs, and a run id recorded in every file it writes.
+
+- :func:`claim` takes ``.slimlab.lock`` (an ``flock``, released when the process ends, even by
+  ``kill -9``), so two processes never write into one directory at once.
+- A new run refuses a directory that already holds files, unless ``overwrite``: then it deletes the
+  files of the slimlab run found there (never files a run does not write).
+- A default output name that is taken gets a numbered suffix (:func:`next_free`: ``runs/x-2``, ...).
+- The run id (12 hex digits) goes into every checkpoint, every ``metrics.jsonl`` line, ``summary.json``
+  and the first line of ``config.yaml``, so ``--resume`` can refuse a directory that mixes two runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from pathlib import Path
+
+from slimlab.errors import SlimlabError
+
+LOCK = ".slimlab.lock"
+# every file a slimlab command writes into its run directory
+RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
+             "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
+             "model.onnx", "model.ts.pt", "model.yaml", "profile.json")
+# files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
+_KEPT = ("step.json", "step-started.json")
+_HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def config_header(run_id: str) -> str:
+    """The first line of a run's config.yaml (a YAML comment, so the file stays a plain config)."""
+    return f"# slimlab run {run_id}\n"
+
+
+def config_run_id(path: str | Path) -> str | None:
+    """The run id in the first line of a config.yaml, or None (a config written before run ids)."""
+    try:
+        with open(path) as f:
+            m = _HEADER.match(f.readline())
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def _entries(path: Path) -> list[str]:
+    """What a directory holds, less the lock, a recipe's markers and hidden files (.DS_Store, leftovers of
+    an atomic write killed half-way)."""
+    return sorted(e.name for e in path.iterdir() if not e.name.startswith(".") and e.name not in _KEPT)
+
+
+def next_free(path: str | Path) -> Path:
+    """``path`` if it is free (missing or empty), else the first free ``path-2``, ``path-3``, ..."""
+    path = Path(path)
+    if not path.exists() or not _entries(path):
+        return path
+    n = 2
+    while True:
+        cand = path.with_name(f"{path.name}-{n}")
+        if not cand.exists() or not _entries(cand):
+            return cand
+        n += 1
+
+
+class RunDir:
+    """A claimed run directory: ``path``, the ``run_id``, and the lock (held until :meth:`release`)."""
+
+    def __init__(self, path: Path, run_id: str, fd: int | None):
+        self.path, self.run_id, self._fd = path, run_id, fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> RunDir:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _lock(path: Path) -> int:
+    import fcntl
+
+    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 64).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise SlimlabError(f"another slimlab process (pid {holder}) is writing to {path}: wait for it to end, "
+                           "or choose another --out") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def lock(path: str | Path) -> RunDir:
+    """Lock ``path`` (created if missing) without looking at what it holds: a recipe's output directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SlimlabError(f"--out {path} is a file, not a directory")
+    path.mkdir(parents=True, exist_ok=True)
+    return RunDir(path, "", _lock(path))
+
+
+def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = None) -> RunDir:
+    """Take ``path`` for a run: lock it and check what it holds.
+
+    A new run (``resume_id`` None) needs an empty directory, or ``overwrite`` and a directory that holds
+    only a slimlab run's files (those are deleted). A resumed run keeps the files and its id."""
+    fd = lock(path)._fd
+    path = Path(path)
+    try:
+        if resume_id is None:
+            _make_room(path, overwrite)
+        return RunDir(path, resume_id or new_run_id(), fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _make_room(path: Path, overwrite: bool) -> None:
+    found = _entries(path)
+    if not found:
+        return
+    foreign = [n for n in found if n not in RUN_FILES]
+    if foreign:
+        raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(foreign)}): "
+                           "choose another --out")
+    if not overwrite:
+        raise SlimlabError(f"--out {path} already holds a run ({_some(found)}): pass --overwrite to replace it, "
+                           "`slimlab train --resume` to continue it, or choose another --out")
+    for name in found:
+        (path / name).unlink()
+    for e in path.iterdir():  # temporary files of atomic writes that were killed half-way
+        if any(e.name.startswith(f".{n}.") for n in RUN_FILES):
+            e.unlink()
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

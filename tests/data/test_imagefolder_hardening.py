@@ -1,0 +1,65 @@
+"""Image folders that used to degrade silently: mixed sizes, 16-bit images, unreadable files."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from slimlab import data as D
+from slimlab.errors import SlimlabError
+
+
+def _folder(root, sizes, first_size=None):
+    for split in ("train", "test"):
+        for ci, cls in enumerate(("a", "b")):
+            d = root / split / cls
+            d.mkdir(parents=True)
+            for i, s in enumerate(sizes):
+                Image.fromarray(np.full((s, s, 3), 40 + 100 * ci, np.uint8)).save(d / f"{i + 1:03d}.png")
+            if first_size:  # a thumbnail sorted before everything else
+                Image.fromarray(np.full((first_size, first_size, 3), 40 + 100 * ci, np.uint8)).save(d / "000.png")
+    return root
+
+
+def test_most_common_size_wins_over_the_first_file(tmp_path, capsys):
+    root = _folder(tmp_path / "f", [64] * 5, first_size=4)
+    ds = D.build(f"imagefolder:{root}")
+    assert ds.image_size == 64  # used to be 4: the first file's size
+    err = capsys.readouterr().err
+    assert "resized 2 of 12 images" in err and "most common size" in err
+    assert D.build(f"imagefolder:{root}", image_size=16).image_size == 16  # --image-size still decides
+
+
+def test_16bit_png_is_scaled_not_saturated(tmp_path):
+    root = _folder(tmp_path / "f", [8, 8])
+    g = np.array([[0, 257, 32896, 65535]] * 4, dtype=np.uint16).repeat(2, axis=1)  # 4x8 -> resized? keep 8x8
+    g = np.vstack([g, g])
+    Image.fromarray(g).save(root / "train" / "a" / "001.png")
+    assert Image.open(root / "train" / "a" / "001.png").mode == "I;16"
+    ds = D.build(f"imagefolder:{root}")
+    img = ds.train.images[0]  # class a, first file
+    assert img.shape == (3, 8, 8)
+    assert img[0, 0, :].tolist() == [0, 0, 1, 1, 128, 128, 255, 255]  # x / 257, where convert("RGB") gave 255s
+
+
+def test_unreadable_files_listed_in_one_error(tmp_path):
+    root = _folder(tmp_path / "f", [8, 8])
+    (root / "train" / "a" / "bad.jpg").write_bytes(b"not an image")
+    os.symlink(tmp_path / "gone.png", root / "train" / "b" / "link.png")
+    with pytest.raises(SlimlabError) as e:
+        D.build(f"imagefolder:{root}")
+    msg = str(e.value)
+    assert "\n" not in msg and "link.png (dangling link" in msg
+    (root / "train" / "b" / "link.png").unlink()
+    with pytest.raises(SlimlabError, match=r"1 unreadable image\(s\) in .*bad.jpg \(UnidentifiedImageError\)"):
+        D.build(f"imagefolder:{root}")
+
+
+def test_decompression_bomb_is_one_line(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "f", [16, 16])
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16x16 = 256 px > 2 x 50: a "bomb" at this limit
+    with pytest.raises(SlimlabError, match="too large"):
+        D.build(f"imagefolder:{root}")

@@ -1,0 +1,243 @@
+"""Fault tests: a run owns its directory (lock, run id, no mixing), divergence stops a run before it
+poisons a checkpoint, and a torn ``metrics.jsonl`` line does not break ``--resume``."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from slimlab.cli.main import main
+from slimlab.config import TrainConfig
+from slimlab.engine import Loaders, Objective, fit, load_checkpoint
+from slimlab.engine.fit import check_divergence, first_non_finite
+from slimlab.engine.rundir import claim, config_run_id, lock, next_free
+from slimlab.errors import SlimlabError
+
+TRAIN = ["train", "--data", "digits", "--model", "convnet", "--model-kwargs", "{width: 8}", "--progress", "none"]
+
+
+def _digest(d: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def _err(argv, capsys) -> tuple[int, list[str]]:
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return rc, [x for x in err.splitlines() if x.strip()]
+
+
+def _refused(argv, capsys, needle: str) -> None:
+    rc, lines = _err(argv, capsys)
+    assert rc == 2 and len(lines) == 1 and needle in lines[0], lines
+
+
+def _stopped_run(out: Path, capsys, *flags: str) -> Path:
+    """A 3-epoch run stopped after its first epoch (a run to resume)."""
+    assert main(TRAIN + ["--epochs", "3", "--stop-after", "1", "--out", str(out), *flags]) == 0
+    capsys.readouterr()
+    return out
+
+
+def _as_written_before_run_ids(config: Path) -> None:
+    config.write_text("\n".join(config.read_text().splitlines()[1:]) + "\n")
+
+
+def test_issue_reproduction_refused_and_first_run_intact(tmp_path, capsys):
+    """The issue's case 1: a second run into R is refused, and resuming R leaves the first run's files intact."""
+    r = tmp_path / "R"
+    assert main(TRAIN + ["--epochs", "3", "--seed", "3", "--out", str(r)]) == 0
+    capsys.readouterr()
+    first = _digest(r)
+    rc, lines = _err(TRAIN + ["--epochs", "5", "--seed", "9", "--lr", "0.01", "--out", str(r)], capsys)
+    assert rc == 2 and len(lines) == 1 and "already holds a run" in lines[0] and "--overwrite" in lines[0]
+    rc, lines = _err(["train", "--resume", str(r)], capsys)
+    assert rc == 2 and len(lines) == 1 and "already finished its 3 epochs" in lines[0]
+    assert _digest(r) == first
+    run_id = config_run_id(r / "config.yaml")
+    assert run_id and load_checkpoint(r / "last.pt")["run_id"] == run_id
+    assert json.loads((r / "summary.json").read_text())["run_id"] == run_id
+    assert {json.loads(x)["run_id"] for x in (r / "metrics.jsonl").read_text().splitlines()} == {run_id}
+
+
+def test_overwrite_starts_clean(tmp_path, capsys):
+    r = tmp_path / "R"
+    assert main(TRAIN + ["--epochs", "3", "--out", str(r)]) == 0
+    old = config_run_id(r / "config.yaml")
+    assert main(TRAIN + ["--epochs", "2", "--out", str(r), "--overwrite"]) == 0
+    new = config_run_id(r / "config.yaml")
+    lines = [json.loads(x) for x in (r / "metrics.jsonl").read_text().splitlines()]
+    assert new != old and [m["epoch"] for m in lines] == [1, 2] and {m["run_id"] for m in lines} == {new}
+
+
+def test_resume_refuses_a_directory_that_mixes_two_runs(tmp_path, capsys):
+    a, b = _stopped_run(tmp_path / "A", capsys), _stopped_run(tmp_path / "B", capsys, "--lr", "0.01")
+    (b / "last.pt").write_bytes((a / "last.pt").read_bytes())  # B's directory now holds A's checkpoint
+    _refused(["train", "--resume", str(b)], capsys, "mixes two runs")
+    # a run written before run ids: the config comparison still catches it, and names the key
+    _as_written_before_run_ids(b / "config.yaml")
+    _refused(["train", "--resume", str(b)], capsys, "lr: 0.01 in config.yaml, 0.1 in last.pt")
+
+
+def test_resume_refuses_another_architecture_without_traceback(tmp_path, capsys):
+    a = _stopped_run(tmp_path / "A", capsys)
+    ck = torch.load(a / "last.pt", weights_only=True)
+    ck.pop("run_id")
+    ck["config"]["model_kwargs"] = {"width": 8}
+    ck["state_dict"] = {k: v[:4] if v.dim() else v for k, v in ck["state_dict"].items()}
+    torch.save(ck, a / "last.pt")
+    _as_written_before_run_ids(a / "config.yaml")
+    _refused(["train", "--resume", str(a)], capsys, "another architecture")
+
+
+def test_resume_cannot_change_what_the_run_computes(tmp_path, capsys):
+    a = _stopped_run(tmp_path / "A", capsys)
+    rc, lines = _err(["train", "--resume", str(a), "--set", "lr=0.5"], capsys)
+    assert rc == 2 and "--resume cannot change lr" in lines[0]
+    rc, lines = _err(["train", "--resume", str(a), "--lr", "0.5"], capsys)
+    assert rc == 2 and "drop --lr" in lines[0]
+    assert main(["train", "--resume", str(a), "--set", "epochs=2"]) == 0  # the length may change
+
+
+def test_a_folder_that_is_not_a_run_is_never_overwritten(tmp_path, capsys):
+    d = tmp_path / "notes"
+    d.mkdir()
+    (d / "summary.json").write_text("my own notes")
+    (d / "thesis.tex").write_text("precious")
+    for extra in ([], ["--overwrite"]):
+        rc, lines = _err(TRAIN + ["--epochs", "1", "--out", str(d)] + extra, capsys)
+        assert rc == 2 and "not empty and not a slimlab run" in lines[0]
+    assert (d / "summary.json").read_text() == "my own notes" and (d / "thesis.tex").read_text() == "precious"
+
+
+def test_default_output_gets_a_numbered_suffix(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):
+        assert main(TRAIN + ["--epochs", "1"]) == 0
+    assert (tmp_path / "runs" / "digits-convnet" / "last.pt").is_file()
+    assert (tmp_path / "runs" / "digits-convnet-2" / "last.pt").is_file()
+    assert next_free(tmp_path / "runs" / "digits-convnet") == tmp_path / "runs" / "digits-convnet-3"
+
+
+def test_lock_refuses_a_second_writer(tmp_path, capsys):
+    d = tmp_path / "R"
+    held = claim(d)
+    with pytest.raises(SlimlabError, match=r"another slimlab process \(pid \d+\) is writing to"):
+        claim(d)
+    rc, lines = _err(TRAIN + ["--epochs", "1", "--out", str(d)], capsys)
+    assert rc == 2 and len(lines) == 1 and "another slimlab process" in lines[0]
+    held.release()
+    with lock(d):  # free again once released
+        pass
+
+
+def test_lock_across_processes(tmp_path):
+    """A real second process (``flock`` between processes), and the lock dies with its holder."""
+    import subprocess
+    import sys
+
+    d = tmp_path / "R"
+    code = ("import sys, time; from slimlab.engine.rundir import lock; l = lock(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(30)")
+    p = subprocess.Popen([sys.executable, "-c", code, str(d)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        with pytest.raises(SlimlabError, match=f"pid {p.pid}"):
+            lock(d)
+    finally:
+        p.kill()
+        p.wait()
+    with lock(d):
+        pass
+
+
+def test_torn_metrics_line_resumes(tmp_path, capsys):
+    a = tmp_path / "A"
+    assert main(TRAIN + ["--epochs", "3", "--stop-after", "2", "--out", str(a)]) == 0
+    with open(a / "metrics.jsonl", "a") as f:
+        f.write('{"epoch": 3, "lr": 0.0')  # a write cut short
+    assert main(["train", "--resume", str(a)]) == 0
+    lines = [json.loads(x) for x in (a / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2, 3]
+
+
+class _Poison(Objective):
+    """Cross-entropy that sets a weight to NaN after the last step of the second epoch (an injected divergence)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.epoch = self.step = 0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch, self.step = epoch, 0
+
+    def after_step(self, batch) -> None:
+        self.step += 1
+        if self.epoch == 1 and self.step == 2:
+            with torch.no_grad():
+                self.model[0].weight[0, 0] = float("nan")
+
+
+def _loader(n: int = 64):
+    class L:
+        def __init__(self):
+            g = torch.Generator().manual_seed(0)
+            self.x, self.y = torch.randn(n, 3, 8, 8, generator=g), torch.arange(n) % 4
+
+        def set_epoch(self, e):
+            pass
+
+        def __len__(self):
+            return 2
+
+        def __iter__(self):
+            for i in range(2):
+                s = slice(i * n // 2, (i + 1) * n // 2)
+                yield {"image": self.x[s], "target": self.y[s], "index": torch.arange(n)[s]}
+
+    return L()
+
+
+def test_divergence_stops_before_a_poisoned_checkpoint(tmp_path):
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.LazyLinear(4))
+    model(torch.zeros(1, 3, 8, 8))
+    cfg = TrainConfig(epochs=3, lr=0.01, amp=False, channels_last=False, progress="none")
+    with pytest.raises(SlimlabError, match=r"diverged in epoch 2: 0.weight holds NaN"):
+        fit(model, Loaders(_loader()), _Poison(model), cfg, tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["epoch"] == 1 and first_non_finite_sd(last["state_dict"]) is None
+    assert [json.loads(x)["epoch"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def first_non_finite_sd(sd: dict) -> str | None:
+    return next((k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()), None)
+
+
+def test_divergence_catches_inf_bn_statistics_and_loss_growth():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4))
+    assert first_non_finite(model) is None
+    model[1].running_var[2] = float("inf")
+    assert first_non_finite(model) == "1.running_var"
+    with pytest.raises(SlimlabError, match="1.running_var holds NaN or inf"):
+        check_divergence(model, {"epoch": 4, "train_loss": 1.0}, [], 10.0)
+    model[1].running_var[2] = 1.0
+    hist = [{"train_loss": 2.0}]
+    check_divergence(model, {"epoch": 2, "train_loss": 19.9}, hist, 10.0)  # under 10x: fine
+    with pytest.raises(SlimlabError, match="over 10x the first epoch's"):
+        check_divergence(model, {"epoch": 2, "train_loss": 20.1}, hist, 10.0)
+    check_divergence(model, {"epoch": 2, "train_loss": 1e9}, hist, 0.0)  # 0: never
+
+
+def test_huge_learning_rate_is_caught(tmp_path, capsys):
+    """The issue's case 2: --lr 1e6 kept a finite loss and exited 0 with a poisoned last.pt."""
+    out = tmp_path / "R"
+    rc, lines = _err(TRAIN + ["--epochs", "3", "--lr", "1e6", "--out", str(out)], capsys)
+    assert rc == 2 and len(lines) == 1 and ("diverged" in lines[0] or "non-finite" in lines[0]), lines
+    if (out / "last.pt").exists():
+        assert first_non_finite_sd(load_checkpoint(out / "last.pt")["state_dict"]) is None

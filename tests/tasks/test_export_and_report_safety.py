@@ -1,0 +1,49 @@
+"""Export parity checks that fail on NaN, and reports that escape every name."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn as nn
+
+from slimlab.errors import SlimlabError
+from slimlab.export import export_onnx, export_torchscript
+
+
+def _nan_model() -> nn.Module:
+    m = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+    with torch.no_grad():
+        m[3].weight.fill_(float("nan"))
+    return m
+
+
+def test_onnx_check_fails_on_nan(tmp_path):
+    """The issue's case 3: max(0.0, nan) is 0.0, so an all-NaN model was reported as matching within 0."""
+    with pytest.raises(SlimlabError, match="hold NaN or inf"):
+        export_onnx(_nan_model(), tmp_path / "m.onnx", 8)
+
+
+def test_torchscript_check_fails_on_nan(tmp_path):
+    with pytest.raises(SlimlabError, match="hold NaN or inf"):
+        export_torchscript(_nan_model(), tmp_path / "m.ts.pt", 8)
+    assert not (tmp_path / "m.ts.pt").exists()
+
+
+def test_finite_model_still_exports(tmp_path):
+    m = _nan_model()
+    with torch.no_grad():
+        m[3].weight.fill_(0.1)
+    assert export_onnx(m, tmp_path / "m.onnx", 8)["max_abs_diff"] < 1e-4
+
+
+def test_report_escapes_run_names(tmp_path):
+    from slimlab.tasks.report import build_report
+
+    evil = tmp_path / "<img src=x onerror=alert(1)>"
+    evil.mkdir()
+    (evil / "summary.json").write_text(json.dumps({"model": "<b>m</b>", "test_acc": 0.5}))
+    html = build_report([evil], tmp_path / "r.html").read_text()
+    assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert "<b>m</b>" not in html
