@@ -17,6 +17,8 @@ from slimlab.prune import (
     prune_model,
     register_criterion,
 )
+from slimlab.prune.apoz import apoz_scores
+from slimlab.prune.criterion import CriterionOptions
 from slimlab.prune.graph import build_graph, find_prunable
 
 
@@ -30,7 +32,8 @@ def test_registry_names_and_aliases():
 
 def test_needs_are_declared():
     assert build_criterion("thinet").needs == {"consumer_input"}
-    assert build_criterion("apoz").needs == {"first_input"}
+    assert build_criterion("apoz").needs == {"activation"}
+    assert build_criterion("apoz", CriterionOptions(apoz_at="first_input")).needs == {"first_input"}
     assert build_criterion("weight_sum").needs == set() and build_criterion("random").needs == set()
 
 
@@ -86,9 +89,28 @@ def test_apoz_criterion_gets_its_activations_from_the_schedule():
     m = create_model("resnet20").eval()
     calib = Calibration(torch.randn(8, 3, 32, 32))
     plan = find_prunable(m, build_graph(m))
-    st = calib.stats(m, plan[:1], build_criterion("apoz").needs)[0]
+    st = calib.stats(m, plan[:1], build_criterion("apoz", CriterionOptions(apoz_at="first_input")).needs)[0]
     assert st.first_input is not None and st.consumer_input is None
     assert st.first_input.shape[1] == plan[0].conv.out_channels
+    st = calib.stats(m, plan[:1], build_criterion("apoz").needs)[0]
+    assert st.activation is not None and st.first_input is None
+
+
+def test_apoz_counts_the_relu_output_before_pooling():
+    """VGG-like: conv -> BN -> ReLU -> max-pool -> conv. The paper's APoZ counts zeros of the ReLU output; the
+    pooled next-conv input has fewer (a max over a window is zero only if all four are)."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.MaxPool2d(2),
+                      nn.Conv2d(6, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                      nn.Flatten(), nn.Linear(4, 3)).eval()
+    x = torch.randn(16, 3, 8, 8)
+    calib = Calibration(x)
+    plan = find_prunable(m, build_graph(m, 8))
+    st = calib.stats(m, plan[:1], frozenset({"activation", "first_input"}))[0]
+    relu_out = m[2](m[1](m[0](x))).detach()  # computed another way: the modules by hand
+    assert torch.allclose(apoz_scores(st.activation), apoz_scores(relu_out).to(torch.float64))
+    assert (apoz_scores(st.first_input) <= apoz_scores(relu_out) + 1e-12).all()
+    assert (apoz_scores(st.first_input) < apoz_scores(relu_out) - 1e-3).any()
 
 
 def test_keep_ratio_and_ratio_are_the_same_option():

@@ -3,17 +3,19 @@
     APoZ_c = sum_{k, j} [O_c,j(k) == 0] / (N * M)
 
 the average percentage of zeros of channel c's post-ReLU output O over N calibration images and
-M spatial positions. Channels with the highest APoZ are removed. The activation is taken at the
-input of the layer that consumes layer i's output (after its BN and ReLU). For non-ReLU
-activations (SiLU, h-swish) nothing is exactly zero; we count values <= 0, which equals the
-paper's definition under ReLU.
+M spatial positions. Channels with the highest APoZ are removed. By default O is layer i's own
+ReLU output, as the paper defines it: its BN's output a is collected and a <= 0 counted (ReLU(a)
+is zero exactly there), so a max-pool between layer i and the next conv (VGG) does not change the
+count. ``apoz_at="first_input"`` measures at the next conv's input instead (after any pooling:
+slimlab's earlier behaviour). For non-ReLU activations (SiLU, h-swish) nothing is exactly zero;
+values <= 0 are counted, which equals the paper's definition under ReLU.
 """
 
 from __future__ import annotations
 
 import torch
 
-from slimlab.prune.criterion import FIRST_INPUT, Criterion, LayerStats, Selection, register_criterion
+from slimlab.prune.criterion import ACTIVATION, FIRST_INPUT, Criterion, LayerStats, Selection, register_criterion
 
 
 def apoz_scores(activations: torch.Tensor) -> torch.Tensor:
@@ -31,10 +33,14 @@ def select_by_apoz(activations: torch.Tensor, keep: int) -> torch.Tensor:
 
 class APoZ(Criterion):
     name = "apoz"
-    needs = frozenset({FIRST_INPUT})
+
+    @property
+    def needs(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({FIRST_INPUT if self.options.apoz_at == "first_input" else ACTIVATION})
 
     def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
-        return Selection(select_by_apoz(stats.first_input, keep))
+        acts = stats.first_input if self.options.apoz_at == "first_input" else stats.activation
+        return Selection(select_by_apoz(acts, keep))
 
 
 register_criterion(APoZ)

@@ -11,10 +11,13 @@ class PruneConfig:
 
     POSITIONAL = ("checkpoint",)
     CHOICES = {"mode": ("layerwise", "oneshot"), "thinet_variant": ("iccv", "tpami"),
-               "thinet_target": ("current", "original"), "progress": ("auto", "bar", "log", "none")}
+               "thinet_target": ("current", "original"), "apoz_at": ("relu", "first_input"),
+               "progress": ("auto", "bar", "log", "none")}
     ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
     RANGES = {"keep_ratio": "(0, 1]", "target_macs": "(0, 1]", "calib_per_class": ">= 1",
-              "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0", "finetune_epochs": ">= 0",
+              "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0",
+              "ft_layer_epochs": "[0, 1000]", "ft_layer_lr": "> 0", "samples_per_weight": ">= 0",
+              "finetune_epochs": ">= 0",
               "batch_size": ">= 1", "seed": ">= 0", "threads": "[0, 4096]"}
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
@@ -26,11 +29,16 @@ class PruneConfig:
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
     mode: str = "layerwise"  # layerwise | oneshot
     thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
+    apoz_at: str = "relu"  # APoZ measured at layer i's ReLU output (Hu et al.) | first_input (after pooling)
+    thinet_refine: bool = False  # ThiNet: refine the selected set by swap local search (slimlab's extension)
     thinet_target: str = "current"  # layerwise re-weighting target: current (ThiNet) | original (unpruned model)
     calib_per_class: int = 10  # calibration images per class (the paper: 10)
     samples_per_image: int = 10  # ThiNet (filter, location) samples per image (the paper: 10)
-    ft_per_layer: int = 0  # SGD steps of fine-tuning after each pruned layer
-    ft_lr: float = 0.01  # fine-tuning learning rate
+    samples_per_weight: float = 10.0  # ThiNet: at least this many samples per least-squares weight (more per image)
+    ft_layer_epochs: float = 1.0  # layerwise: fine-tune after each pruned layer, in epochs (ThiNet: ~1); 0 = none
+    ft_per_layer: int = 0  # instead of --ft-layer-epochs: this many SGD steps after each pruned layer
+    ft_layer_lr: float = 0.001  # learning rate of the fine-tuning between layers (ThiNet: 0.001)
+    ft_lr: float = 0.01  # learning rate of the final fine-tuning (cosine)
     finetune_epochs: int = 0  # final fine-tuning epochs
     labels_from: str = ""  # fine-tune on corrected labels from a PENCIL run directory
     batch_size: int = 128

@@ -22,6 +22,9 @@ from slimlab.errors import SlimlabError
 
 FIRST_INPUT = "first_input"  # the activation read by the first conv after layer i (post BN and ReLU)
 CONSUMER_INPUT = "consumer_input"  # the input of layer i+1, the dense conv that consumes layer i's channels
+# layer i's output before its nonlinearity: its BatchNorm's output when a BN reads the conv directly, else the
+# conv's. ReLU(a) is exactly zero where a <= 0, so this gives the ReLU output's zeros before any pooling.
+ACTIVATION = "activation"
 
 
 @dataclass
@@ -30,8 +33,10 @@ class LayerStats:
 
     first_input: torch.Tensor | None = None
     consumer_input: torch.Tensor | None = None
-    # ThiNet with the "original" target: generator -> the unpruned model's responses at the sampled positions
-    target_responses: Callable[[torch.Generator], torch.Tensor] | None = None
+    activation: torch.Tensor | None = None
+    # ThiNet with the "original" target: (generator, samples per image) -> the unpruned model's responses at the
+    # sampled positions
+    target_responses: Callable[[torch.Generator, int], torch.Tensor] | None = None
 
 
 @dataclass
@@ -46,6 +51,9 @@ class CriterionOptions:
 
     variant: str = "iccv"  # ThiNet: iccv (greedy removal) | tpami (forward selection)
     per_image: int = 10  # ThiNet: sampled (filter, location) pairs per calibration image
+    samples_per_weight: float = 0.0  # ThiNet: draw more per image until m >= this x the kept channels; 0 = off
+    apoz_at: str = "relu"  # APoZ: relu (layer i's ReLU output, Hu et al.) | first_input (the next conv's input)
+    refine: bool = False  # ThiNet: improve the selected set by swap local search on Eq. 5 (thinet_refine.py)
     extra: dict = field(default_factory=dict)
 
 

@@ -20,6 +20,7 @@ from slimlab.profile import count_macs, count_params
 from slimlab.prune import apoz, random_criterion, thinet, weight_sum  # noqa: F401  (they register themselves)
 from slimlab.prune.config import PruneConfig  # noqa: F401  (its old home)
 from slimlab.prune.criterion import (
+    ACTIVATION,
     CONSUMER_INPUT,
     FIRST_INPUT,
     Criterion,
@@ -60,14 +61,54 @@ class Calibration:
             model.train(was)
         return [torch.cat(x).float().cpu() for x in store]
 
+    @torch.no_grad()
+    def activations_of(self, model: nn.Module, convs: list[nn.Conv2d]) -> list[torch.Tensor]:
+        """Each conv's output before its nonlinearity over the calibration set: the output of the BatchNorm that
+        reads the conv's output directly, else the conv's own output (one [N, C, H, W] tensor each)."""
+        store: list[list[torch.Tensor]] = [[] for _ in convs]
+        current: dict[int, torch.Tensor] = {}
+        produced: dict[int, int] = {}  # id(conv output tensor) -> conv index, during one forward
+
+        def conv_hook(i):
+            def h(mod, inp, out):
+                current[i], produced[id(out)] = out, i
+            return h
+
+        def bn_hook(mod, inp, out):
+            i = produced.get(id(inp[0]))
+            if i is not None and current.get(i) is inp[0]:
+                current[i] = out
+
+        hooks = [c.register_forward_hook(conv_hook(i)) for i, c in enumerate(convs)]
+        hooks += [m.register_forward_hook(bn_hook) for m in model.modules()
+                  if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        was = model.training
+        model.eval()
+        try:
+            dev = next(model.parameters()).device
+            for s in range(0, len(self.images), self.batch):
+                current.clear()
+                produced.clear()
+                model(self.images[s: s + self.batch].to(dev))
+                for i in range(len(convs)):
+                    store[i].append(current[i].detach().float().cpu())
+        finally:
+            for h in hooks:
+                h.remove()
+            model.train(was)
+        return [torch.cat(x) for x in store]
+
     def stats(self, model: nn.Module, plan: list[PrunableLayer], needs: frozenset[str]) -> list[LayerStats]:
-        """One :class:`LayerStats` per layer of ``plan``, holding what a criterion ``needs``, in one pass."""
+        """One :class:`LayerStats` per layer of ``plan``, holding what a criterion ``needs``."""
         wanted = [(i, key, getattr(p, "first" if key == FIRST_INPUT else "consumer"))
                   for i, p in enumerate(plan) for key in (FIRST_INPUT, CONSUMER_INPUT) if key in needs]
         out = [LayerStats() for _ in plan]
         if wanted:
             for (i, key, _), x in zip(wanted, self.inputs_of(model, [m for _, _, m in wanted])):
                 setattr(out[i], key, x)
+        if ACTIVATION in needs:
+            for st, a in zip(out, self.activations_of(model, [p.conv for p in plan])):
+                st.activation = a
         return out
 
 
@@ -79,7 +120,9 @@ def select_layer(method: str, layer: PrunableLayer, keep: int, first_in: torch.T
     The functional form of :meth:`Criterion.select`; ``target(generator)``, when given, returns the
     responses y to reconstruct at the same sampled positions (the unpruned model's)."""
     crit = build_criterion(method, CriterionOptions(variant=variant, per_image=per_image))
-    sel = crit.select(layer, keep, LayerStats(first_in, consumer_in, target), g)
+    responses = None if target is None else (lambda gen, _per_image: target(gen))  # per_image is fixed here
+    sel = crit.select(layer, keep, LayerStats(first_input=first_in, consumer_input=consumer_in,
+                                              target_responses=responses), g)
     return sel.kept, sel.scales
 
 
@@ -105,7 +148,8 @@ def check_options(ratio: float, mode: str, variant: str, target: str) -> None:
 def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: Calibration | None, *,
                 input_size: int = 32, layers: list[str] | None = None, mode: str = "layerwise",
                 variant: str = "iccv", per_image: int = 10, seed: int = 0, between_layers=None,
-                target: str = "current") -> dict:
+                target: str = "current", refine: bool = False, samples_per_weight: float = 0.0,
+                apoz_at: str = "relu") -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -114,7 +158,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     that the error of the layers pruned before is corrected rather than carried along."""
     check_options(ratio, mode, variant, target)
     crit = method if isinstance(method, Criterion) else build_criterion(
-        method, CriterionOptions(variant=variant, per_image=per_image))
+        method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
+                                 samples_per_weight=samples_per_weight, apoz_at=apoz_at))
     if crit.needs and calib is None:
         raise SlimlabError(f"{crit.name} needs calibration data")
     t0 = time.time()
@@ -129,7 +174,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     else:
         original = target == "original" and crit.reweights
         originals = _original_inputs(model, plan, calib) if original else None
-        _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, per_image, between_layers)
+        _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, between_layers)
     return {"channels": channels, "prune_s": time.time() - t0}
 
 
@@ -142,7 +187,7 @@ def _prune_oneshot(model, dg, plan, crit: Criterion, calib, channels: dict, g: t
 
 
 def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g: torch.Generator,
-                     originals: dict | None, per_image: int, between_layers) -> None:
+                     originals: dict | None, between_layers) -> None:
     """ThiNet's schedule: each layer's statistics from the current, partly pruned model."""
     for p in plan:
         st = calib.stats(model, [p], crit.needs)[0] if crit.needs else LayerStats()
@@ -151,7 +196,7 @@ def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g:
             if twin.out_channels != p.consumer.out_channels:
                 raise SlimlabError(f"--thinet-target original: {name} was pruned before its input layer; "
                                    "use the current target")
-            st.target_responses = lambda gen, x=x_orig, t=twin: thinet.collect_samples(x, t, per_image, gen)[1]
+            st.target_responses = lambda gen, k, x=x_orig, t=twin: thinet.collect_samples(x, t, k, gen)[1]
         sel = crit.select(p, channels[p.name][1], st, g)
         apply_selection(dg, p, sel.kept, sel.scales)
         if between_layers is not None:

@@ -139,13 +139,24 @@ def keep_ratio(job: Job) -> float:
     return ratio_for_macs(job.model, cfg.target_macs, job.p.ds.image_size, cfg.layers or None)
 
 
+def layer_steps(cfg: PruneConfig, steps_per_epoch: int) -> int:
+    """SGD steps of fine-tuning after each pruned layer: ``ft_per_layer``, else ``ft_layer_epochs`` epochs."""
+    if cfg.mode != "layerwise":
+        return 0
+    if cfg.ft_per_layer > 0:
+        return cfg.ft_per_layer
+    return max(1, round(cfg.ft_layer_epochs * steps_per_epoch)) if cfg.ft_layer_epochs > 0 else 0
+
+
 def between_layers(job: Job):
-    """ThiNet's fine-tuning after each pruned layer (``ft_per_layer`` steps), or None."""
-    if job.cfg.ft_per_layer <= 0:
+    """ThiNet's fine-tuning after each pruned layer (at ``ft_layer_lr``, constant), or None."""
+    steps = layer_steps(job.cfg, len(job.loaders.train))
+    if steps <= 0:
         return None
     # no SyncBN between layers: swapping BN modules would leave the pruning graph pointing at the old ones
-    ft_cfg = dataclasses.replace(job.tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False)
-    limited = Loaders(LimitedLoader(job.loaders.train, job.cfg.ft_per_layer))
+    ft_cfg = dataclasses.replace(job.tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False,
+                                 lr=job.cfg.ft_layer_lr, warmup_epochs=0.0)
+    limited = Loaders(LimitedLoader(job.loaders.train, steps))
     return lambda m: fit(m, limited, Objective(), ft_cfg, None, job.ctx)
 
 
@@ -196,7 +207,9 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
     ratio = keep_ratio(job)
     info = prune_model(job.model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None,
                        mode=cfg.mode, variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
-                       target=cfg.thinet_target, between_layers=between_layers(job))
+                       target=cfg.thinet_target, refine=cfg.thinet_refine, samples_per_weight=cfg.samples_per_weight,
+                       apoz_at=cfg.apoz_at,
+                       between_layers=between_layers(job))
     pruned = measure(job)
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
@@ -205,7 +218,8 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
             "prune": {"method": method, "ratio": ratio, "channels": info["channels"], "from": job.ck["path"]}}
     if job.ctx.main:
         dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
-    summary: dict[str, Any] = {"run_id": run_id, "method": method, "mode": cfg.mode, "ratio": ratio,
+    summary: dict[str, Any] = {"run_id": run_id, "method": method, "thinet_refine": cfg.thinet_refine,
+                               "mode": cfg.mode, "ratio": ratio,
                                "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
                                "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
     ft = finetune(job, meta)
