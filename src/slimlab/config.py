@@ -70,7 +70,7 @@ class TrainConfig:
     sync_bn: bool = False  # SyncBatchNorm under DDP
     threads: int = 0  # torch CPU threads; 0 = torch's default
     seed: int = 0
-    eval_every: int = 1
+    eval_every: int = 1  # validate every N epochs (and at the end); 0 = every epoch
     stop_after: int = 0  # stop once this many epochs are done (resume later with --resume); 0 = run to the end
     track_test: bool = False  # also evaluate the test set whenever validation runs (every eval_every epochs)
     progress: str = "auto"  # auto | bar | log | none
@@ -83,7 +83,7 @@ class TrainConfig:
               "image_size": "0 or [8, 4096]", "clean_subset": ">= 0", "label_smoothing": "[0, 1)",
               "epochs": "[1, 100000]", "batch_size": "[1, 1000000]", "lr": "> 0", "momentum": "[0, 1)",
               "weight_decay": "[0, 1]", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
-              "threads": "[0, 4096]", "eval_every": ">= 1", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
+              "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
               "noise_seed": ">= 0", "seed": ">= 0"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
                "noise_mode": ("exact", "bernoulli"), "progress": ("auto", "bar", "log", "none")}
@@ -126,7 +126,7 @@ def check_ranges(cfg: Any, source: str = "config") -> Any:
         for v in value if isinstance(value, (list, tuple)) else [value]:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise SlimlabError(f"{source}: '{name}' must be a number, got {v!r}")
-            if math.isnan(v) or not in_range(v, spec):
+            if not math.isfinite(v) or not in_range(v, spec):
                 raise SlimlabError(f"{source}: '{name}' must be {_say(spec)}, got {v!r}")
     for name, allowed in getattr(type(cfg), "CHOICES", {}).items():
         value = getattr(cfg, name)

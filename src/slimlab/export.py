@@ -7,6 +7,8 @@ export like any other: they are plain dense modules.
 
 from __future__ import annotations
 
+import io
+import os
 import statistics
 import tempfile
 import time
@@ -18,21 +20,28 @@ import torch
 import torch.nn as nn
 
 from slimlab.errors import SlimlabError
+from slimlab.io import atomic_write_bytes
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset: int = 17, check: bool = True,
                 atol: float = 1e-4) -> dict:
+    """Export ``model`` to ONNX at ``path``; with ``check``, the file appears only once it matches PyTorch."""
     model = model.cpu().eval()
     x = torch.randn(2, 3, input_size, input_size)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), dynamo=False, input_names=["image"], output_names=["logits"],
-                          dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
-    out = {"path": str(path), "bytes": path.stat().st_size}
-    if check:
-        out["max_abs_diff"] = check_onnx(model, path, input_size, atol)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a failed check never replaces a good file
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["image"], output_names=["logits"],
+                              dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
+        out = {"path": str(path), "bytes": tmp.stat().st_size}
+        if check:
+            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
@@ -84,7 +93,9 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: int = 32,
         raise SlimlabError(f"TorchScript trace differs from the model by {diff:.2e}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    traced.save(str(path))
+    buf = io.BytesIO()
+    torch.jit.save(traced, buf)
+    atomic_write_bytes(path, buf.getvalue())
     return {"path": str(path), "bytes": path.stat().st_size, "max_abs_diff": diff}
 
 

@@ -39,6 +39,7 @@ def _one_line(argv: list[str], capsys, needle: str) -> str:
 @pytest.mark.parametrize("flags,needle", [
     (["--lr", "-1"], "'lr' must be > 0"),
     (["--lr", "nan"], "'lr' must be > 0"),
+    (["--lr", "inf"], "'lr' must be > 0"),
     (["--batch-size", "0"], "'batch_size' must be in [1,"),
     (["--momentum", "-1"], "'momentum' must be in [0, 1)"),
     (["--label-smoothing", "2"], "'label_smoothing'"),
@@ -51,7 +52,7 @@ def _one_line(argv: list[str], capsys, needle: str) -> str:
     (["--clean-subset", "-1"], "'clean_subset' must be >= 0"),
     (["--weight-decay", "-1"], "'weight_decay'"),
     (["--val-fraction", "1.5"], "'val_fraction'"),
-    (["--eval-every", "0"], "'eval_every'"),
+    (["--eval-every", "-1"], "'eval_every'"),
     (["--optimizer", "adam"], "invalid choice: 'adam'"),
     (["--schedule", "linear"], "invalid choice: 'linear'"),
     (["--epochs", "many"], "invalid int value: 'many'"),
@@ -170,6 +171,8 @@ def test_range_specs_by_hand():
 def test_interrupt_hint_names_the_resuming_command():
     import argparse
 
-    assert "slimlab train --resume runs/x" in resume_hint(argparse.Namespace(cmd="train", _out="runs/x"))
+    for cmd, out in (("train", "runs/x"), ("pretrain", "runs/p"), ("probe", "runs/q")):
+        hint = resume_hint(argparse.Namespace(cmd=cmd, _cfg=TrainConfig(out=out)))
+        assert f"slimlab train --resume {out}" in hint
     assert "--resume" not in resume_hint(argparse.Namespace(cmd="prune"))
     assert "same command continues" in resume_hint(argparse.Namespace(cmd="demo"))

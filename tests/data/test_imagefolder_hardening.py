@@ -45,6 +45,17 @@ def test_16bit_png_is_scaled_not_saturated(tmp_path):
     assert img[0, 0, :].tolist() == [0, 0, 1, 1, 128, 128, 255, 255]  # x / 257, where convert("RGB") gave 255s
 
 
+def test_float_and_32bit_images_scaled_by_their_mode(tmp_path):
+    root = _folder(tmp_path / "f", [8, 8])
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(root / "train" / "a" / "001.tif")  # mode F, 0..1
+    Image.fromarray(np.full((8, 8), 65535, np.int32)).save(root / "train" / "b" / "001.tif")  # mode I, 16-bit range
+    for f in ("a", "b"):
+        (root / "train" / f / "001.png").unlink()
+    ds = D.build(f"imagefolder:{root}")
+    first_a, first_b = ds.train.images[0], ds.train.images[2]
+    assert int(first_a[0, 0, 0]) == 128 and int(first_b[0, 0, 0]) == 255
+
+
 def test_unreadable_files_listed_in_one_error(tmp_path):
     root = _folder(tmp_path / "f", [8, 8])
     (root / "train" / "a" / "bad.jpg").write_bytes(b"not an image")

@@ -235,9 +235,71 @@ def test_divergence_catches_inf_bn_statistics_and_loss_growth():
 
 
 def test_huge_learning_rate_is_caught(tmp_path, capsys):
-    """The issue's case 2: --lr 1e6 kept a finite loss and exited 0 with a poisoned last.pt."""
+    """The issue's case 2: --lr 1e6 kept a finite loss and exited 0 with a poisoned last.pt. With ResNet-20 the
+    loss stays finite (1e11) through epoch 1, and epoch 2 leaves BN's running variance infinite (measured)."""
     out = tmp_path / "R"
-    rc, lines = _err(TRAIN + ["--epochs", "3", "--lr", "1e6", "--out", str(out)], capsys)
-    assert rc == 2 and len(lines) == 1 and ("diverged" in lines[0] or "non-finite" in lines[0]), lines
-    if (out / "last.pt").exists():
-        assert first_non_finite_sd(load_checkpoint(out / "last.pt")["state_dict"]) is None
+    rc, lines = _err(["train", "--data", "digits", "--model", "resnet20", "--train-subset", "300", "--epochs", "2",
+                      "--lr", "1e6", "--progress", "none", "--out", str(out)], capsys)
+    assert rc == 2 and len(lines) == 1 and "training diverged in epoch 2" in lines[0], lines
+    last = load_checkpoint(out / "last.pt")
+    assert last["epoch"] == 1 and first_non_finite_sd(last["state_dict"]) is None
+
+
+def test_overwrite_is_not_written_into_the_config(tmp_path, capsys):
+    import yaml
+
+    r = tmp_path / "R"
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r)]) == 0
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0
+    assert yaml.safe_load((r / "config.yaml").read_text())["overwrite"] is False
+    assert load_checkpoint(r / "last.pt")["config"]["overwrite"] is False
+
+
+def test_overwrite_drops_a_recipe_done_marker(tmp_path, capsys):
+    r = tmp_path / "R"
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r)]) == 0
+    (r / "step.json").write_text('{"hash": "old"}')
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0
+    assert not (r / "step.json").exists()
+
+
+def test_config_difference_ignores_options_added_later_and_run_length():
+    from slimlab.tasks.train import config_difference
+
+    old = {"lr": 0.1, "epochs": 5, "model": "convnet"}  # written before diverge_factor and overwrite existed
+    assert config_difference(old, {"lr": 0.1, "epochs": 9, "model": "convnet", "overwrite": True,
+                                   "diverge_factor": 10.0}) is None
+    assert config_difference(old, {"lr": 0.2, "model": "convnet"}) == ("lr", 0.1, 0.2)
+
+
+def test_resume_refuses_a_best_pt_of_another_run_and_a_checkpoint_without_optimizer(tmp_path, capsys):
+    a, b = _stopped_run(tmp_path / "A", capsys), _stopped_run(tmp_path / "B", capsys)
+    (b / "best.pt").write_bytes((a / "best.pt").read_bytes())
+    _refused(["train", "--resume", str(b)], capsys, "best.pt is from run")
+    ck = torch.load(a / "last.pt", weights_only=True)
+    del ck["optimizer"]
+    torch.save(ck, a / "last.pt")
+    _refused(["train", "--resume", str(a)], capsys, "lacks optimizer")
+
+
+def test_out_under_a_file_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    _refused(TRAIN + ["--epochs", "1", "--out", str(tmp_path / "f" / "sub")], capsys, "Not a directory")
+    _refused(TRAIN + ["--epochs", "1", "--out", str(tmp_path / "f")], capsys, "is a file, not a directory")
+
+
+def test_ddp_refusal_stops_every_rank(tmp_path):
+    """Rank 0 refuses a non-empty --out; rank 1 must stop with the same line instead of waiting in a collective."""
+    import os
+    import subprocess
+    import sys
+
+    r = tmp_path / "R"
+    r.mkdir()
+    (r / "notes.txt").write_text("mine")
+    p = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                        str(32500 + os.getpid() % 1000), "-m", "slimlab", *TRAIN, "--epochs", "1", "--threads", "1",
+                        "--out", str(r)], capture_output=True, text=True, timeout=120)
+    assert p.returncode != 0
+    assert p.stderr.count("slimlab: error: --out") == 2 and "not a slimlab run" in p.stderr, p.stderr[-2000:]
+    assert (r / "notes.txt").read_text() == "mine"

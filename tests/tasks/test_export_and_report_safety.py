@@ -20,9 +20,13 @@ def _nan_model() -> nn.Module:
 
 
 def test_onnx_check_fails_on_nan(tmp_path):
-    """The issue's case 3: max(0.0, nan) is 0.0, so an all-NaN model was reported as matching within 0."""
+    """The issue's case 3: max(0.0, nan) is 0.0, so an all-NaN model was reported as matching within 0. A good
+    file already there survives the failed export, and no temporary file is left."""
+    (tmp_path / "m.onnx").write_bytes(b"the good model")
     with pytest.raises(SlimlabError, match="hold NaN or inf"):
         export_onnx(_nan_model(), tmp_path / "m.onnx", 8)
+    assert (tmp_path / "m.onnx").read_bytes() == b"the good model"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]
 
 
 def test_torchscript_check_fails_on_nan(tmp_path):

@@ -159,7 +159,7 @@ def dispatch(args: argparse.Namespace) -> dict:
         cfg = check_ranges(task.config(**flags))
     else:
         cfg = resolve(task.config, args.config, flags, args.set)
-    args._out = getattr(cfg, "out", None)
+    args._cfg = cfg  # the task fills in its output directory: the interrupt hint reads it from here
     return task.run(cfg)
 
 
@@ -174,8 +174,9 @@ def run_command(args: argparse.Namespace) -> None:
 
 def resume_hint(args: argparse.Namespace) -> str:
     """How to continue the interrupted command: the command that resumes that step."""
-    if args.cmd == "train":
-        run_dir = getattr(args, "resume", None) or getattr(args, "_out", None) or "RUN_DIR"
+    if args.cmd in ("train", "pretrain", "probe"):  # runs of the training loop: resumable
+        cfg = getattr(args, "_cfg", None)
+        run_dir = getattr(args, "resume", None) or getattr(cfg, "out", None) or "RUN_DIR"
         return f"`slimlab train --resume {run_dir}` continues it"
     if args.cmd in ("run", "demo"):
         return "the same command continues it: finished steps are skipped and a training step resumes"
@@ -183,7 +184,8 @@ def resume_hint(args: argparse.Namespace) -> str:
 
 
 # errors of the machine rather than of the code: a full disk, a read-only or forbidden directory
-_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENAMETOOLONG}
+_OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT, errno.ENAMETOOLONG, errno.ENOTDIR,
+              errno.EEXIST, errno.EISDIR}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         if e.errno not in _OS_ERRORS:
             raise
         where = f": {e.filename}" if e.filename else ""
-        print(f"slimlab: error: cannot write{where}: {e.strerror} (files already written are intact)", file=sys.stderr)
+        print(f"slimlab: error: cannot write{where}: {e.strerror} (files already written are intact)",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"slimlab: interrupted; {resume_hint(args)}", file=sys.stderr)

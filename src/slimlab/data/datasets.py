@@ -20,6 +20,7 @@ import torch
 
 from slimlab.errors import SlimlabError
 
+MAX_SIDE = 4096  # the largest side an image folder is decoded at (--image-size's range)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -113,11 +114,10 @@ def fake(num_classes: int = 10, n_train: int = 400, n_test: int = 200, image_siz
 def _to_rgb8(im) -> np.ndarray:
     """An RGB uint8 array of a PIL image; 16- and 32-bit grayscale are scaled to 8 bits, not clipped at 255."""
     if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        # by the mode, never by an image's own values, so every image of a folder is scaled alike: 16-bit
+        # (and 32-bit integer, which is how 16-bit files often open) 65535 -> 255; floating point 1.0 -> 255
         a = np.asarray(im, dtype=np.float64)
-        if im.mode.startswith("I;16") or 255 < a.max() <= 65535:
-            a = a / 257.0  # 65535 -> 255
-        elif a.max() > 65535 or a.min() < 0:  # a float or 32-bit image of another range: min-max
-            a = (a - a.min()) * (255.0 / max(a.max() - a.min(), 1e-12))
+        a = a * 255.0 if im.mode == "F" else a / 257.0
         g = np.clip(np.round(a), 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
     return np.array(im.convert("RGB"))
@@ -169,8 +169,11 @@ def common_size(shapes: list[tuple[int, ...]]) -> int:
     return min(h, w)
 
 
+CACHE_VERSION = 2  # bump when decoding changes (2: most common size, 16-bit scaling)
+
+
 def _cache_key(files: list[tuple[str, int]], size: int) -> str:
-    h = hashlib.sha1(str(size).encode())
+    h = hashlib.sha1(f"v{CACHE_VERSION}|{size}".encode())
     for f, c in files:
         st = os.stat(f)
         h.update(f"{f}|{c}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -198,6 +201,8 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
     if problems:
         raise unreadable(split_dir, problems)
     size = image_size or common_size([a.shape for a in arrays])
+    if not 8 <= size <= MAX_SIDE:
+        raise SlimlabError(f"{split_dir}: its images are {size}x{size}; give --image-size in [8, {MAX_SIDE}]")
     out = torch.empty(len(arrays), 3, size, size, dtype=torch.uint8)
     resized = 0
     for i, a in enumerate(arrays):

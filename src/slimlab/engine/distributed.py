@@ -83,6 +83,29 @@ def all_reduce_sum(values: list[float], ctx: Dist) -> list[float]:
     return t.tolist()
 
 
+def on_main(fn, ctx: Dist):
+    """Run ``fn()`` on rank 0 only and give every rank the same outcome: its result (None elsewhere), or the same
+    one-line :class:`SlimlabError` on every rank, so no rank waits forever for one that gave up."""
+    if not ctx.enabled:
+        return fn()
+    result, error = None, ""
+    if ctx.main:
+        try:
+            result = fn()
+        except SlimlabError as e:
+            error = str(e)
+    box = [error]
+    dist.broadcast_object_list(box, src=0)
+    if box[0]:
+        raise SlimlabError(box[0])
+    return result
+
+
+def any_rank(flag: bool, ctx: Dist) -> bool:
+    """Whether ``flag`` holds on any rank (the same answer everywhere)."""
+    return all_reduce_sum([float(flag)], ctx)[0] > 0 if ctx.enabled else flag
+
+
 def all_gather_cat(t: torch.Tensor, ctx: Dist) -> torch.Tensor:
     """Concatenate a tensor from every rank along dim 0 (sizes may differ between ranks)."""
     if not ctx.enabled:

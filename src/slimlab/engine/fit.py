@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from slimlab.config import to_dict
 from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json, load_checkpoint
-from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum
+from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum, any_rank
 from slimlab.engine.objective import Objective
 from slimlab.engine.optim import build_optimizer, lr_at
 from slimlab.errors import SlimlabError
@@ -191,7 +191,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         st.train_time += m["epoch_s"]
         st.train_images += m.pop("_seen")
         _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
-        check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0))
+        check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0), ctx)
         _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
         progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
         if cfg.stop_after and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
@@ -234,11 +234,12 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
     st = _State()
     if resume is None:
         return st
-    own, sd = model.state_dict(), resume["state_dict"]
-    if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
-        raise SlimlabError(f"{resume.get('path', 'last.pt')} holds another architecture than the run's model "
-                           "(config.yaml and last.pt disagree): start over with --overwrite")
-    model.load_state_dict(sd)
+    where = resume.get("path", "last.pt")
+    missing = [k for k in ("optimizer", "epoch", "best_val_acc") if k not in resume]
+    if missing:
+        raise SlimlabError(f"{where} cannot be resumed: it lacks {', '.join(missing)} (is it a best.pt?)")
+    _check_same_shapes(model, resume["state_dict"], where)
+    model.load_state_dict(resume["state_dict"])
     opt.load_state_dict(resume["optimizer"])
     objective.load_state_dict(resume.get("objective", {}))
     st.start, st.best = int(resume["epoch"]), float(resume["best_val_acc"])
@@ -248,8 +249,20 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
         st.history = [h for h in read_jsonl(run_dir / "metrics.jsonl")
                       if isinstance(h.get("epoch"), int) and h["epoch"] <= st.start and h.get("run_id", rid) == rid]
     if run_dir is not None and st.best_epoch and (run_dir / "best.pt").is_file():
-        st.best_state = load_checkpoint(run_dir / "best.pt")["state_dict"]  # test_acc_at_best_val needs it
+        best = load_checkpoint(run_dir / "best.pt")  # test_acc_at_best_val needs it
+        if best.get("run_id") != resume.get("run_id"):
+            raise SlimlabError(f"{run_dir} mixes two runs: best.pt is from run {best.get('run_id')}, last.pt from run "
+                               f"{resume.get('run_id')}; start over with --overwrite")
+        _check_same_shapes(model, best["state_dict"], best["path"])
+        st.best_state = best["state_dict"]
     return st
+
+
+def _check_same_shapes(model: nn.Module, sd: dict, where: str) -> None:
+    own = model.state_dict()
+    if set(own) != set(sd) or any(own[k].shape != sd[k].shape for k in own):
+        raise SlimlabError(f"{where} holds another architecture than the run's model (config.yaml and the "
+                           "checkpoint disagree): start over with --overwrite")
 
 
 def train_one_epoch(model: nn.Module, loader, objective: Objective, opt, cfg, epoch: int, ctx: Dist,
@@ -314,11 +327,13 @@ def first_non_finite(model: nn.Module) -> str | None:
     return None
 
 
-def check_divergence(model: nn.Module, m: dict, history: list[dict], factor: float) -> None:
+def check_divergence(model: nn.Module, m: dict, history: list[dict], factor: float, ctx: Dist | None = None) -> None:
     """Stop a run whose weights or BN statistics went non-finite, or whose epoch loss grew past ``factor`` times
-    the first epoch's. Runs before the epoch's checkpoints are written, so the last good ones are kept."""
+    the first epoch's. Runs before the epoch's checkpoints are written, so the last good ones are kept. Under DDP
+    every rank stops together (BN statistics differ between ranks)."""
     bad = first_non_finite(model)
-    if bad is not None:
+    if any_rank(bad is not None, ctx or Dist()):
+        bad = bad or "a BatchNorm statistic of another rank"
         raise SlimlabError(f"training diverged in epoch {m['epoch']}: {bad} holds NaN or inf (the checkpoints of "
                            "the last good epoch are kept); lower --lr")
     first = history[0].get("train_loss") if history else None

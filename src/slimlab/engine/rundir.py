@@ -138,6 +138,8 @@ def _make_room(path: Path, overwrite: bool) -> None:
                            "`slimlab train --resume` to continue it, or choose another --out")
     for name in found:
         (path / name).unlink()
+    if (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
+        (path / "step.json").unlink()
     for e in path.iterdir():  # temporary files of atomic writes that were killed half-way
         if any(e.name.startswith(f".{n}.") for n in RUN_FILES):
             e.unlink()

@@ -25,6 +25,7 @@ from slimlab import data as D
 from slimlab.config import TrainConfig, from_dict, load_yaml
 from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
+from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
@@ -81,10 +82,17 @@ def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: i
 
 
 def run(cfg: LabelsConfig) -> dict:
-    """Write ``label_issues.csv`` (+ ``.json``, ``.png``) in the run directory; return the report."""
-    run_dir = Path(cfg.run)
+    """Write ``label_issues.csv`` (+ ``.json``, ``.png``) in the run directory; return the report.
+
+    The run directory is locked meanwhile: a training run cannot write there at the same time."""
+    run_dir = Path(cfg.run).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
+    with lock(run_dir):
+        return _label_issues(cfg, run_dir)
+
+
+def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     tcfg = from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
     p = prepare_data(tcfg)
     ck = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else {}
@@ -98,7 +106,8 @@ def run(cfg: LabelsConfig) -> dict:
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
             for i in li.order.tolist()]
     _write_csv(run_dir / "label_issues.csv", rows, p.ds.classes)
-    report = {"source": source, "train_samples": len(idx), "flagged": int(li.flagged.sum()),
+    report = {"run_id": ck.get("run_id") or config_run_id(run_dir / "config.yaml"), "source": source,
+              "train_samples": len(idx), "flagged": int(li.flagged.sum()),
               "flagged_fraction": float(li.flagged.float().mean())}
     if (run_dir / "noise.json").is_file():
         flipped = torch.zeros(len(p.ds.train), dtype=torch.bool)

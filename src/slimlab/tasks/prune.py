@@ -18,6 +18,7 @@ import torch
 from slimlab import data as D
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, to_dict
 from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
+from slimlab.engine.distributed import on_main
 from slimlab.engine.fit import checkpoint_payload
 from slimlab.engine.rundir import claim, config_header, next_free
 from slimlab.errors import SlimlabError
@@ -190,7 +191,8 @@ def run(cfg: PruneConfig) -> dict:
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
     check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target)
     job = load_for_pruning(cfg)
-    run_dir = claim(job.out, overwrite=cfg.overwrite) if job.ctx.main else None  # the run owns its directory
+    run_dir = on_main(lambda: claim(job.out, overwrite=cfg.overwrite), job.ctx)  # the run owns its directory
+    cfg.overwrite = False  # done: not written into config.yaml
     try:
         return _prune(job, run_dir.run_id if run_dir else "", t_start)
     finally:

@@ -37,7 +37,7 @@ from slimlab.engine.rundir import lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.tasks.table import KINDS, TASKS, task_for_kind
-from slimlab.tasks.train import train
+from slimlab.tasks.train import config_difference, train
 
 STEP_KINDS = tuple(sorted([*TASKS, *KINDS]))
 _REF = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
@@ -230,7 +230,7 @@ def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, al
     tcfg.out = str(step_dir)
     last = step_dir / "last.pt"
     if resumable and last.is_file() and (step_dir / "config.yaml").is_file():
-        if load_yaml(step_dir / "config.yaml") == to_dict(tcfg):
+        if config_difference(load_yaml(step_dir / "config.yaml"), to_dict(tcfg)) is None:
             ck = load_checkpoint(last)
             if ck["epoch"] <= tcfg.epochs:  # at epochs: trained, killed before step.json; no retraining
                 return _compact(train(tcfg, resume=ck))

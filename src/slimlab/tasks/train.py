@@ -8,6 +8,7 @@ import torch
 
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, parse_set, to_dict
 from slimlab.engine import Dist, fit, load_checkpoint, setup, write_summary
+from slimlab.engine.distributed import on_main
 from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
@@ -37,10 +38,10 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out).expanduser() if cfg.out else next_free(default_out(cfg))
-    run_dir = None
-    if ctx.main:
-        run_dir = claim(out, overwrite=cfg.overwrite,
-                        resume_id=None if resume is None else (resume.get("run_id") or new_run_id()))
+    resume_id = None if resume is None else (resume.get("run_id") or new_run_id())
+    # rank 0 claims the directory; a refusal stops every rank with the same line
+    run_dir = on_main(lambda: claim(out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
+    cfg.overwrite = False  # done: a config.yaml that says overwrite would delete a run when reused with --config
     try:
         return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "")
     finally:
@@ -65,7 +66,7 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     if ctx.main:
         dump_yaml(cfg, out / "config.yaml", config_header(run_id))
         if p.noise:
-            atomic_write_json(out / "noise.json", p.noise)
+            atomic_write_json(out / "noise.json", {"run_id": run_id, **p.noise})
     loaders = make_loaders(cfg, p, ctx)
     params, macs = count_params(model), count_macs(model, p.ds.image_size)
     summary = fit(model, loaders, objective, cfg, out, ctx, meta=meta, resume=resume, track_test=cfg.track_test)
@@ -83,7 +84,20 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
 
 # what a resume may change: how long and where it runs, not what it computes
 RESUME_MAY_CHANGE = ("epochs", "stop_after", "progress", "threads", "device", "out", "overwrite", "root", "download",
-                     "diverge_factor")
+                     "diverge_factor", "compile", "eval_every", "track_test")
+
+
+def config_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
+    """The first option two training configs disagree on, among those that change what a run computes (options
+    missing from one side, written by an older slimlab, count as their defaults); None if they are one run's."""
+    defaults = to_dict(TrainConfig())
+    for key in sorted(set(a) | set(b)):
+        if key in RESUME_MAY_CHANGE:
+            continue
+        va, vb = a.get(key, defaults.get(key)), b.get(key, defaults.get(key))
+        if va != vb:
+            return key, va, vb
+    return None
 
 
 def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
@@ -126,15 +140,11 @@ def _same_run(run_dir: Path, written: dict, ck: dict) -> None:
     if yaml_id and ck_id and yaml_id != ck_id:
         raise SlimlabError(f"{run_dir} mixes two runs: last.pt is from run {ck_id}, config.yaml from run {yaml_id}; "
                            "start over with --overwrite or choose another --out")
-    ck_cfg = ck.get("config") or {}
-    defaults = to_dict(TrainConfig())
-    for key in sorted(set(written) | set(ck_cfg)):
-        if key in RESUME_MAY_CHANGE:
-            continue
-        a, b = written.get(key, defaults.get(key)), ck_cfg.get(key, defaults.get(key))
-        if a != b:
-            raise SlimlabError(f"{run_dir}: config.yaml does not match the run that wrote last.pt ({key}: {a!r} in "
-                               f"config.yaml, {b!r} in last.pt); start over with --overwrite")
+    diff = config_difference(written, ck.get("config") or {})
+    if diff is not None:
+        key, a, b = diff
+        raise SlimlabError(f"{run_dir}: config.yaml does not match the run that wrote last.pt ({key}: {a!r} in "
+                           f"config.yaml, {b!r} in last.pt); start over with --overwrite")
 
 
 run = train
