@@ -6,7 +6,12 @@ fine-tune each pruned model with the same budget, and record params, MACs, accur
 after fine-tuning, measured CPU latency speed-up and pruning time. Separately, time ThiNet's sample
 collection and selection for every prunable layer of ResNet-56 (the performance bar: under 60 s).
 
+With ``--checkpoint zoo:resnet56-cifar10`` the trained model comes from the zoo instead (issue 12's
+protocol: every criterion gets the same fine-tuning budget, ``--ft-layer-epochs`` after each layer
+plus ``--ft-epochs`` at the end, over ``--seeds`` seeds).
+
 Usage: python benchmarks/prune_cifar.py [--model resnet20] [--train-subset 10000] [--epochs 15] [--ft-epochs 3]
+       python benchmarks/prune_cifar.py --checkpoint zoo:resnet56-cifar10 --ft-layer-epochs 1 --ft-epochs 10
 """
 
 from __future__ import annotations
@@ -49,7 +54,9 @@ def main() -> None:
     ap.add_argument("--ft-lr", type=float, default=0.01)
     ap.add_argument("--target-macs", type=float, default=0.5)
     ap.add_argument("--methods", default="thinet,thinet_orig,apoz,l1,random",
-                    help="thinet_orig: ThiNet with --thinet-target original")
+                    help="thinet_orig: ThiNet with --thinet-target original; thinet_refine: with --thinet-refine")
+    ap.add_argument("--checkpoint", default="", help="a trained model (zoo:NAME) instead of training one")
+    ap.add_argument("--ft-layer-epochs", type=float, default=0.0, help="fine-tuning after each pruned layer")
     ap.add_argument("--seeds", type=int, default=3, help="prune + fine-tune repeats (calibration set, sampling, order)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-prune"))
     ap.add_argument("--latency-only", action="store_true",
@@ -60,10 +67,16 @@ def main() -> None:
     if a.latency_only:
         return remeasure(out, a)
     base = out / f"{a.model}-base"
-    if not (base / "summary.json").is_file():
+    if a.checkpoint:
+        from slimlab import zoo
+
+        base = Path(zoo.resolve(a.checkpoint)).parent
+        a.model = json.loads((base / "summary.json").read_text()).get("model", a.model)
+    elif not (base / "summary.json").is_file():
         api.train(TrainConfig(data=spec, model=a.model, epochs=a.epochs, train_subset=a.train_subset, lr=0.1,
                               batch_size=128, schedule="cosine", out=str(base), progress="log"))
     base_summary = json.loads((base / "summary.json").read_text())
+    ckpt = a.checkpoint or str(base / "best.pt")
     results = {}
     for method in a.methods.split(","):
         runs = []
@@ -74,9 +87,11 @@ def main() -> None:
                 runs.append(json.loads(done.read_text()))
                 continue
             runs.append(api.prune(PruneConfig(
-                checkpoint=str(base / "best.pt"), method="thinet" if method == "thinet_orig" else method,
-                thinet_target="original" if method == "thinet_orig" else "current", target_macs=a.target_macs,
-                finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, seed=seed, out=str(out / name), progress="log")))
+                checkpoint=ckpt, method="thinet" if method.startswith("thinet") else method,
+                thinet_target="original" if method == "thinet_orig" else "current",
+                thinet_refine=method == "thinet_refine", target_macs=a.target_macs, data=spec,
+                finetune_epochs=a.ft_epochs, ft_lr=a.ft_lr, ft_layer_epochs=a.ft_layer_epochs, seed=seed,
+                out=str(out / name), progress="log", overwrite=True)))
             print(method, seed, runs[-1]["pruned"]["test_acc"], runs[-1]["finetuned"], flush=True)
         results[method] = dict(runs[0], seeds=[{"pruned_acc": r["pruned"]["test_acc"],
                                                 "finetuned_acc": r["finetuned"]["test_acc"]} for r in runs])
