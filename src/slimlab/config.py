@@ -32,6 +32,7 @@ class TrainConfig:
     root: str = "~/.cache/slimlab/data"  # where cifar10/cifar100 live (torchvision layout)
     download: bool = False  # let torchvision download cifar10/cifar100 into --root
     val_fraction: float = 0.1  # stratified validation split of the training set
+    clean_val: bool = False  # score validation against the true labels (PENCIL's official code validates on clean)
     train_subset: int = 0  # keep this many training images (stratified); 0 = all
     labels_per_class: int = 0  # keep K labelled training images per class; 0 = all
     image_size: int = 0  # resize images to this size; 0 = native size
@@ -41,6 +42,7 @@ class TrainConfig:
     noise_seed: int = 0
     noise_mode: str = "exact"  # exact (int(r*n) flips) | bernoulli (each label with probability r)
     noise_exclude_true: bool = False  # symmetric noise always picks another class
+    noise_mapping: dict = field(default_factory=dict)  # asymmetric: {true class: noisy class}; default CIFAR-10/100's
     clean_subset: int = 0  # fine-tune on K images per class with their true labels
     # model
     model: str = "resnet20"
@@ -58,6 +60,8 @@ class TrainConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
+    decay_norm_and_bias: bool = False  # also decay BN weights and biases (the official PENCIL code does)
+    clip_grad_norm: float = 0.0  # clip the gradient norm to this; 0 = off (the NCE+RCE reference code: 5)
     schedule: str = "cosine"  # cosine | step | constant
     milestones: list = field(default_factory=lambda: [0.5, 0.75])  # step: epochs, or fractions < 1
     gamma: float = 0.1  # step: lr factor at each milestone
@@ -82,7 +86,8 @@ class TrainConfig:
     RANGES = {"val_fraction": "[0, 1)", "train_subset": ">= 0", "labels_per_class": ">= 0",
               "image_size": "0 or [8, 4096]", "clean_subset": ">= 0", "label_smoothing": "[0, 1)",
               "epochs": "[1, 100000]", "batch_size": "[1, 1000000]", "lr": "> 0", "momentum": "[0, 1)",
-              "weight_decay": "[0, 1]", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
+              "weight_decay": "[0, 1]",
+              "clip_grad_norm": ">= 0", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
               "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
               "noise_seed": ">= 0", "seed": ">= 0"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),

@@ -46,7 +46,22 @@ def test_sce_by_hand():
 def test_mae_by_hand():
     p = probs()
     ref = np.mean([sum(abs(p[0][k] - (k == 0)) for k in range(3)), sum(abs(p[1][k] - (k == 2)) for k in range(3))])
-    assert mae_loss(LOGITS, TARGET) == pytest.approx(ref, rel=1e-6)
+    assert mae_loss(LOGITS, TARGET, scale=2.0) == pytest.approx(ref, rel=1e-6)  # Ghosh et al.: ||p - e_y||_1
+    assert mae_loss(LOGITS, TARGET) == pytest.approx(ref / 2, rel=1e-6)  # the APL reference code: 1 - p_y
+
+
+def test_truncated_gce_by_hand():
+    from slimlab.losses import gce_loss, gce_trunc_loss
+
+    logits = torch.log(torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4]])).requires_grad_(True)
+    target = torch.tensor([0, 0])  # p_y = 0.7 (kept) and 0.3 (below k = 0.5: truncated)
+    q, k = 0.7, 0.5
+    ref = ((1 - 0.7**q) / q + (1 - k**q) / q) / 2
+    loss = gce_trunc_loss(logits, target)
+    assert loss.item() == pytest.approx(ref, rel=1e-5)
+    (g,) = torch.autograd.grad(loss, [logits])
+    assert torch.all(g[1] == 0) and torch.any(g[0] != 0)  # a truncated sample gives no gradient
+    assert gce_loss(logits, target, q).item() == pytest.approx(((1 - 0.7**q) + (1 - 0.3**q)) / q / 2, rel=1e-5)
 
 
 def test_nce_rce_by_hand():

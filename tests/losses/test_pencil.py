@@ -8,7 +8,7 @@ from conftest import run_cli
 from slimlab.losses import PencilObjective, pencil_loss
 
 
-def manual_pencil(logits, yt, y, alpha, beta):
+def manual_pencil(logits, yt, y, alpha, beta, compat="official"):
     """The loss written out from its definition, class by class."""
     b, k = logits.shape
     total = 0.0
@@ -16,23 +16,57 @@ def manual_pencil(logits, yt, y, alpha, beta):
         f = torch.softmax(logits[i], 0)
         yd = torch.softmax(yt[i], 0)
         lc = sum(f[j] * (torch.log(f[j]) - torch.log(yd[j])) for j in range(k)) / k  # KL(f||y_d), class-mean
-        lo = -torch.log(yd[y[i]])  # CE between y_d and the noisy label
+        if compat == "paper":
+            lo = -torch.log(yd[y[i]])  # Eq. 7: CE between y_d and the noisy label
+        else:  # the official code: CrossEntropyLoss(y_d, y) = -y_d[y] + log sum_j exp(y_d[j])
+            lo = -yd[y[i]] + torch.log(sum(torch.exp(yd[j]) for j in range(k)))
         le = -sum(f[j] * torch.log(f[j]) for j in range(k)) / k  # entropy of f, class-mean
         total = total + lc + alpha * lo + beta * le
     return total / b
 
 
-def test_pencil_loss_matches_definition_and_is_differentiable_in_both():
+@pytest.mark.parametrize("compat", ["official", "paper"])
+def test_pencil_loss_matches_definition_and_is_differentiable_in_both(compat):
     torch.manual_seed(0)
     logits = torch.randn(5, 4, requires_grad=True)
     yt = torch.randn(5, 4, requires_grad=True)
     y = torch.tensor([0, 1, 2, 3, 1])
-    loss = pencil_loss(logits, yt, y, 0.4, 0.1)
-    ref = manual_pencil(logits, yt, y, 0.4, 0.1)
+    loss = pencil_loss(logits, yt, y, 0.4, 0.1, compat)
+    ref = manual_pencil(logits, yt, y, 0.4, 0.1, compat)
     assert loss.item() == pytest.approx(ref.item(), rel=1e-5)
     g1, g2 = torch.autograd.grad(loss, [logits, yt])
     r1, r2 = torch.autograd.grad(ref, [logits, yt])
     assert torch.allclose(g1, r1, atol=1e-6) and torch.allclose(g2, r2, atol=1e-6)
+
+
+def test_official_compatibility_pulls_weaker_than_the_papers():
+    """The issue's measurement, by hand: d L_o / d y~ of the paper's form is 2x the official one's at
+    y_d = (0.5, 0.5) and 10x at uniform over 10 classes (the noisy label's entry)."""
+    def pull(yd, compat):
+        yt = torch.log(torch.tensor(yd)).requires_grad_(True)  # softmax(yt) = yd
+        (g,) = torch.autograd.grad(pencil_loss(torch.zeros(1, len(yd)), yt[None], torch.tensor([0]), 1.0, 0.0,
+                                               compat), [yt])
+        return float(g.abs().sum())
+    assert pull([0.5, 0.5], "paper") / pull([0.5, 0.5], "official") == pytest.approx(2.0, rel=0.05)
+    assert pull([0.1] * 10, "paper") / pull([0.1] * 10, "official") == pytest.approx(10.0, rel=0.1)
+
+
+def test_lambda_distance_rule_moves_y_tilde_as_far_as_the_official_schedule():
+    """Stage 2 of 13 epochs with lam_rule=distance moves y~ as far as the official 130 epochs at lambda = 600,
+    for the same gradient at every update (each sample is updated once per epoch)."""
+    targets = torch.tensor([0, 1])
+    official = PencilObjective(targets, 2, epochs=320, lam=600.0)
+    short = PencilObjective(targets, 2, epochs=32, lam=600.0, lam_rule="distance")
+    assert (official.stage2 - official.stage1, short.stage2 - short.stage1) == (130, 13)
+    g = torch.tensor([[0.01, -0.01], [-0.02, 0.02]])
+    moved = []
+    for obj in (official, short):
+        start = obj.y_tilde.clone()
+        for _ in range(obj.stage2 - obj.stage1):
+            obj.y_tilde -= obj.lam * g  # what after_step does with this gradient
+        moved.append(obj.y_tilde - start)
+    assert torch.allclose(moved[0], moved[1], rtol=1e-5)
+    assert PencilObjective(targets, 2, epochs=32, lam=600.0).lam == 600.0  # fixed: as given
 
 
 def test_y_tilde_update_is_one_manual_gradient_step():

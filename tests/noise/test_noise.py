@@ -36,8 +36,25 @@ def test_exact_mode_resamples_exactly_int_rn_labels():
     assert torch.equal(noisy[noisy != Y], (Y[noisy != Y] + 1) % K)
 
 
+def test_asymmetric_mapping_by_class_names():
+    """CIFAR-10's map applies to CIFAR-10's classes only; another 10-class data set needs --noise-mapping."""
+    from slimlab.errors import SlimlabError
+    from slimlab.noise import CIFAR10_CLASSES, CIFAR100_CLASSES, mapping_for
+
+    assert mapping_for(CIFAR10_CLASSES) == CIFAR10_ASYM
+    assert mapping_for(CIFAR100_CLASSES) == cifar100_mapping() and len(set(CIFAR100_CLASSES)) == 100
+    digits = [str(i) for i in range(10)]
+    with pytest.raises(SlimlabError, match="no published mapping for these classes"):
+        mapping_for(digits)
+    assert mapping_for(digits, {"7": "1", 3: 8}) == {7: 1, 3: 8}
+    with pytest.raises(SlimlabError, match="unknown class 'seven'"):
+        mapping_for(digits, {"seven": "1"})
+    with pytest.raises(SlimlabError, match="needs a mapping"):
+        corrupt(Y, "asymmetric", 0.4, K)
+
+
 def test_asymmetric_cifar10_mapping():
-    noisy, t = corrupt(Y, "asymmetric", 0.4, K, seed=2)
+    noisy, t = corrupt(Y, "asymmetric", 0.4, K, seed=2, mapping=CIFAR10_ASYM)
     for i in range(K):
         if i in CIFAR10_ASYM:
             j = CIFAR10_ASYM[i]

@@ -173,7 +173,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     run_dir = Path(run_dir) if run_dir else None
     writes = ctx.main and run_dir is not None
     model = _prepare_model(model, cfg, ctx)
-    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay)
+    opt = build_optimizer(model, cfg.optimizer, cfg.lr, cfg.momentum, cfg.nesterov, cfg.weight_decay,
+                          no_decay_1d=not getattr(cfg, "decay_norm_and_bias", False))
     objective.bind(ctx)
     objective.to(ctx.device)
     st = _restore(model, opt, objective, resume, run_dir)
@@ -287,6 +288,8 @@ def train_one_epoch(model: nn.Module, loader, objective: Objective, opt, cfg, ep
         _check_finite(loss, epoch, i, ctx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if getattr(cfg, "clip_grad_norm", 0.0) > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_grad_norm)
         opt.step()
         objective.after_step(batch)
         b = batch["target"].shape[0]

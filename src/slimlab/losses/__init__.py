@@ -10,7 +10,7 @@ import torch
 from slimlab.errors import SlimlabError
 from slimlab.losses.bootstrap import bootstrap_hard_loss, bootstrap_soft_loss
 from slimlab.losses.forward import estimate_transition, forward_loss
-from slimlab.losses.gce import gce_loss
+from slimlab.losses.gce import gce_loss, gce_trunc_loss
 from slimlab.losses.mae import mae_loss
 from slimlab.losses.nce_rce import nce_loss, nce_rce_loss
 from slimlab.losses.objective import LossObjective, Objective
@@ -19,12 +19,14 @@ from slimlab.losses.sce import rce_loss, sce_loss
 from slimlab.ssl.rotnet import RotNetObjective
 
 __all__ = ["Objective", "LossObjective", "PencilObjective", "build_objective", "bootstrap_hard_loss",
-           "bootstrap_soft_loss", "estimate_transition", "forward_loss", "gce_loss", "mae_loss", "nce_loss",
+           "bootstrap_soft_loss", "estimate_transition", "forward_loss", "gce_loss", "gce_trunc_loss", "mae_loss",
+           "nce_loss",
            "nce_rce_loss", "pencil_lc", "pencil_loss", "rce_loss", "sce_loss", "LOSSES", "for_cross_validation",
            "keeps_label_variables"]
 
 LOSSES = {
     "gce": gce_loss,
+    "gce_trunc": gce_trunc_loss,
     "sce": sce_loss,
     "mae": mae_loss,
     "nce_rce": nce_rce_loss,

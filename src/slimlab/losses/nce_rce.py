@@ -1,7 +1,8 @@
 """Active-passive loss NCE+RCE (Ma et al., ICML 2020, Eq. 3 and Sec. 4).
 
 NCE = -log p_y / (-sum_k log p_k) (normalised CE, in [0, 1]); RCE as in SCE.
-NCE+RCE = alpha * NCE + beta * RCE; CIFAR-10: alpha = beta = 1.
+NCE+RCE = alpha * NCE + beta * RCE; CIFAR-10: alpha = beta = 1. The reference code also clips the
+gradient norm at 5: ``--clip-grad-norm 5`` (a training option, as it is a property of the loop).
 """
 
 import torch

@@ -10,11 +10,22 @@ y_d = softmax(y~). Three stages:
 3. fine-tuning with L_c alone against the learned, fixed y_d.
 
 Normalisation follows the official code, the scale its defaults (alpha = 0.4, beta = 0.1,
-lambda = 600) were tuned for: L_c and L_e are averaged over the batch *and* the classes. Two defects
-of that code are not copied: its L_o applies log-softmax to probabilities (we use the paper's
--log y_d[y]), and its stage-3 schedule divides with ``//`` so the learning rate becomes 0 (we use
-lr2 / 10 and lr2 / 100). Learning rate: ``lr`` in stages 1-2, then ``lr2`` for the first third of
-stage 3, ``lr2 / 10`` and ``lr2 / 100`` for the next two thirds.
+lambda = 600) were tuned for: L_c and L_e are averaged over the batch *and* the classes.
+
+The compatibility term L_o comes in two forms (``compat``):
+- ``official`` (default): the official code's ``CrossEntropyLoss(y_d, y)``, i.e. -log softmax(y_d)[y],
+  log-softmax applied to a probability vector. It pulls y~ back toward the noisy label far more
+  weakly than the paper's form (2x at y_d = (0.5, 0.5), 10x at uniform), and it is the form the
+  published hyper-parameters and results come from.
+- ``paper``: Eq. 7 as written, -log y_d[y].
+
+λ (``lam``) moves each y~_i once per epoch of stage 2. ``lam_rule="distance"`` scales it by
+130 / (stage-2 epochs), so that a shorter stage 2 moves y~ the same total distance as the official
+130 epochs (for the same gradients); ``fixed`` (default) uses λ as given.
+
+One defect of the official code is not copied: its stage-3 schedule divides with ``//`` so the
+learning rate becomes 0 (we use lr2 / 10 and lr2 / 100). Learning rate: ``lr`` in stages 1-2, then
+``lr2`` for the first third of stage 3, ``lr2 / 10`` and ``lr2 / 100`` for the next two thirds.
 
 Under DDP every rank updates the rows of its own samples, scaled by 1/world so the step equals the
 single-process one, then all ranks exchange the updated rows: each sample's y~ changes once per
@@ -29,15 +40,21 @@ import torch.nn.functional as F
 from slimlab.engine.distributed import all_gather_cat
 from slimlab.engine.objective import Objective
 
+COMPAT = ("official", "paper")
+OFFICIAL_STAGE2_EPOCHS = 130  # the official schedule: stage 2 from epoch 70 to 200
+
 
 def pencil_loss(logits: torch.Tensor, y_tilde: torch.Tensor, noisy_labels: torch.Tensor, alpha: float = 0.4,
-                beta: float = 0.1) -> torch.Tensor:
+                beta: float = 0.1, compat: str = "official") -> torch.Tensor:
     """Stage-2 loss of a batch, differentiable in ``logits`` and ``y_tilde`` (both [B, K])."""
     logf = logits.log_softmax(1)
     f = logf.exp()
     log_yd = y_tilde.log_softmax(1)
     l_c = (f * (logf - log_yd)).mean()
-    l_o = F.nll_loss(log_yd, noisy_labels)
+    if compat == "official":  # CrossEntropyLoss on the probabilities y_d, as the official code computes it
+        l_o = F.cross_entropy(log_yd.exp(), noisy_labels)
+    else:  # Eq. 7: -log y_d[y]
+        l_o = F.nll_loss(log_yd, noisy_labels)
     l_e = -(f * logf).mean()
     return l_c + alpha * l_o + beta * l_e
 
@@ -55,9 +72,14 @@ class PencilObjective(Objective):
 
     def __init__(self, noisy_targets: torch.Tensor, num_classes: int, epochs: int, alpha: float = 0.4,
                  beta: float = 0.1, lam: float = 600.0, k_init: float = 10.0, stage1: int | None = None,
-                 stage2: int | None = None, lr: float | None = None, lr2: float | None = None):
+                 stage2: int | None = None, lr: float | None = None, lr2: float | None = None,
+                 compat: str = "official", lam_rule: str = "fixed"):
         super().__init__()
-        self.alpha, self.beta, self.lam, self.num_classes = alpha, beta, lam, num_classes
+        if compat not in COMPAT:
+            raise ValueError(f"compat must be one of {', '.join(COMPAT)}, got {compat!r}")
+        if lam_rule not in ("fixed", "distance"):
+            raise ValueError(f"lam_rule must be fixed or distance, got {lam_rule!r}")
+        self.alpha, self.beta, self.num_classes, self.compat = alpha, beta, num_classes, compat
         self.epochs = epochs
         # official: stages end at 70 and 200 of 320 epochs; scaled to --epochs
         self.stage1 = stage1 if stage1 is not None else round(epochs * 70 / 320)
@@ -66,6 +88,8 @@ class PencilObjective(Objective):
             raise ValueError(f"PENCIL stages must satisfy 0 <= stage1 <= stage2 <= epochs, got "
                              f"{self.stage1}, {self.stage2}, {epochs}")
         self.lr, self.lr2 = lr, lr2
+        stage2_len = max(1, self.stage2 - self.stage1)
+        self.lam = lam * OFFICIAL_STAGE2_EPOCHS / stage2_len if lam_rule == "distance" else lam
         self.y_tilde = k_init * F.one_hot(noisy_targets.long(), num_classes).float()
         self.stage = 1
         self._leaf: torch.Tensor | None = None
@@ -99,7 +123,7 @@ class PencilObjective(Objective):
             return F.cross_entropy(logits, batch["target"])
         if self.stage == 2:
             self._leaf = self.y_tilde[idx].clone().requires_grad_(True)
-            return pencil_loss(logits, self._leaf, batch["target"], self.alpha, self.beta)
+            return pencil_loss(logits, self._leaf, batch["target"], self.alpha, self.beta, self.compat)
         self._leaf = None
         return pencil_lc(logits, self.y_d[idx])
 

@@ -93,9 +93,24 @@ def load_state_checked(model: nn.Module, sd: dict, source: str = "checkpoint") -
     model.load_state_dict(sd)
 
 
-def load_matching(model: nn.Module, sd: dict) -> tuple[int, int]:
-    """Copy every tensor of ``sd`` whose name and shape match (for ``--init``); return (copied, total)."""
+def head_keys(model: nn.Module) -> set[str]:
+    """State-dict keys of the model's classifier: its last ``nn.Linear``."""
+    last = None
+    for name, m in model.named_modules():
+        if isinstance(m, nn.Linear):
+            last = name
+    if last is None:
+        return set()
+    return {f"{last}.{p}" if last else p for p, _ in model.get_submodule(last).named_parameters(recurse=False)}
+
+
+def load_matching(model: nn.Module, sd: dict, skip_head: bool = False) -> tuple[int, int]:
+    """Copy every tensor of ``sd`` whose name and shape match (for ``--init``); return (copied, total).
+
+    ``skip_head`` leaves the classifier (the last linear layer) as initialised: for a model whose classes
+    differ from the checkpoint's, even when their number is the same."""
     own = model.state_dict()
-    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    skip = head_keys(model) if skip_head else set()
+    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape and k not in skip}
     model.load_state_dict(ok, strict=False)
     return len(ok), len(own)

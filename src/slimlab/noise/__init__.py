@@ -2,13 +2,16 @@
 
 from slimlab.noise.corrupt import (
     CIFAR10_ASYM,
+    CIFAR10_CLASSES,
+    CIFAR100_CLASSES,
     cifar100_mapping,
     corrupt,
     intended_matrix,
     load_matrix,
+    mapping_for,
     parse_noise,
     transition_matrix,
 )
 
-__all__ = ["CIFAR10_ASYM", "cifar100_mapping", "corrupt", "intended_matrix", "load_matrix", "parse_noise",
-           "transition_matrix"]
+__all__ = ["CIFAR10_ASYM", "CIFAR10_CLASSES", "CIFAR100_CLASSES", "cifar100_mapping", "corrupt", "intended_matrix",
+           "load_matrix", "mapping_for", "parse_noise", "transition_matrix"]

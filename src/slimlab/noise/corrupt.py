@@ -4,10 +4,12 @@ Kinds (T[i, j] = P(noisy label j | true label i)):
 - ``symmetric``: a corrupted label is drawn uniformly from all K classes (PENCIL's script; it can
   land on the true class, so T = (1 - r) I + r/K 11^T) or, with ``exclude_true``, from the other
   K - 1 classes (Co-teaching's; T = (1 - r) I + r/(K-1) (11^T - I)). Default: all classes.
-- ``asymmetric``: class-dependent flips of the classes that have a partner, with probability r:
-  CIFAR-10 truck->automobile, bird->airplane, deer->horse, cat<->dog (Patrini et al. 2017);
-  CIFAR-100 each class to the next one within its superclass (cyclic); any other data set through
-  a user ``mapping`` {true: noisy}.
+- ``asymmetric``: class-dependent flips of the classes that have a partner, with probability r.
+  The mapping is keyed by class *names* (:func:`mapping_for`): CIFAR-10's truck->automobile,
+  bird->airplane, deer->horse, cat<->dog (Patrini et al. 2017) for a data set whose classes are
+  CIFAR-10's; CIFAR-100's next class within the superclass (cyclic) for CIFAR-100's; any other data
+  set needs a user mapping {true class: noisy class} (``--noise-mapping``), never a guess from the
+  number of classes.
 - ``pairflip``: i -> i+1 (mod K) with probability r (Han et al. 2018).
 - ``matrix``: a user transition matrix ``T`` (rows sum to 1).
 
@@ -27,7 +29,18 @@ import torch
 
 from slimlab.errors import SlimlabError
 
-CIFAR10_ASYM = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+CIFAR10_ASYM_NAMES = {"truck": "automobile", "bird": "airplane", "deer": "horse", "cat": "dog", "dog": "cat"}
+CIFAR10_ASYM = {CIFAR10_CLASSES.index(a): CIFAR10_CLASSES.index(b) for a, b in CIFAR10_ASYM_NAMES.items()}
+# torchvision's CIFAR-100 fine classes, in label order
+CIFAR100_CLASSES = (
+    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus butterfly camel can "
+    "castle caterpillar cattle chair chimpanzee clock cloud cockroach couch crab crocodile cup dinosaur dolphin "
+    "elephant flatfish forest fox girl hamster house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster "
+    "man maple_tree motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear pickup_truck "
+    "pine_tree plain plate poppy porcupine possum rabbit raccoon ray road rocket rose sea seal shark shrew skunk "
+    "skyscraper snail snake spider squirrel streetcar sunflower sweet_pepper table tank telephone television tiger "
+    "tractor train trout tulip turtle wardrobe whale willow_tree wolf woman worm").split()
 # CIFAR-100 fine label -> superclass (coarse label), in torchvision's fine-label order.
 CIFAR100_COARSE = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11, 6, 11, 5, 10, 7, 6, 13, 15, 3,
                    15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5, 5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0,
@@ -43,12 +56,30 @@ def cifar100_mapping() -> dict[int, int]:
     return {g[i]: g[(i + 1) % len(g)] for g in groups.values() for i in range(len(g))}
 
 
-def default_mapping(num_classes: int) -> dict[int, int]:
-    if num_classes == 10:
+def mapping_for(classes: list[str], given: dict | None = None) -> dict[int, int]:
+    """The asymmetric-noise mapping {true label: noisy label} of a data set with these class names.
+
+    ``given`` maps class names (or label numbers) to class names (or numbers). Without it, CIFAR-10's and
+    CIFAR-100's published mappings apply to data sets with exactly their classes; any other one is an error."""
+    index = {c: i for i, c in enumerate(classes)}
+
+    def label(c) -> int:
+        if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(classes):
+            return c
+        if str(c) in index:
+            return index[str(c)]
+        raise SlimlabError(f"--noise-mapping: unknown class {c!r} (classes: {', '.join(classes[:12])}"
+                           f"{', ...' if len(classes) > 12 else ''})")
+
+    if given:
+        return {label(a): label(b) for a, b in given.items()}
+    if list(classes) == CIFAR10_CLASSES:
         return dict(CIFAR10_ASYM)
-    if num_classes == 100:
+    if list(classes) == CIFAR100_CLASSES:
         return cifar100_mapping()
-    raise SlimlabError(f"asymmetric noise needs a mapping for {num_classes} classes (give mapping={{true: noisy}})")
+    raise SlimlabError("asymmetric noise has no published mapping for these classes "
+                       f"({', '.join(classes[:6])}{', ...' if len(classes) > 6 else ''}): give --noise-mapping "
+                       "'{true_class: noisy_class, ...}'")
 
 
 def intended_matrix(kind: str, rate: float, num_classes: int, exclude_true: bool = False,
@@ -66,11 +97,17 @@ def intended_matrix(kind: str, rate: float, num_classes: int, exclude_true: bool
             t[i, (i + 1) % k] += rate
     elif kind == "asymmetric":
         t = np.eye(k)
-        for i, j in (mapping or default_mapping(k)).items():
+        for i, j in _need(mapping).items():
             t[i, i], t[i, j] = 1 - rate, rate
     else:
         raise SlimlabError(f"unknown noise kind '{kind}'")
     return t
+
+
+def _need(mapping: dict[int, int] | None) -> dict[int, int]:
+    if not mapping:
+        raise SlimlabError("asymmetric noise needs a mapping {true label: noisy label} (see mapping_for)")
+    return mapping
 
 
 def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_classes: int, seed: int = 0,
@@ -101,7 +138,7 @@ def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_class
         sel = chosen(torch.arange(n), rate)
         noisy[sel] = (y[sel] + 1) % k
     elif kind == "asymmetric":
-        for i, j in sorted((mapping or default_mapping(k)).items()):
+        for i, j in sorted(_need(mapping).items()):
             sel = chosen(torch.nonzero(y == i).flatten(), rate)
             noisy[sel] = j
     elif kind == "matrix":

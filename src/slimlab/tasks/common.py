@@ -20,7 +20,7 @@ from slimlab.io import pyplot, read_jsonl, save_figure
 from slimlab.losses import estimate_transition
 from slimlab.models import create_model, reset_classifier
 from slimlab.models.io import load_matching, model_from_checkpoint
-from slimlab.noise import corrupt, load_matrix, parse_noise
+from slimlab.noise import corrupt, load_matrix, mapping_for, parse_noise
 
 
 @dataclass
@@ -45,15 +45,18 @@ def default_out(cfg: TrainConfig) -> str:
     return f"runs/{name}-{cfg.model.replace(':', '_')}"
 
 
-def inject_noise(cfg: TrainConfig, clean: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, dict, np.ndarray]:
+def inject_noise(cfg: TrainConfig, clean: torch.Tensor, classes: list[str]) -> tuple[torch.Tensor, dict, np.ndarray]:
     """The noisy training targets of ``cfg.noise``, the record written as noise.json, and the transition matrix."""
     kind, rate, path = parse_noise(cfg.noise)
     matrix = load_matrix(path) if path else None
-    targets, transition = corrupt(clean, kind, rate if rate is not None else 0.0, num_classes,
-                                  cfg.noise_seed, cfg.noise_mode, cfg.noise_exclude_true, matrix=matrix)
+    mapping = mapping_for(classes, cfg.noise_mapping) if kind == "asymmetric" else None
+    targets, transition = corrupt(clean, kind, rate if rate is not None else 0.0, len(classes),
+                                  cfg.noise_seed, cfg.noise_mode, cfg.noise_exclude_true, mapping=mapping,
+                                  matrix=matrix)
     flipped = torch.nonzero(targets != clean).flatten()
     noise = {"spec": cfg.noise, "kind": kind, "rate": rate, "mode": cfg.noise_mode,
              "exclude_true": cfg.noise_exclude_true, "seed": cfg.noise_seed,
+             "mapping": {classes[i]: classes[j] for i, j in mapping.items()} if mapping else None,
              "realised_rate": len(flipped) / max(len(clean), 1), "flipped": flipped.tolist(),
              "transition": transition.tolist()}
     return targets, noise, transition
@@ -65,7 +68,7 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
     clean = ds.train.targets
     targets, noise, transition = clean.clone(), {}, None
     if cfg.noise:
-        targets, noise, transition = inject_noise(cfg, clean, ds.num_classes)
+        targets, noise, transition = inject_noise(cfg, clean, list(ds.classes))
     if not 0 <= cfg.val_fraction < 1:
         raise SlimlabError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
     train_idx, val_idx = D.stratified_split(targets, cfg.val_fraction, seed=cfg.seed)
@@ -91,14 +94,18 @@ def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True)
                           drop_last=len(p.train_idx) > bs, seed=cfg.seed, rank=ctx.rank, world=ctx.world,
                           targets=p.targets, **common)
     eval_bs = -(-max(bs, 256) // ctx.world) * ctx.world  # a multiple of the process count
-    val = (D.BatchLoader(ds.train, p.val_idx, eval_bs, rank=ctx.rank, world=ctx.world, targets=p.targets, **common)
+    val_targets = ds.train.targets if cfg.clean_val else p.targets  # the true labels, or the (noisy) given ones
+    val = (D.BatchLoader(ds.train, p.val_idx, eval_bs, rank=ctx.rank, world=ctx.world, targets=val_targets, **common)
            if len(p.val_idx) else None)
     test = D.BatchLoader(ds.test, torch.arange(len(ds.test)), eval_bs, rank=ctx.rank, world=ctx.world, **common)
     return Loaders(train, val, test)
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, dict]:
-    """The model of ``cfg``, initialised from ``cfg.init`` when given; returns (model, checkpoint meta)."""
+def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = None) -> tuple[torch.nn.Module, dict]:
+    """The model of ``cfg``, initialised from ``cfg.init`` when given; returns (model, checkpoint meta).
+
+    The classifier is copied from ``cfg.init`` only when the checkpoint's classes are ``classes`` (noisy
+    pre-training, then clean fine-tuning on the same classes); otherwise the head starts fresh."""
     torch.manual_seed(cfg.seed)
     meta = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs), "num_classes": num_classes}
     if not cfg.init:
@@ -113,13 +120,17 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[torch.nn.Module, di
         meta.update(pruned=True, model_kwargs=ck.get("model_kwargs", {}))
         return model, meta
     model = create_model(cfg.model, num_classes, **cfg.model_kwargs)
+    head = "not applicable"
     if hasattr(model, "load_trunk"):  # a probe on frozen features: the checkpoint is its trunk
         copied, total = model.load_trunk(ck["state_dict"]), len(ck["state_dict"])
     else:
-        copied, total = load_matching(model, ck["state_dict"])
+        ck_classes = (ck.get("data") or {}).get("classes")
+        same = classes is None or ck_classes is None or list(ck_classes) == list(classes)
+        copied, total = load_matching(model, ck["state_dict"], skip_head=not same)
+        head = "copied (same classes)" if same else "fresh (the classes differ)"
     if copied == 0:
         raise SlimlabError(f"--init {cfg.init}: no tensor matches {cfg.model}'s architecture")
-    meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total}
+    meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head}
     return model, meta
 
 

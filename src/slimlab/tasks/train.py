@@ -57,7 +57,8 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     objective = build_objective(cfg.loss, p.ds.num_classes, kwargs=cfg.loss_kwargs, label_smoothing=cfg.label_smoothing,
                                 targets=p.targets, epochs=cfg.epochs, lr=cfg.lr, transition=transition,
                                 estimate_transition_from=transition_estimator(p, ctx))
-    model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes)
+    model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes,
+                              None if objective.num_outputs else list(p.ds.classes))
     if resume is not None and resume.get("pruned"):
         resize_to_state_dict(model, resume["state_dict"])
         meta["pruned"] = True
