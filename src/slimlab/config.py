@@ -55,6 +55,7 @@ class TrainConfig:
     # optimisation
     epochs: int = 30
     batch_size: int = 128  # global batch size (split over DDP ranks)
+    epoch_size: int = 0  # samples per epoch, drawn with repetition from the training set; 0 = one pass
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
@@ -85,7 +86,8 @@ class TrainConfig:
     # the stated range of every numeric option, checked in one place (config.check_ranges) before anything runs
     RANGES = {"val_fraction": "[0, 1)", "train_subset": ">= 0", "labels_per_class": ">= 0",
               "image_size": "0 or [8, 4096]", "clean_subset": ">= 0", "label_smoothing": "[0, 1)",
-              "epochs": "[1, 100000]", "batch_size": "[1, 1000000]", "lr": "> 0", "momentum": "[0, 1)",
+              "epochs": "[1, 100000]", "batch_size": "[1, 1000000]",
+              "epoch_size": ">= 0", "lr": "> 0", "momentum": "[0, 1)",
               "weight_decay": "[0, 1]",
               "clip_grad_norm": ">= 0", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
               "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",

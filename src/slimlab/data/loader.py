@@ -48,8 +48,9 @@ class BatchLoader:
                  shuffle: bool = False, augment: bool = False, pad: int = 4, flip: bool = True,
                  drop_last: bool = False, seed: int = 0, rank: int = 0, world: int = 1,
                  device: torch.device | str = "cpu", targets: torch.Tensor | None = None,
-                 channels_last: bool = False):
+                 channels_last: bool = False, epoch_size: int = 0):
         self.split, self.indices = split, indices.long()
+        self.epoch_size = epoch_size  # > 0: an epoch is this many samples, drawn with repetition (RotNet's few-label)
         self.targets = split.targets if targets is None else targets
         self.batch_size, self.shuffle, self.augment = batch_size, shuffle, augment
         self.pad, self.flip, self.drop_last = pad, flip, drop_last
@@ -69,7 +70,11 @@ class BatchLoader:
         idx = self.indices
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
-            idx = idx[torch.randperm(len(idx), generator=g)]
+            if self.epoch_size and len(idx):  # whole shuffled passes, repeated until epoch_size samples
+                passes = -(-self.epoch_size // len(idx))
+                idx = torch.cat([idx[torch.randperm(len(idx), generator=g)] for _ in range(passes)])[: self.epoch_size]
+            else:
+                idx = idx[torch.randperm(len(idx), generator=g)]
         if self.world > 1:
             if self.shuffle:  # pad to a multiple of world, as DistributedSampler does
                 extra = (-len(idx)) % self.world

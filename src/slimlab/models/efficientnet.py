@@ -6,6 +6,11 @@ blocks. Bn = B0 scaled by the released (width, depth, resolution, dropout) coeff
 :data:`EFFICIENTNET`: channels ``make_divisible(c * width, 8)``, repeats
 ``ceil(n * depth)``. Parameter counts equal torchvision's to the unit (tested).
 ``cifar_stem=True``: stem and the first stride-2 stage use stride 1 (total stride 8, for 32x32).
+
+As the TF reference builds it: BatchNorm with epsilon 1e-3 and momentum 0.01 (TF's decay 0.99;
+``bn_eps=1e-5, bn_momentum=0.1`` gives PyTorch's defaults, which short runs may prefer: the running
+statistics move half-way in 70 steps at 0.01), and a head conv of ``round_filters(1280 * width)``
+channels, not 4x the last stage (they differ at widths never released: 1552 vs 1536 at w = 1.21).
 """
 
 from __future__ import annotations
@@ -38,8 +43,10 @@ B0_STAGES = [(1, 3, 1, 32, 16, 1), (6, 3, 2, 16, 24, 2), (6, 5, 2, 24, 40, 2), (
 
 
 def efficientnet(num_classes: int = 1000, width_mult: float = 1.0, depth_mult: float = 1.0, dropout: float = 0.2,
-                 drop_path: float = 0.2, cifar_stem: bool = False) -> MobileNet:
+                 drop_path: float = 0.2, cifar_stem: bool = False, bn_eps: float = 1e-3,
+                 bn_momentum: float = 0.01) -> MobileNet:
     """EfficientNet with B0's stage table scaled by ``width_mult`` and ``depth_mult``."""
+    bn = {"bn_eps": bn_eps, "bn_momentum": bn_momentum}
     strides = [2] + [r[2] for r in B0_STAGES]
     if cifar_stem:
         strides = _first_s2_to_s1(_first_s2_to_s1(strides))
@@ -47,17 +54,17 @@ def efficientnet(num_classes: int = 1000, width_mult: float = 1.0, depth_mult: f
               for e, k, _, ci, co, n in B0_STAGES]
     total = sum(r[4] for r in stages)
     cin = stages[0][2]
-    layers: list = [ConvBNAct(3, cin, 3, strides[0], act=nn.SiLU)]
+    layers: list = [ConvBNAct(3, cin, 3, strides[0], act=nn.SiLU, **bn)]
     block_id = 0
     for (e, k, _, co, n), s in zip(stages, strides[1:]):
         for i in range(n):
             cexp = make_divisible(cin * e)
             se = SqueezeExcite(cexp, max(1, cin // 4), nn.SiLU, nn.Sigmoid)
             layers.append(InvertedResidual(cin, cexp, co, k, s if i == 0 else 1, act=nn.SiLU, se=se,
-                                           drop_path=drop_path * block_id / total))
+                                           drop_path=drop_path * block_id / total, **bn))
             cin, block_id = co, block_id + 1
-    head = 4 * cin
-    layers.append(ConvBNAct(cin, head, 1, act=nn.SiLU))
+    head = make_divisible(1280 * width_mult)  # round_filters(1280), as the reference
+    layers.append(ConvBNAct(cin, head, 1, act=nn.SiLU, **bn))
     return MobileNet(nn.Sequential(*layers), nn.Sequential(nn.Dropout(dropout), nn.Linear(head, num_classes)))
 
 

@@ -1,7 +1,8 @@
 """Evaluation of frozen features (RotNet, Sec. 4.1): a classifier trained on one block's feature maps
 of a frozen trunk. Heads: ``linear`` (global average pooling + linear), ``mlp`` (the paper's
 non-linear classifier: flatten, two hidden layers of 200 units with BN and ReLU, linear), ``conv``
-(the paper's conv classifier: a further NIN block of three convs, global pooling, linear).
+(the paper's conv classifier: a further NIN block of three 192-channel convs, global pooling, linear;
+``head_width`` 0 takes the official 192, scaled by the trunk's ``width_mult``).
 
 The trunk stays in eval mode (its BN statistics do not move) and has ``requires_grad=False``: no
 gradient reaches it.
@@ -19,7 +20,8 @@ from slimlab.models.registry import create_model, register_model
 
 class Probe(nn.Module):
     def __init__(self, num_classes: int = 10, trunk: str = "nin4", trunk_kwargs: dict | None = None,
-                 trunk_classes: int = 4, block: int = 2, head: str = "linear", input_size: int = 32):
+                 trunk_classes: int = 4, block: int = 2, head: str = "linear", input_size: int = 32,
+                 head_width: int = 0):
         super().__init__()
         self.trunk = create_model(trunk, trunk_classes, **(trunk_kwargs or {}))
         for p in self.trunk.parameters():
@@ -34,9 +36,10 @@ class Probe(nn.Module):
             self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * h * w, 200, bias=False), nn.BatchNorm1d(200),
                                       nn.ReLU(inplace=True), nn.Linear(200, 200, bias=False), nn.BatchNorm1d(200),
                                       nn.ReLU(inplace=True), nn.Linear(200, num_classes))
-        elif head == "conv":  # a further NIN block as wide as the features
-            self.head = nn.Sequential(nin_block(c, (c, c, c), 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                      nn.Linear(c, num_classes))
+        elif head == "conv":  # a further NIN block, 192 channels wide as in the official code
+            cw = head_width or max(8, round(192 * float((trunk_kwargs or {}).get("width_mult", 1.0))))
+            self.head = nn.Sequential(nin_block(c, (cw, cw, cw), 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                      nn.Linear(cw, num_classes))
         else:
             raise SlimlabError(f"unknown probe head '{head}' (linear, mlp, conv)")
 
@@ -66,9 +69,9 @@ class Probe(nn.Module):
 
 
 def probe(num_classes: int = 10, trunk: str = "nin4", trunk_kwargs: dict | None = None, trunk_classes: int = 4,
-          block: int = 2, head: str = "linear", input_size: int = 32) -> Probe:
+          block: int = 2, head: str = "linear", input_size: int = 32, head_width: int = 0) -> Probe:
     """A classifier on the frozen features of one block of a (RotNet-pretrained) trunk."""
-    return Probe(num_classes, trunk, trunk_kwargs, trunk_classes, block, head, input_size)
+    return Probe(num_classes, trunk, trunk_kwargs, trunk_classes, block, head, input_size, head_width)
 
 
 register_model("probe", probe, family="probe", doc="a classifier on one block of a frozen trunk (slimlab probe)")

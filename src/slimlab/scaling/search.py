@@ -24,6 +24,8 @@ from slimlab.models import create_model, get_entry
 from slimlab.profile import count_macs, count_params
 from slimlab.scaling.compound import compound, flops_factor
 
+PAPER_POINT = (1.2, 1.1, 1.15)  # the paper's (alpha, beta, gamma): on the default grid (step 0.05), and trained
+
 
 @dataclass
 class Scaled:
@@ -85,9 +87,13 @@ def admissible(base: str, budget: float, tolerance: float, step: float, num_clas
             found.append((a, b, g, ratio, s))
     if not found:
         raise SlimlabError(f"no (alpha, beta, gamma) on the grid reaches {budget}x MACs within {tolerance:.0%}")
-    if len(found) > max_candidates:  # spread the trained candidates over the admissible set
-        keep = np.linspace(0, len(found) - 1, max_candidates).round().astype(int)
-        found = [found[i] for i in sorted(set(keep.tolist()))]
+    if len(found) > max_candidates:  # spread the trained candidates over the admissible set, the paper's point kept
+        keep = set(np.linspace(0, len(found) - 1, max_candidates).round().astype(int).tolist())
+        paper = [i for i, f in enumerate(found) if np.allclose(f[:3], PAPER_POINT)]
+        if paper and paper[0] not in keep:
+            keep.discard(min(keep, key=lambda i: abs(i - paper[0])))
+            keep.add(paper[0])
+        found = [found[i] for i in sorted(keep)]
     return found
 
 

@@ -91,8 +91,8 @@ def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True)
     if ctx.world > 1 and bs % ctx.world:
         raise SlimlabError(f"batch_size {bs} must be divisible by the {ctx.world} processes")
     train = D.BatchLoader(ds.train, p.train_idx, bs, shuffle=shuffle, augment=cfg.augment, pad=ds.pad, flip=ds.flip,
-                          drop_last=len(p.train_idx) > bs, seed=cfg.seed, rank=ctx.rank, world=ctx.world,
-                          targets=p.targets, **common)
+                          drop_last=max(len(p.train_idx), cfg.epoch_size) > bs, seed=cfg.seed, rank=ctx.rank,
+                          world=ctx.world, targets=p.targets, epoch_size=cfg.epoch_size, **common)
     eval_bs = -(-max(bs, 256) // ctx.world) * ctx.world  # a multiple of the process count
     val_targets = ds.train.targets if cfg.clean_val else p.targets  # the true labels, or the (noisy) given ones
     val = (D.BatchLoader(ds.train, p.val_idx, eval_bs, rank=ctx.rank, world=ctx.world, targets=val_targets, **common)

@@ -1,0 +1,29 @@
+"""EfficientNet as the TF reference builds it, and a search grid that holds the paper's point."""
+
+from __future__ import annotations
+
+import torch.nn as nn
+
+from slimlab.models import create_model
+from slimlab.models.layers import make_divisible
+from slimlab.scaling.search import PAPER_POINT, candidates
+
+
+def test_tf_batchnorm_settings_by_default_and_pytorchs_on_request():
+    bns = [m for m in create_model("efficientnet_b0", 10).modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and {(m.eps, m.momentum) for m in bns} == {(1e-3, 0.01)}
+    bns = [m for m in create_model("efficientnet_b0", 10, bn_eps=1e-5, bn_momentum=0.1).modules()
+           if isinstance(m, nn.BatchNorm2d)]
+    assert {(m.eps, m.momentum) for m in bns} == {(1e-5, 0.1)}
+
+
+def test_head_is_round_filters_of_1280():
+    for w, want in ((1.0, 1280), (1.21, 1552), (2.0, 2560)):
+        m = create_model("efficientnet_b0", 10, width_mult=w)
+        assert m.classifier[-1].in_features == want == make_divisible(1280 * w)
+    # the old rule, 4x the last stage, gave 1536 at w = 1.21
+    assert 4 * make_divisible(320 * 1.21) == 1536
+
+
+def test_default_grid_contains_the_papers_point():
+    assert PAPER_POINT in candidates(2.0, 0.05)
