@@ -81,7 +81,9 @@ def main() -> None:
     for method in a.methods.split(","):
         runs = []
         for seed in range(a.seeds):
-            name = f"{a.model}-{method}" + (f"-s{seed}" if seed else "")
+            protocol = (f"-{Path(str(a.checkpoint)).name.replace(':', '_')}-ftl{a.ft_layer_epochs:g}"
+                        if a.checkpoint else "")  # a zoo model and per-layer budget get their own runs
+            name = f"{a.model}{protocol}-{method}" + (f"-s{seed}" if seed else "")
             done = out / name / "summary.json"
             if done.is_file():
                 runs.append(json.loads(done.read_text()))
@@ -115,8 +117,12 @@ def make_table(a, results: dict, speed: dict) -> str:
                      _mean_std(s, "finetuned_acc", f["test_acc"]),
                      f"{s['latency_speedup']['batch1']:.2f}x / {s['latency_speedup']['batch64']:.2f}x",
                      f"{s['prune_s']:.1f}"])
-    return (f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 "
-            f"copy (CPU budget), pruned to <= {a.target_macs} of its MACs, fine-tuned {a.ft_epochs} epochs at "
+    origin = (f"{a.model} from {a.checkpoint}" if getattr(a, "checkpoint", "") else
+              f"{a.model} trained {a.epochs} epochs on a {a.train_subset}-image stratified subset of the CIFAR-10 copy")
+    per_layer = getattr(a, "ft_layer_epochs", 0.0)
+    return (f"{origin} (CPU budget), pruned to <= {a.target_macs} of its MACs"
+            + (f", {per_layer:g} epoch(s) of fine-tuning after each pruned layer" if per_layer else "")
+            + f", fine-tuned {a.ft_epochs} epochs at "
             f"lr {a.ft_lr}; test set: all 10,000 images. Accuracies: mean ± std over {getattr(a, 'seeds', 1)} "
             "prune + fine-tune seed(s) of the same trained model. thinet_orig: ThiNet with --thinet-target original "
             "(re-weighting reproduces the unpruned model's responses).\n\n"

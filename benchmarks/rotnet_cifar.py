@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--k", default="20,100,400,1000")
     ap.add_argument("--few-epochs", type=int, default=10)
     ap.add_argument("--epoch-size", type=int, default=10000, help="samples per few-label epoch (official: 50,000)")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-rotnet"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-rotnet-v2"))  # v2: the official protocol
     ap.add_argument("--name", default="rotnet_cifar")
     a = ap.parse_args()
     spec = cifar_spec()

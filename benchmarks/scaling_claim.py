@@ -8,8 +8,9 @@ From a small base (EfficientNet-B0 at ``--base-width`` with the CIFAR stem, 32x3
 - resolution only: the input size (the images are resized);
 - compound: the paper's (alpha, beta, gamma) = (1.2, 1.1, 1.15) at the phi that reaches the target.
 Each is trained with the same fast schedule (SGD, Nesterov, cosine, warm-up) on the CIFAR-10 copy, and
-plotted against MACs and against measured CPU latency (batch 1). ``--search`` also runs
-``slimlab scale search`` at this scale and reports its (alpha, beta, gamma) beside the paper's.
+plotted against MACs and against measured CPU latency (batch 1). The search for (alpha, beta, gamma) at
+this scale is ``slimlab scale search --base efficientnet_b0 --data cifar10 ...`` (see recipes/
+efficientnet_scaling.yaml), reported beside the paper's (1.2, 1.1, 1.15).
 
 Usage: python benchmarks/scaling_claim.py [--base-width 0.5] [--epochs 15] [--train-subset 0] [--targets 2,4]
 Writes benchmarks/results/scaling_claim.{json,md,png}.

@@ -64,6 +64,21 @@ def test_truncated_gce_by_hand():
     assert gce_loss(logits, target, q).item() == pytest.approx(((1 - 0.7**q) + (1 - 0.3**q)) / q / 2, rel=1e-5)
 
 
+def test_truncated_gce_learns_from_scratch_then_truncates():
+    """At initialisation every p_y is about 1/K < k: truncating from the start would give no gradient at all. The
+    objective trains with plain L_q for the first 40/120 of the epochs, as the paper does, then truncates."""
+    from slimlab.losses import build_objective
+
+    obj = build_objective("gce_trunc", 10, epochs=12)
+    assert obj.start == 4
+    logits = torch.zeros(8, 10, requires_grad=True)  # uniform: p_y = 0.1 < k = 0.5
+    batch = {"target": torch.arange(8) % 10, "index": torch.arange(8)}
+    (g,) = torch.autograd.grad(obj.loss(logits, batch, 0), [logits])
+    assert g.abs().sum() > 0  # learns in the first epochs
+    (g,) = torch.autograd.grad(obj.loss(logits, batch, 4), [logits])
+    assert g.abs().sum() == 0  # truncated afterwards: low-confidence samples give nothing
+
+
 def test_nce_rce_by_hand():
     p = probs()
     nce = np.mean([math.log(p[0][0]) / sum(math.log(v) for v in p[0]),

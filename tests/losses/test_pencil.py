@@ -59,11 +59,14 @@ def test_lambda_distance_rule_moves_y_tilde_as_far_as_the_official_schedule():
     short = PencilObjective(targets, 2, epochs=32, lam=600.0, lam_rule="distance")
     assert (official.stage2 - official.stage1, short.stage2 - short.stage1) == (130, 13)
     g = torch.tensor([[0.01, -0.01], [-0.02, 0.02]])
+    batch = {"index": torch.tensor([0, 1]), "target": targets}
     moved = []
     for obj in (official, short):
         start = obj.y_tilde.clone()
-        for _ in range(obj.stage2 - obj.stage1):
-            obj.y_tilde -= obj.lam * g  # what after_step does with this gradient
+        for _ in range(obj.stage2 - obj.stage1):  # one update per sample per stage-2 epoch, through after_step
+            obj._leaf = obj.y_tilde[batch["index"]].clone().requires_grad_(True)
+            obj._leaf.grad = g.clone()
+            obj.after_step(batch)
         moved.append(obj.y_tilde - start)
     assert torch.allclose(moved[0], moved[1], rtol=1e-5)
     assert PencilObjective(targets, 2, epochs=32, lam=600.0).lam == 600.0  # fixed: as given

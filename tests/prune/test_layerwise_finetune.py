@@ -68,3 +68,41 @@ def test_calibration_samples_scale_with_the_weights_fitted():
     assert samples_per_image(10, 10.0, 64, 100) == 10
     assert samples_per_image(10, 10.0, 256, 100) == 26
     assert samples_per_image(10, 0.0, 256, 100) == 10  # off: the paper's fixed 10 per image
+
+
+def test_layer_budget_over_one_epoch_runs_several_passes():
+    """--ft-layer-epochs 2.5 on a 4-batch loader: 10 steps, reshuffled at each pass (it used to stop at one pass)."""
+    from slimlab.tasks.prune import LimitedLoader
+
+    class Loader:
+        def __init__(self):
+            self.epoch = 0
+
+        def set_epoch(self, e):
+            self.epoch = e
+
+        def __len__(self):
+            return 4
+
+        def __iter__(self):
+            for i in range(4):
+                yield (self.epoch, i)
+
+    steps = layer_steps(PruneConfig(ft_layer_epochs=2.5), 4)
+    limited = LimitedLoader(Loader(), steps)
+    got = list(limited)
+    assert steps == 10 and len(limited) == 10 and len(got) == 10
+    assert len({e for e, _ in got}) == 3  # three passes, each with its own shuffle seed
+
+
+def test_refine_with_tpami_is_refused_and_one_process_keeps_its_selection():
+    import pytest
+
+    from slimlab.errors import SlimlabError
+    from slimlab.prune.criterion import Selection
+    from slimlab.prune.pruner import check_options, same_on_every_rank
+
+    with pytest.raises(SlimlabError, match="use one or the other"):
+        check_options(0.5, "layerwise", "tpami", "current", refine=True)
+    sel = Selection(torch.tensor([0, 2]), torch.tensor([1.0, 0.5]))
+    assert same_on_every_rank(sel) is sel  # no process group: nothing to agree on

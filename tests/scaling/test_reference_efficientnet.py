@@ -27,3 +27,8 @@ def test_head_is_round_filters_of_1280():
 
 def test_default_grid_contains_the_papers_point():
     assert PAPER_POINT in candidates(2.0, 0.05)
+
+
+def test_papers_point_is_a_candidate_on_a_coarse_grid_too():
+    assert PAPER_POINT in candidates(2.0, 0.1)  # 1.15 is not on a 0.1 grid: added
+    assert PAPER_POINT not in candidates(4.0, 0.1)  # but only where it meets the budget

@@ -10,7 +10,7 @@ import torch
 from slimlab.errors import SlimlabError
 from slimlab.losses.bootstrap import bootstrap_hard_loss, bootstrap_soft_loss
 from slimlab.losses.forward import estimate_transition, forward_loss
-from slimlab.losses.gce import gce_loss, gce_trunc_loss
+from slimlab.losses.gce import TruncatedGCE, gce_loss, gce_trunc_loss
 from slimlab.losses.mae import mae_loss
 from slimlab.losses.nce_rce import nce_loss, nce_rce_loss
 from slimlab.losses.objective import LossObjective, Objective
@@ -26,14 +26,13 @@ __all__ = ["Objective", "LossObjective", "PencilObjective", "build_objective", "
 
 LOSSES = {
     "gce": gce_loss,
-    "gce_trunc": gce_trunc_loss,
     "sce": sce_loss,
     "mae": mae_loss,
     "nce_rce": nce_rce_loss,
     "bootstrap_soft": bootstrap_soft_loss,
     "bootstrap_hard": bootstrap_hard_loss,
 }
-NAMES = ["ce", *LOSSES, "forward", "pencil", "rotnet"]
+NAMES = ["ce", *LOSSES, "gce_trunc", "forward", "pencil", "rotnet"]
 
 
 def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, label_smoothing: float = 0.0,
@@ -55,6 +54,8 @@ def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, 
             fn = LOSSES[name]
             fn(torch.zeros(1, num_classes), torch.zeros(1, dtype=torch.long), **kw)  # validate options now
             return LossObjective(partial(fn, **kw), name)
+        if name == "gce_trunc":
+            return TruncatedGCE(epochs, **kw)
         if name == "forward":
             t = _forward_matrix(kw, transition, estimate_transition_from, num_classes)
             return LossObjective(partial(forward_loss, T=torch.as_tensor(t, dtype=torch.float32)), name)

@@ -26,6 +26,7 @@ from slimlab.prune.criterion import (
     Criterion,
     CriterionOptions,
     LayerStats,
+    Selection,
     build_criterion,
 )
 from slimlab.prune.graph import PrunableLayer, build_graph, find_prunable, prune_out_channels
@@ -133,7 +134,7 @@ def apply_selection(dg, layer: PrunableLayer, kept: torch.Tensor, w: torch.Tenso
     prune_out_channels(dg, layer.conv, kept)
 
 
-def check_options(ratio: float, mode: str, variant: str, target: str) -> None:
+def check_options(ratio: float, mode: str, variant: str, target: str, refine: bool = False) -> None:
     """One-line errors for option values out of their sets, before any work is done."""
     if not 0 < ratio <= 1:
         raise SlimlabError(f"--keep-ratio must be in (0, 1], got {ratio}")
@@ -143,6 +144,9 @@ def check_options(ratio: float, mode: str, variant: str, target: str) -> None:
         raise SlimlabError(f"unknown ThiNet variant '{variant}' (iccv, tpami)")
     if target not in ("current", "original"):
         raise SlimlabError(f"unknown ThiNet target '{target}' (current, original)")
+    if refine and variant == "tpami":
+        raise SlimlabError("--thinet-refine improves the ICCV selection (Eq. 5); TPAMI's forward selection fits "
+                           "another objective: use one or the other")
 
 
 def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: Calibration | None, *,
@@ -156,7 +160,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     ``target="original"`` (layer by layer, ThiNet): re-weight layer i+1 to reproduce the *unpruned*
     model's responses from the pruned model's inputs, as He et al. 2017 (channel pruning, Eq. 1) do, so
     that the error of the layers pruned before is corrected rather than carried along."""
-    check_options(ratio, mode, variant, target)
+    check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
                                  samples_per_weight=samples_per_weight, apoz_at=apoz_at))
@@ -197,10 +201,23 @@ def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g:
                 raise SlimlabError(f"--thinet-target original: {name} was pruned before its input layer; "
                                    "use the current target")
             st.target_responses = lambda gen, k, x=x_orig, t=twin: thinet.collect_samples(x, t, k, gen)[1]
-        sel = crit.select(p, channels[p.name][1], st, g)
+        sel = same_on_every_rank(crit.select(p, channels[p.name][1], st, g))
         apply_selection(dg, p, sel.kept, sel.scales)
         if between_layers is not None:
             between_layers(model)
+
+
+def same_on_every_rank(sel: Selection) -> Selection:
+    """Rank 0's selection on every rank. Under DDP the fine-tuning between layers leaves each rank its own
+    BatchNorm statistics, so the ranks' calibration statistics, and their selections, could differ: the
+    pruned architectures must not."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return sel
+    box = [sel.kept.cpu(), None if sel.scales is None else sel.scales.cpu()]
+    dist.broadcast_object_list(box, src=0)
+    return Selection(box[0].to(sel.kept.device), None if box[1] is None else box[1].to(sel.kept.device))
 
 
 def _original_inputs(model: nn.Module, plan: list[PrunableLayer], calib: Calibration) -> dict:

@@ -21,12 +21,14 @@ import time
 import torch
 
 
-def refine_swaps(x_hat: torch.Tensor, kept: torch.Tensor, max_swaps: int = 1000, time_cap_s: float = 10.0,
-                 rtol: float = 1e-12) -> tuple[torch.Tensor, dict]:
+def refine_swaps(x_hat: torch.Tensor, kept: torch.Tensor, max_swaps: int | None = None,
+                 time_cap_s: float | None = None, rtol: float = 1e-12) -> tuple[torch.Tensor, dict]:
     """Improve the kept set ``kept`` (sorted indices of [m, C] ``x_hat``'s columns) by best-exchange swaps.
 
-    Stops at a local optimum (no exchange lowers f by more than ``rtol`` x f), after ``max_swaps``, or after
-    ``time_cap_s`` seconds. Returns the new sorted kept indices and {"swaps", "start", "end", "seconds"}."""
+    Stops at a local optimum (no exchange lowers f by more than ``rtol`` x f), after ``max_swaps`` (default:
+    10 x the number of channels, each swap O(C^2)), or after ``time_cap_s`` seconds when given (a wall-clock
+    cap is not deterministic: ranks of a DDP job could stop at different swaps, so it is off by default).
+    Returns the new sorted kept indices and {"swaps", "start", "end", "seconds"}."""
     t0 = time.perf_counter()
     x = x_hat.double()
     c = x.shape[1]
@@ -37,7 +39,8 @@ def refine_swaps(x_hat: torch.Tensor, kept: torch.Tensor, max_swaps: int = 1000,
     v = g[:, ~kept_mask].sum(1)  # X^T s with s = sum of the removed columns
     f = float(v[~kept_mask].sum())  # ||s||^2 = 1_T^T G 1_T
     start, swaps = f, 0
-    while swaps < max_swaps and time.perf_counter() - t0 < time_cap_s:
+    max_swaps = 10 * c if max_swaps is None else max_swaps
+    while swaps < max_swaps and (time_cap_s is None or time.perf_counter() - t0 < time_cap_s):
         ks = torch.nonzero(kept_mask).flatten()
         rs = torch.nonzero(~kept_mask).flatten()
         if len(ks) == 0 or len(rs) == 0:

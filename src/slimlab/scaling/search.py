@@ -66,6 +66,8 @@ def candidates(budget: float = 2.0, step: float = 0.05, max_factor: float = 2.0)
     for a, b, g in itertools.product(vals, vals, vals):
         if abs(flops_factor(a, b, g) - budget) <= 0.15 * budget:
             out.append((float(a), float(b), float(g)))
+    if PAPER_POINT not in out and abs(flops_factor(*PAPER_POINT) - budget) <= 0.15 * budget:
+        out.append(PAPER_POINT)  # the paper's point is always a candidate, on the grid or not
     return out
 
 

@@ -46,23 +46,28 @@ class Job:
 
 
 class LimitedLoader:
-    """The first ``steps`` batches of a loader (per-layer fine-tuning), reshuffled each call."""
+    """``steps`` batches of a loader (per-layer fine-tuning): fewer than an epoch, or several epochs in a row,
+    reshuffled at every pass."""
 
     def __init__(self, loader, steps: int):
-        self.loader, self.steps, self.calls = loader, steps, 0
+        self.loader, self.steps, self.passes = loader, steps, 0
 
     def set_epoch(self, epoch: int) -> None:
-        self.calls += 1
-        self.loader.set_epoch(1000 + self.calls)
+        pass  # every pass over the underlying loader gets its own shuffle in __iter__
 
     def __len__(self) -> int:
-        return min(self.steps, len(self.loader))
+        return self.steps
 
     def __iter__(self):
-        for i, b in enumerate(self.loader):
-            if i >= self.steps:
-                break
-            yield b
+        done = 0
+        while done < self.steps:
+            self.passes += 1
+            self.loader.set_epoch(1000 + self.passes)
+            for b in self.loader:
+                if done >= self.steps:
+                    return
+                yield b
+                done += 1
 
 
 def corrected_labels(run_dir: str | Path) -> torch.Tensor:
@@ -83,7 +88,8 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
                                lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
                                progress=cfg.progress, labels_per_class=0, clean_subset=0, track_test=False,
-                               stop_after=0, eval_every=1,
+                               stop_after=0, eval_every=1, epoch_size=0, clip_grad_norm=0.0,
+                               decay_norm_and_bias=False, clean_val=False, overwrite=False,
                                out=str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck))))
     if tcfg.data == "digits" or tcfg.image_size == 0:
         tcfg.image_size = 0
@@ -189,7 +195,7 @@ def run(cfg: PruneConfig) -> dict:
     t_start = time.time()
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
-    check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target)
+    check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
     job = load_for_pruning(cfg)
     run_dir = on_main(lambda: claim(job.out, overwrite=cfg.overwrite), job.ctx)  # the run owns its directory
     cfg.overwrite = False  # done: not written into config.yaml
