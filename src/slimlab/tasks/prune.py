@@ -104,11 +104,11 @@ def _default_out(cfg: PruneConfig, ck: dict) -> str:
     return f"{Path(ck['path']).parent}-{method}"
 
 
-def load_for_pruning(cfg: PruneConfig) -> Job:
-    ctx = setup(cfg.device)
+def load_for_pruning(cfg: PruneConfig, ctx: Dist | None = None, ck: dict | None = None) -> Job:
+    ctx = ctx or setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    ck = load_checkpoint(cfg.checkpoint)
+    ck = ck or load_checkpoint(cfg.checkpoint)
     model = model_from_checkpoint(ck).to(ctx.device)
     tcfg = finetune_config(cfg, ck)
     p = prepare_data(tcfg)
@@ -196,11 +196,13 @@ def run(cfg: PruneConfig) -> dict:
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
     check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
-    job = load_for_pruning(cfg)
-    run_dir = on_main(lambda: claim(job.out, overwrite=cfg.overwrite), job.ctx)  # the run owns its directory
+    ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
+    # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
+    cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
+    run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
     try:
-        return _prune(job, run_dir.run_id if run_dir else "", t_start)
+        return _prune(load_for_pruning(cfg, ctx, ck), run_dir.run_id if run_dir else "", t_start)
     finally:
         if run_dir is not None:
             run_dir.release()
