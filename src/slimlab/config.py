@@ -2,7 +2,7 @@
 
 Every field has a type and a default; unknown keys and wrong types raise :class:`SlimlabError`
 naming the key. The resolved config is written as ``config.yaml`` in every run directory, so
-``slimlab train --config runs/X/config.yaml`` reproduces a run.
+``slimlab train --config runs/X/config.yaml --out NEW`` reproduces a run.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ class TrainConfig:
     model_kwargs: dict = field(default_factory=dict)
     init: str = ""  # checkpoint whose matching weights initialise the model (head excluded)
     # objective
-    loss: str = "ce"  # ce | gce | sce | mae | nce_rce | bootstrap_soft | bootstrap_hard | forward | pencil
+    loss: str = "ce"  # ce | gce | gce_trunc | sce | mae | nce_rce | bootstrap_soft | bootstrap_hard | forward | pencil
     loss_kwargs: dict = field(default_factory=dict)
     label_smoothing: float = 0.0
     # optimisation
