@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--ft-layer-epochs", type=float, default=0.0, help="fine-tuning after each pruned layer")
     ap.add_argument("--seeds", type=int, default=3, help="prune + fine-tune repeats (calibration set, sampling, order)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-prune"))
+    ap.add_argument("--name", default="prune_cifar", help="results file name under benchmarks/results/")
     ap.add_argument("--latency-only", action="store_true",
                     help="re-measure CPU latency of the saved models (on a quiet machine) and rewrite the table")
     a = ap.parse_args()
@@ -98,7 +99,7 @@ def main() -> None:
         results[method] = dict(runs[0], seeds=[{"pruned_acc": r["pruned"]["test_acc"],
                                                 "finetuned_acc": r["finetuned"]["test_acc"]} for r in runs])
     speed = thinet_speed(spec)
-    write("prune_cifar", {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
+    write(a.name, {"args": vars(a), "base": base_summary, "methods": results, "thinet_resnet56_speed": speed},
           make_table(a, results, speed))
 
 

@@ -17,7 +17,7 @@ $PY benchmarks/noisy_cifar.py --model resnet20 --train-subset 3000 --epochs 30 -
 $PY benchmarks/prune_per_layer.py --checkpoint zoo:resnet20-cifar10 --name prune_per_layer_resnet20
 $PY benchmarks/prune_per_layer.py --checkpoint zoo:resnet56-cifar10 --name prune_per_layer_resnet56
 $PY benchmarks/prune_cifar.py --checkpoint zoo:resnet56-cifar10 --ft-layer-epochs 1 --ft-epochs 10 --seeds 2 \
-  --methods thinet,thinet_refine,apoz,l1,random --out runs/bench-prune-r56
+  --methods thinet,thinet_refine,apoz,l1,random --out runs/bench-prune-r56 --name prune_resnet56_thinet_procedure
 # issue 13's protocol where noise hurts (CE's last epoch well below its best)
 $PY benchmarks/noisy_cifar.py --model resnet20 --train-subset 10000 --epochs 60 --name noisy_cifar_hurts \
   --out runs/bench-noisy-hurts
