@@ -39,3 +39,19 @@ def tiny_folder(tmp_path: Path) -> Path:
                     im = im.convert("L")
                 im.save(d / f"{i:03d}.png")
     return root
+
+
+class ListLoader:
+    """A loader over fixed batches (dicts of "image", "target", "index"): what ``engine.fit`` needs of one."""
+
+    def __init__(self, batches: list[dict]):
+        self.batches = batches
+
+    def set_epoch(self, epoch: int) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        return iter(self.batches)

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn as nn
 
+from conftest import ListLoader
 from slimlab.cli.main import main
 from slimlab.config import TrainConfig
 from slimlab.engine import Loaders, Objective, fit, load_checkpoint
@@ -184,24 +185,11 @@ class _Poison(Objective):
                 self.model[0].weight[0, 0] = float("nan")
 
 
-def _loader(n: int = 64):
-    class L:
-        def __init__(self):
-            g = torch.Generator().manual_seed(0)
-            self.x, self.y = torch.randn(n, 3, 8, 8, generator=g), torch.arange(n) % 4
-
-        def set_epoch(self, e):
-            pass
-
-        def __len__(self):
-            return 2
-
-        def __iter__(self):
-            for i in range(2):
-                s = slice(i * n // 2, (i + 1) * n // 2)
-                yield {"image": self.x[s], "target": self.y[s], "index": torch.arange(n)[s]}
-
-    return L()
+def _loader(n: int = 64) -> ListLoader:
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(n, 3, 8, 8, generator=g), torch.arange(n) % 4
+    return ListLoader([{"image": x[s], "target": y[s], "index": torch.arange(n)[s]}
+                       for s in (slice(0, n // 2), slice(n // 2, n))])
 
 
 def test_divergence_stops_before_a_poisoned_checkpoint(tmp_path):

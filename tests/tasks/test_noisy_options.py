@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from conftest import ListLoader
 from slimlab.config import TrainConfig
 from slimlab.engine import Dist, build_optimizer
 from slimlab.models import create_model
@@ -41,19 +42,9 @@ def test_gradient_clipping_bounds_the_step(tmp_path):
         before = model[1].weight.detach().clone()
         x, y = torch.randn(16, 3, 2, 2) * 100, torch.arange(16) % 3
 
-        class L:
-            def set_epoch(self, e):
-                pass
-
-            def __len__(self):
-                return 1
-
-            def __iter__(self):
-                yield {"image": x, "target": y, "index": torch.arange(16)}
-
         cfg = TrainConfig(epochs=1, lr=1.0, momentum=0.0, weight_decay=0.0, amp=False, channels_last=False,
                           clip_grad_norm=clip, progress="none")
-        fit(model, Loaders(L()), Objective(), cfg, None)
+        fit(model, Loaders(ListLoader([{"image": x, "target": y, "index": torch.arange(16)}])), Objective(), cfg, None)
         return float((model[1].weight.detach() - before).norm())
 
     assert run(0.5) <= 0.5 + 1e-5  # one SGD step at lr 1 moves the weights by at most the clipped norm
