@@ -10,12 +10,29 @@ Every command is a function of a typed config that returns its summary::
     pruned = api.prune(PruneConfig(checkpoint="runs/r20/best.pt", method="thinet", target_macs=0.5))
 
 ``api.run_task(name, cfg)`` runs any task of the table by name.
+
+Your own model, in your own training loop (any ``nn.Module``; a timm model here)::
+
+    import timm
+    from slimlab import api
+
+    model = timm.create_model("resnet18", num_classes=10)
+    model, report = api.prune_module(model, train_loader, method="thinet", target_macs=0.5, round_to=8)
+    api.save_pruned(model, "r18-pruned.safetensors", model_name="timm:resnet18")
+    model = api.load_pruned("r18-pruned.safetensors")  # its pruned shapes, from tensors alone
+
+``api.train(cfg, model=my_module, data=(train_set, test_set))`` trains your module on your data with
+slimlab's loop (losses for noisy labels included).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from slimlab.data import from_datasets
+from slimlab.models.io import load_pruned, save_pruned
+from slimlab.models.registry import allow_module
+from slimlab.prune import PruneReport, prune_module, recalibrate_bn
 from slimlab.tasks.common import Prepared, build_model, data_meta, default_out, make_loaders, plot_curves, prepare_data
 from slimlab.tasks.demo import DemoConfig, run_demo
 from slimlab.tasks.demo import run as demo
@@ -43,7 +60,9 @@ from slimlab.tasks.scale import run as scale
 from slimlab.tasks.table import TASKS
 from slimlab.tasks.train import resume, train
 
-__all__ = ["DemoConfig", "EvaluateConfig", "ExportConfig", "LabelsConfig", "ModelsConfig", "PretrainConfig",
+__all__ = ["PruneReport", "allow_module", "from_datasets", "load_pruned", "prune_module", "recalibrate_bn",
+           "save_pruned", "DemoConfig", "EvaluateConfig", "ExportConfig", "LabelsConfig", "ModelsConfig",
+           "PretrainConfig",
            "Prepared", "ProbeConfig", "ProfileConfig", "ReportConfig", "RunConfig", "ScaleConfig", "TASKS",
            "best_run", "build_eval_loader", "build_model", "build_report", "check_recipe", "corrected_labels",
            "data_meta", "default_out", "demo", "evaluate", "evaluate_checkpoint", "export", "label_issues_for_run",

@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last.pt")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
+        p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
+                       help="trust the module of a module:MODULE:callable model that a checkpoint names (it imports "
+                            "and runs that module's code); repeatable; also SLIMLAB_ALLOW_MODULES=a,b")
         add_config_args(p, task.config, task.cli_skip)
         p.set_defaults(task=task, func=run_command)
     return parser
@@ -147,6 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
 def dispatch(args: argparse.Namespace) -> dict:
     """Resolve the command's config (defaults < --config < flags < --set) and run its task."""
     task: Task = args.task
+    if getattr(args, "allow_module", None):
+        from slimlab.models.registry import allow_module
+
+        for module in args.allow_module:
+            allow_module(module)
     names = {f.name for f in dataclasses.fields(task.config)}
     flags = {k: v for k, v in vars(args).items() if k in names}
     if getattr(args, "resume", None):

@@ -11,6 +11,9 @@ def _pct(v) -> str:
 
 
 def train(s: dict) -> None:
+    init = s.get("init") or {}
+    if init.get("report"):
+        print(f"--init {init['from']}: {init['report']}; classifier {init['head']}")
     print(f"{s.get('model')} on {s.get('data')}: best val {_pct(s.get('best_val_acc'))}, "
           f"test {_pct(s.get('test_acc'))} ({s.get('params', 0) / 1e6:.3f}M params, {s.get('macs', 0) / 1e6:.1f}M MACs,"
           f" {s.get('images_per_s', 0):.0f} img/s, {s.get('wall_s', 0):.1f}s) -> {s.get('out')}")
@@ -26,7 +29,8 @@ def models(r: dict) -> None:
     for m in r["models"]:
         print(f"{m['name']:22} {m['family']:13} {m['params'] / 1e6:8.2f}M {m['macs'] / 1e6:8.1f}M "
               f"{m['input_size']:5d}  {m['doc']}")
-    print("any torchvision classifier as tv:NAME (e.g. tv:resnet18)")
+    print("any torchvision classifier as tv:NAME (e.g. tv:resnet18), any timm model as timm:NAME (e.g. "
+          "timm:resnet18), your own constructor as module:pkg.mod:callable")
     if r.get("zoo"):
         print("\ntrained checkpoints (--init zoo:NAME, slimlab prune zoo:NAME, slimlab evaluate zoo:NAME):")
         for z in r["zoo"]:
@@ -57,10 +61,14 @@ def prune(s: dict) -> None:
     print(f"{s['model']} {s['method']} keep ratio {s['ratio']:.3f}: "
           f"params {o['params'] / 1e6:.3f}M -> {p['params'] / 1e6:.3f}M,"
           f" MACs {o['macs'] / 1e6:.1f}M -> {p['macs'] / 1e6:.1f}M ({s['macs_reduction']:.2f}x fewer)")
-    print(f"  test accuracy: original {100 * o['test_acc']:.2f}%, pruned {100 * p['test_acc']:.2f}%"
+    bn = (f" ({100 * p['test_acc_before_bn']:.2f}% before BatchNorm re-estimation on {p['bn_images']} images)"
+          if "test_acc_before_bn" in p else "")
+    print(f"  test accuracy: original {100 * o['test_acc']:.2f}%, pruned {100 * p['test_acc']:.2f}%{bn}"
           + (f", fine-tuned {100 * ft:.2f}%" if ft is not None else "")
           + (f"; CPU latency speed-up {lat.get('batch1', 0):.2f}x (batch 1), {lat.get('batch64', 0):.2f}x (batch 64)"
              if lat else "") + f"; pruning took {s['prune_s']:.1f}s -> {s['out']}")
+    if p.get("warning"):
+        print(f"slimlab: warning: {p['warning']}", file=sys.stderr)
 
 
 def labels(r: dict) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from slimlab.data.datasets import DataSet, Split, cifar, digits, fake, imagefolder
+from slimlab.data.datasets import DataSet, Split, cifar, digits, fake, from_datasets, imagefolder
 from slimlab.data.loader import BatchLoader, random_crop_flip
 from slimlab.data.split import stratified_split, stratified_subset
 from slimlab.errors import SlimlabError
 
-__all__ = ["DataSet", "Split", "BatchLoader", "build", "names", "random_crop_flip",
+__all__ = ["DataSet", "Split", "BatchLoader", "build", "from_datasets", "names", "random_crop_flip",
            "stratified_split", "stratified_subset"]
 
 _REGISTRY: dict[str, Callable[..., DataSet]] = {

@@ -277,3 +277,52 @@ def cifar(which: str, root: str, download: bool) -> DataSet:
     train = split(tr)
     mean, std = _stats(train.images)
     return DataSet(which, list(tr.classes), train, split(te), mean, std, pad=4, flip=True)
+
+
+def from_datasets(train, test, classes: list[str] | None = None, name: str = "custom",
+                  flip: bool = True, pad: int = 4) -> DataSet:
+    """A :class:`DataSet` from your own train and test sets: any sequences of ``(image, label)`` pairs, such
+    as torchvision data sets without a transform. An image is a PIL image, a uint8 array or tensor
+    ([H, W], [H, W, C] or [C, H, W]), or a float tensor in [0, 1]; all must share one size. The images are
+    held in memory as uint8, as every slimlab data set is; normalisation statistics come from ``train``."""
+    tr, te = _split_of(train, "train"), _split_of(test, "test")
+    if tr.images.shape[1:] != te.images.shape[1:]:
+        raise SlimlabError(f"train images are {tuple(tr.images.shape[1:])}, test images {tuple(te.images.shape[1:])}")
+    n = int(max(tr.targets.max(), te.targets.max())) + 1
+    classes = list(classes) if classes is not None else list(getattr(train, "classes", None) or range(n))
+    classes = [str(c) for c in classes]
+    if len(classes) < n:
+        raise SlimlabError(f"labels go up to {n - 1} but only {len(classes)} class names were given")
+    mean, std = _stats(tr.images)
+    return DataSet(name, classes, tr, te, mean, std, pad=pad, flip=flip)
+
+
+def _split_of(items, which: str) -> Split:
+    images, targets = [], []
+    for i in range(len(items)):
+        im, y = items[i]
+        images.append(_image_uint8(im, f"{which} item {i}"))
+        targets.append(int(y))
+    if not images:
+        raise SlimlabError(f"the {which} set is empty")
+    if len({tuple(x.shape) for x in images}) > 1:
+        raise SlimlabError(f"the {which} images differ in size: resize them to one size first")
+    return Split(torch.stack(images), torch.tensor(targets, dtype=torch.int64))
+
+
+def _image_uint8(im, where: str) -> torch.Tensor:
+    """[3, H, W] uint8 of a PIL image, an array or a tensor (grayscale repeated to three channels)."""
+    if hasattr(im, "mode") and hasattr(im, "size"):  # PIL
+        im = _to_rgb8(im)
+    t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im
+    if t.is_floating_point():
+        if not torch.isfinite(t).all():
+            raise SlimlabError(f"{where}: non-finite pixel values")
+        t = (t * 255 if t.max() <= 1.0 else t).round().clamp(0, 255)
+    if t.dim() == 2:
+        t = t[None]
+    elif t.dim() == 3 and t.shape[-1] in (1, 3) and t.shape[0] not in (1, 3):
+        t = t.permute(2, 0, 1)
+    if t.dim() != 3 or t.shape[0] not in (1, 3):
+        raise SlimlabError(f"{where}: expected an image [H, W], [H, W, C] or [C, H, W], got shape {tuple(t.shape)}")
+    return t.to(torch.uint8).expand(3, -1, -1).contiguous()

@@ -17,13 +17,24 @@ from slimlab.errors import SlimlabError
 from slimlab.io import atomic_save, atomic_write_json, atomic_write_text
 
 __all__ = ["FORMAT", "atomic_save", "atomic_write_json", "atomic_write_text", "checkpoint_image_size",
-           "load_checkpoint"]
+           "load_checkpoint", "read_weights_only"]
 
 FORMAT = "slimlab-checkpoint-1"
 
 
 def load_checkpoint(path: str | Path) -> dict:
     """Load a slimlab checkpoint safely (tensors and plain data only): a file, a run directory, or ``zoo:NAME``."""
+    p, ckpt = read_weights_only(path)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise SlimlabError(f"{p} is not a slimlab checkpoint")
+    check_metadata(ckpt, str(p))
+    ckpt["path"] = str(p)
+    return ckpt
+
+
+def read_weights_only(path: str | Path) -> tuple[Path, object]:
+    """(the file, its contents) of a torch file loaded with ``weights_only=True``: a file, a run directory
+    (its best.pt, last.pt or model.pt) or ``zoo:NAME``; one line for anything that cannot be read so."""
     p = Path(zoo.resolve(str(path)))
     if p.is_dir():
         for name in ("best.pt", "last.pt", "model.pt"):
@@ -35,17 +46,12 @@ def load_checkpoint(path: str | Path) -> dict:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ckpt = torch.load(p, map_location="cpu", weights_only=True)
+            return p, torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle errors, truncated files, code-carrying pickles
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         if "Weights only load failed" in msg:
             msg = "refused: it holds Python objects other than tensors and plain data"
         raise SlimlabError(f"cannot load checkpoint {p}: {msg[:200]}") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise SlimlabError(f"{p} is not a slimlab checkpoint")
-    check_metadata(ckpt, str(p))
-    ckpt["path"] = str(p)
-    return ckpt
 
 
 # field -> (type, range) of a checkpoint's metadata; a stranger's file is checked before anything is built from it

@@ -8,6 +8,8 @@ to the stored shapes before loading, so loading a pruned checkpoint needs nothin
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 
@@ -16,31 +18,47 @@ from slimlab.models.registry import create_model
 
 
 def resize_to_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> nn.Module:
-    """Resize Conv2d / BatchNorm / Linear layers of ``model`` in place to the shapes in ``sd``."""
+    """Resize ``model`` in place to the tensor shapes of ``sd`` (a pruned model's state dict).
+
+    Every parameter or buffer whose shape differs is replaced by an uninitialised tensor of the stored shape;
+    then the attributes a forward pass reads are made to agree: a conv's channels and groups (depthwise
+    convs stay depthwise), a linear layer's features, a norm layer's feature count or normalised shape."""
     for name, m in model.named_modules():
-        key = f"{name}.weight" if name else "weight"
-        if key not in sd:
-            continue
-        w = sd[key]
-        if isinstance(m, nn.Conv2d) and w.shape != m.weight.shape:
-            cout, cin_g = w.shape[:2]
-            groups = cout if (m.groups > 1 and m.groups == m.in_channels and cin_g == 1) else m.groups
-            m.in_channels, m.out_channels, m.groups = cin_g * groups, cout, groups
-            m.weight = nn.Parameter(torch.empty_like(w))
-            if m.bias is not None:
-                m.bias = nn.Parameter(torch.empty(cout))
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm) and w.shape != m.weight.shape:
-            c = w.shape[0]
-            m.num_features = c
-            m.weight, m.bias = nn.Parameter(torch.empty(c)), nn.Parameter(torch.empty(c))
-            m.register_buffer("running_mean", torch.zeros(c))
-            m.register_buffer("running_var", torch.ones(c))
-        elif isinstance(m, nn.Linear) and w.shape != m.weight.shape:
-            m.out_features, m.in_features = w.shape
-            m.weight = nn.Parameter(torch.empty_like(w))
-            if m.bias is not None:
-                m.bias = nn.Parameter(torch.empty(w.shape[0]))
+        changed = False
+        for pname, t in list(m.named_parameters(recurse=False)) + list(m.named_buffers(recurse=False)):
+            key = f"{name}.{pname}" if name else pname
+            new = sd.get(key)
+            if t is None or new is None or new.shape == t.shape:
+                continue
+            if pname == "weight" and isinstance(m, nn.Conv2d):
+                _resize_conv(m, new)
+            empty = torch.empty(new.shape, dtype=t.dtype, device=t.device)
+            if isinstance(t, nn.Parameter):
+                setattr(m, pname, nn.Parameter(empty, requires_grad=t.requires_grad))
+            else:
+                m.register_buffer(pname, empty)
+            changed = True
+        if changed:
+            _fix_attributes(m)
     return model
+
+
+def _resize_conv(m: nn.Conv2d, w: torch.Tensor) -> None:
+    cout, cin_g = w.shape[:2]
+    groups = cout if (m.groups > 1 and m.groups == m.in_channels and cin_g == 1) else m.groups
+    m.in_channels, m.out_channels, m.groups = cin_g * groups, cout, groups
+
+
+def _fix_attributes(m: nn.Module) -> None:
+    w = getattr(m, "weight", None)
+    if isinstance(m, nn.Linear):
+        m.out_features, m.in_features = m.weight.shape
+    elif isinstance(m, nn.modules.batchnorm._NormBase):
+        m.num_features = (w if w is not None else m.running_mean).shape[0]
+    elif isinstance(m, nn.GroupNorm) and w is not None:
+        m.num_channels = w.shape[0]
+    elif isinstance(m, nn.LayerNorm) and w is not None:
+        m.normalized_shape = tuple(w.shape)
 
 
 def _offline(kwargs: dict) -> dict:
@@ -104,13 +122,134 @@ def head_keys(model: nn.Module) -> set[str]:
     return {f"{last}.{p}" if last else p for p, _ in model.get_submodule(last).named_parameters(recurse=False)}
 
 
+def match_report(model: nn.Module, sd: dict, skip_head: bool = False) -> dict:
+    """Which tensors of ``sd`` fit ``model`` by name and shape: {"copied": [...], "shape_mismatch": [...],
+    "not_in_model": [...], "head_skipped": [...], "not_in_file": [...]} (names; shapes where they differ)."""
+    own = model.state_dict()
+    skip = head_keys(model) if skip_head else set()
+    rep: dict[str, list] = {"copied": [], "shape_mismatch": [], "not_in_model": [], "head_skipped": [],
+                            "not_in_file": [k for k in own if k not in sd]}
+    for k, v in sd.items():
+        if k not in own:
+            rep["not_in_model"].append(k)
+        elif k in skip:
+            rep["head_skipped"].append(k)
+        elif own[k].shape != v.shape:
+            rep["shape_mismatch"].append(f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}")
+        else:
+            rep["copied"].append(k)
+    return rep
+
+
 def load_matching(model: nn.Module, sd: dict, skip_head: bool = False) -> tuple[int, int]:
     """Copy every tensor of ``sd`` whose name and shape match (for ``--init``); return (copied, total).
 
     ``skip_head`` leaves the classifier (the last linear layer) as initialised: for a model whose classes
     differ from the checkpoint's, even when their number is the same."""
-    own = model.state_dict()
-    skip = head_keys(model) if skip_head else set()
-    ok = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape and k not in skip}
-    model.load_state_dict(ok, strict=False)
-    return len(ok), len(own)
+    rep = match_report(model, sd, skip_head)
+    model.load_state_dict({k: sd[k] for k in rep["copied"]}, strict=False)
+    return len(rep["copied"]), len(model.state_dict())
+
+
+def summarize_match(rep: dict) -> str:
+    """One line of a :func:`match_report`: counts, and the first name of each kind skipped."""
+    parts = [f"{len(rep['copied'])} tensors copied"]
+    for key, what in (("shape_mismatch", "of another shape"), ("not_in_model", "not in the model"),
+                      ("head_skipped", "of the classifier (other classes)"), ("not_in_file", "left as initialised")):
+        if rep[key]:
+            parts.append(f"{len(rep[key])} {what} (first: {rep[key][0]})")
+    return "; ".join(parts)
+
+
+# --- plain weight files (a torchvision or timm .pth, a .safetensors) -----------------------------------------
+_NESTED = ("state_dict", "model", "model_state_dict", "state_dict_ema", "model_ema", "net", "module")
+
+
+def plain_state_dict(obj, where: str) -> dict[str, torch.Tensor]:
+    """The tensors of a loaded plain weight file: a mapping of names to tensors, possibly nested under one of
+    the usual keys (``state_dict``, ``model``, ...); a ``module.`` prefix (DistributedDataParallel) is dropped."""
+    if isinstance(obj, dict) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        inner = next((obj[k] for k in _NESTED if isinstance(obj.get(k), dict)), None)
+        if inner is not None:
+            obj = inner
+    if not isinstance(obj, dict) or not obj:
+        raise SlimlabError(f"{where} holds no state dict (a mapping of tensor names to tensors)")
+    sd = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, torch.Tensor)}
+    if not sd:
+        raise SlimlabError(f"{where} holds no tensors")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[7:]: v for k, v in sd.items()}
+    return sd
+
+
+def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors, metadata) of a ``.safetensors`` file; one line for a file that is not one."""
+    try:
+        from safetensors import safe_open
+    except ImportError:
+        raise SlimlabError("reading .safetensors needs the safetensors package (pip install safetensors)") from None
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            return {k: f.get_tensor(k) for k in f.keys()}, meta
+    except Exception as e:  # SafetensorError, a truncated header, a directory
+        raise SlimlabError(f"cannot read {path} as safetensors: {str(e).splitlines()[0][:200]}") from None
+
+
+# --- pruned models of any class, saved without code ----------------------------------------------------------
+PRUNED_FORMAT = "slimlab-pruned-1"
+
+
+def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", model_kwargs: dict | None = None,
+                num_classes: int | None = None, extra: dict | None = None) -> Path:
+    """Save a (pruned) model as ``.safetensors``: its tensors, whose shapes are its pruned architecture, and in the
+    header, as JSON, the format name and how to rebuild the unpruned model (``model_name``, e.g. ``timm:resnet18``
+    or ``resnet56``; its arguments; ``num_classes``). No code and no pickle: :func:`load_pruned` reads it back."""
+    import json
+
+    from safetensors.torch import save
+
+    from slimlab.io import atomic_write_bytes
+
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise SlimlabError(f"{path}: a pruned model is saved as .safetensors")
+    if num_classes is None:
+        heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        num_classes = heads[-1].out_features if heads else 0
+    meta = {"format": PRUNED_FORMAT, "model_name": model_name, "model_kwargs": json.dumps(model_kwargs or {}),
+            "num_classes": str(num_classes), "extra": json.dumps(extra or {})}
+    sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    shared = {}
+    for k, v in sd.items():  # safetensors refuses tensors that share memory
+        ptr = v.untyped_storage().data_ptr() if v.numel() else None
+        sd[k] = v.clone() if ptr is not None and ptr in shared else v
+        if ptr is not None:
+            shared[ptr] = k
+    atomic_write_bytes(path, save(sd, metadata=meta))
+    return path
+
+
+def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
+    """A model saved by :func:`save_pruned`: ``model`` (an unpruned instance of the same class, built by your own
+    code) resized to the stored shapes and loaded; or, without ``model``, rebuilt from the stored name
+    (a registry name, ``tv:``, ``timm:``; ``module:`` only if that module is allowed)."""
+    import json
+
+    sd, meta = read_safetensors(path)
+    if meta.get("format") != PRUNED_FORMAT:
+        raise SlimlabError(f"{path} is a .safetensors file but not a model saved by slimlab's save_pruned "
+                           "(load plain weights with --init or load_matching)")
+    if model is None:
+        if not meta.get("model_name"):
+            raise SlimlabError(f"{path} does not say how to build its model: pass the unpruned model to load_pruned")
+        try:
+            kwargs, nc = json.loads(meta.get("model_kwargs") or "{}"), int(meta.get("num_classes") or 0)
+        except ValueError:
+            raise SlimlabError(f"{path}: malformed model arguments in its header") from None
+        model = create_model(meta["model_name"], nc, **_offline(kwargs))
+    resize_to_state_dict(model, sd)
+    load_state_checked(model, sd, str(path))
+    return model.eval()
+
+

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
+import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -34,14 +37,29 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_entry(name: str) -> ModelEntry:
+    """The entry of ``name``: a registered model, ``tv:NAME`` (torchvision), ``timm:NAME`` (timm) or
+    ``module:pkg.mod:callable`` (a user's own constructor; the module must be allowed, see :func:`allow_module`)."""
     if name.startswith("tv:"):
-        return ModelEntry(name, _torchvision, {"tv_name": name[3:]}, "torchvision", 224, f"torchvision {name[3:]}")
+        return ModelEntry(name, _named(_torchvision, name[3:]), {}, "torchvision", 224, f"torchvision {name[3:]}")
+    if name.startswith("timm:"):
+        return ModelEntry(name, _named(_timm, name[5:]), {}, "timm", 224, f"timm {name[5:]}")
+    if name.startswith("module:"):
+        return ModelEntry(name, _named(_user_module, name[7:]), {}, "module", 32, f"user constructor {name[7:]}")
     if name not in _MODELS:
-        raise SlimlabError(f"unknown model '{name}' (see `slimlab models`; torchvision models as tv:NAME)")
+        raise SlimlabError(f"unknown model '{name}' (see `slimlab models`; torchvision models as tv:NAME, timm "
+                           "models as timm:NAME, your own as module:pkg.mod:callable)")
     return _MODELS[name]
 
 
-def _torchvision(num_classes: int = 1000, tv_name: str = "", pretrained: bool = False, **kwargs) -> nn.Module:
+def _named(fn: Callable[..., nn.Module], target: str) -> Callable[..., nn.Module]:
+    """``fn`` bound to the model named after the prefix: no model argument can replace that name."""
+    def build(num_classes: int = 1000, **kwargs) -> nn.Module:
+        return fn(target, num_classes, **kwargs)
+    build.__doc__ = fn.__doc__
+    return build
+
+
+def _torchvision(tv_name: str, num_classes: int = 1000, pretrained: bool = False, **kwargs) -> nn.Module:
     """Any torchvision classifier by name; ``pretrained`` loads its default weights (needs the internet)."""
     import torchvision
 
@@ -53,6 +71,96 @@ def _torchvision(num_classes: int = 1000, tv_name: str = "", pretrained: bool = 
             reset_classifier(m, num_classes)
         return m
     return torchvision.models.get_model(tv_name, weights=None, num_classes=num_classes, **kwargs)
+
+
+def _timm(timm_name: str, num_classes: int = 1000, pretrained: bool = False, **kwargs) -> nn.Module:
+    """Any timm model by name, built from its definition; ``pretrained`` downloads its weights (needs the internet)."""
+    try:
+        import timm
+    except ImportError:
+        raise SlimlabError("timm:NAME needs timm (pip install timm)") from None
+    if not timm.is_model(timm_name):
+        raise SlimlabError(f"unknown timm model '{timm_name}' (timm.list_models() lists them)")
+    return timm.create_model(timm_name, pretrained=pretrained, num_classes=num_classes, **kwargs)
+
+
+# --- a user's own constructor: ``module:pkg.mod:callable`` ---------------------------------------------------
+_ALLOWED: set[str] = set()
+ALLOW_ENV = "SLIMLAB_ALLOW_MODULES"
+
+
+def allow_module(spec: str) -> None:
+    """Allow ``module:`` models from this module (a dotted name, or a ``module:pkg.mod:callable`` spec).
+
+    Building such a model imports and runs the module's code, so slimlab does it only for modules the user
+    named: on the command line (``--model``, ``--allow-module``), in a config, through this function, or in
+    the environment variable ``SLIMLAB_ALLOW_MODULES`` (comma-separated). A checkpoint alone never allows one."""
+    _ALLOWED.add(_split_spec(spec[7:] if spec.startswith("module:") else spec + ":_")[0])
+
+
+def allowed_modules() -> set[str]:
+    env = {m.strip() for m in os.environ.get(ALLOW_ENV, "").split(",") if m.strip()}
+    return _ALLOWED | env
+
+
+def _split_spec(target: str) -> tuple[str, str]:
+    mod, _, attr = target.partition(":")
+    ident = r"[A-Za-z_][A-Za-z0-9_]*"
+    if not re.fullmatch(rf"{ident}(\.{ident})*", mod) or not re.fullmatch(rf"{ident}(\.{ident})*", attr):
+        raise SlimlabError(f"'module:{target}' is not module:pkg.mod:callable (dotted Python names)")
+    return mod, attr
+
+
+def _user_module(target: str, num_classes: int = 10, **kwargs) -> nn.Module:
+    """A user's constructor ``pkg.mod:callable``, imported from the current directory or the Python path. It
+    receives ``num_classes`` if it takes it; otherwise its last linear layer is replaced when its size differs."""
+    mod_name, attr = _split_spec(target)
+    allowed = allowed_modules()
+    if not any(mod_name == a or mod_name.startswith(a + ".") for a in allowed):
+        raise SlimlabError(f"model 'module:{target}' would import and run {mod_name}'s code, which was not allowed: "
+                           f"pass --allow-module {mod_name} (or set {ALLOW_ENV}={mod_name}) if you trust it")
+    fn = _import_attr(mod_name, attr)
+    params = inspect.signature(fn).parameters if _has_signature(fn) else {}
+    takes_nc = "num_classes" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+    model = fn(num_classes=num_classes, **kwargs) if takes_nc else fn(**kwargs)
+    if not isinstance(model, nn.Module):
+        raise SlimlabError(f"module:{target} returned {type(model).__name__}, not a torch.nn.Module")
+    if not takes_nc:
+        last = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        if last and last[-1].out_features != num_classes:
+            reset_classifier(model, num_classes)
+    return model
+
+
+def _has_signature(fn) -> bool:
+    try:
+        inspect.signature(fn)
+        return True
+    except (TypeError, ValueError):
+        return False
+
+
+def _import_attr(mod_name: str, attr: str):
+    import importlib
+
+    cwd = os.getcwd()
+    added = cwd not in sys.path
+    if added:  # as `python -m` does: a module beside the user is found
+        sys.path.insert(0, cwd)
+    try:
+        obj = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise SlimlabError(f"cannot import {mod_name} for module:{mod_name}:{attr}: {e}") from None
+    finally:
+        if added and cwd in sys.path:
+            sys.path.remove(cwd)
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise SlimlabError(f"{mod_name} has no '{attr}' (module:{mod_name}:{attr})")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise SlimlabError(f"module:{mod_name}:{attr} is not callable")
+    return obj
 
 
 def reset_classifier(model: nn.Module, num_classes: int) -> nn.Module:

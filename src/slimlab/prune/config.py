@@ -14,7 +14,8 @@ class PruneConfig:
                "thinet_target": ("current", "original"), "apoz_at": ("relu", "first_input"),
                "progress": ("auto", "bar", "log", "none")}
     ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
-    RANGES = {"keep_ratio": "(0, 1]", "target_macs": "(0, 1]", "calib_per_class": ">= 1",
+    RANGES = {"keep_ratio": "(0, 1]", "prune_ratio": "[0, 1)", "round_to": "[1, 4096]", "bn_images": "[0, 1000000]",
+              "target_macs": "(0, 1]", "calib_per_class": ">= 1",
               "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0",
               "ft_layer_epochs": "[0, 1000]", "ft_layer_lr": "> 0", "samples_per_weight": ">= 0",
               "finetune_epochs": ">= 0",
@@ -24,9 +25,14 @@ class PruneConfig:
     data: str = ""  # data set (default: the checkpoint's)
     root: str = ""  # where cifar10/cifar100 live (default: the checkpoint's)
     method: str = "thinet"  # thinet | apoz | weight_sum (alias l1) | random
-    keep_ratio: float = 0.5  # fraction of channels KEPT in each pruned layer (ThiNet's compression rate r)
+    keep_ratio: float | None = None  # fraction of channels KEPT in each pruned layer (ThiNet's rate r; default 0.5)
+    prune_ratio: float | None = None  # instead of --keep-ratio: fraction REMOVED (Torch-Pruning's pruning_ratio)
     target_macs: float | None = None  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)
+    round_to: int = 1  # kept channels a multiple of N in every pruned layer (8: kernels run faster)
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
+    ignore_layers: list = field(default_factory=list)  # modules whose convs keep their channels (e.g. layer3.2)
+    bn_recalibrate: bool = True  # re-estimate BatchNorm statistics on --bn-images training images after pruning
+    bn_images: int = 1000  # training images (no augmentation) for the BatchNorm re-estimation
     mode: str = "layerwise"  # layerwise | oneshot
     thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
     apoz_at: str = "relu"  # APoZ measured at layer i's ReLU output (Hu et al.) | first_input (after pooling)
@@ -53,4 +59,14 @@ class PruneConfig:
     @property
     def ratio(self) -> float:
         """The old name of ``keep_ratio``."""
-        return self.keep_ratio
+        return self.resolved_keep_ratio()
+
+    def resolved_keep_ratio(self) -> float:
+        """``keep_ratio``, or 1 - ``prune_ratio``, or 0.5; one line when both ratios are given."""
+        from slimlab.errors import SlimlabError
+
+        if self.keep_ratio is not None and self.prune_ratio is not None:
+            raise SlimlabError("give --keep-ratio (fraction kept) or --prune-ratio (fraction removed), not both")
+        if self.prune_ratio is not None:
+            return 1.0 - self.prune_ratio
+        return 0.5 if self.keep_ratio is None else self.keep_ratio

@@ -35,9 +35,10 @@ class PrunableLayer:
     first: nn.Conv2d
 
 
-def build_graph(model: nn.Module, input_size: int = 32) -> tp.DependencyGraph:
+def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_chans: int = 3) -> tp.DependencyGraph:
     p = next(model.parameters())
-    example = torch.zeros(1, 3, input_size, input_size, device=p.device)
+    h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
+    example = torch.zeros(1, in_chans, h, w, device=p.device)
     was = model.training
     model.eval()
     dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
@@ -84,11 +85,17 @@ def _expansion_convs(model: nn.Module) -> set[int] | None:
     return found if any_block else None
 
 
-def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | None = None) -> list[PrunableLayer]:
-    """The layers to prune, in forward order: ``names`` if given, else the default rule above."""
+def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | None = None,
+                  ignored: list[str] | None = None) -> list[PrunableLayer]:
+    """The layers to prune, in forward order: ``names`` if given, else the default rule above; never a layer in
+    ``ignored`` or under one (a module name: ``layer4`` leaves every conv of ``layer4`` whole)."""
     from slimlab.errors import SlimlabError
 
     name_of = {id(m): n for n, m in model.named_modules()}
+    ignored = list(ignored or [])
+    bad = [n for n in ignored if n not in set(name_of.values())]
+    if bad:
+        raise SlimlabError(f"--ignore-layers: no such module(s) {', '.join(sorted(bad))}")
     se = _se_convs(model)
     skip = _vgg_last_block(model) if names is None else set()
     only = _expansion_convs(model) if names is None else None
@@ -101,6 +108,8 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         if not isinstance(m, nn.Conv2d) or m.groups != 1 or id(m) in se or m.out_channels < 2:
             continue
         if names is not None and name not in wanted:
+            continue
+        if any(name == ig or name.startswith(ig + ".") for ig in ignored):
             continue
         if id(m) in skip or (only is not None and id(m) not in only):
             continue

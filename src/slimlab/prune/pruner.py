@@ -34,8 +34,13 @@ from slimlab.prune.graph import PrunableLayer, build_graph, find_prunable, prune
 METHODS = ("thinet", "apoz", "l1", "random")  # the CLI's historical names; see CRITERIA for all
 
 
-def keep_count(channels: int, ratio: float) -> int:
-    return max(1, min(channels, int(channels * ratio)))
+def keep_count(channels: int, ratio: float, round_to: int = 1) -> int:
+    """Channels kept of ``channels`` at keep ratio ``ratio``: at least one; with ``round_to`` > 1, the nearest
+    multiple of it (at least one multiple, at most all channels), so kernels see hardware-friendly widths."""
+    k = max(1, min(channels, int(channels * ratio)))
+    if round_to > 1:
+        k = min(channels, max(round_to, round_to * round(k / round_to)))
+    return k
 
 
 class Calibration:
@@ -153,13 +158,16 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 input_size: int = 32, layers: list[str] | None = None, mode: str = "layerwise",
                 variant: str = "iccv", per_image: int = 10, seed: int = 0, between_layers=None,
                 target: str = "current", refine: bool = False, samples_per_weight: float = 0.0,
-                apoz_at: str = "relu") -> dict:
+                apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
+                in_chans: int = 3) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
     ``target="original"`` (layer by layer, ThiNet): re-weight layer i+1 to reproduce the *unpruned*
     model's responses from the pruned model's inputs, as He et al. 2017 (channel pruning, Eq. 1) do, so
-    that the error of the layers pruned before is corrected rather than carried along."""
+    that the error of the layers pruned before is corrected rather than carried along.
+    ``round_to`` rounds every kept count to a multiple (:func:`keep_count`); ``ignored`` layers keep their
+    output channels; ``input_size`` may be (H, W)."""
     check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
@@ -167,12 +175,12 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     if crit.needs and calib is None:
         raise SlimlabError(f"{crit.name} needs calibration data")
     t0 = time.time()
-    dg = build_graph(model, input_size)
-    plan = find_prunable(model, dg, layers or None)
+    dg = build_graph(model, input_size, in_chans)
+    plan = find_prunable(model, dg, layers or None, ignored)
     if not plan:
         raise SlimlabError("no prunable layer found (give --layers)")
     g = torch.Generator().manual_seed(seed)
-    channels = {p.name: [p.conv.out_channels, keep_count(p.conv.out_channels, ratio)] for p in plan}
+    channels = {p.name: [p.conv.out_channels, keep_count(p.conv.out_channels, ratio, round_to)] for p in plan}
     if mode == "oneshot":
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
     else:
@@ -230,17 +238,18 @@ def _original_inputs(model: nn.Module, plan: list[PrunableLayer], calib: Calibra
     return {id(p.consumer): (names[id(p.consumer)], t, x) for p, t, x in zip(plan, twins, inputs)}
 
 
-def ratio_for_macs(model: nn.Module, target: float, input_size: int, layers: list[str] | None = None,
-                   tol: float = 0.005) -> float:
+def ratio_for_macs(model: nn.Module, target: float, input_size: int | tuple[int, int],
+                   layers: list[str] | None = None, tol: float = 0.005, round_to: int = 1,
+                   ignored: list[str] | None = None, in_chans: int = 3) -> float:
     """The largest uniform keep ratio whose pruned model has at most ``target`` x the MACs (bisection)."""
-    base = count_macs(model, input_size)
+    base = count_macs(model, input_size, in_chans=in_chans)
 
     def macs_at(r: float) -> float:
         m = copy.deepcopy(model)
-        dg = build_graph(m, input_size)
-        for p in find_prunable(m, dg, layers or None):
-            prune_out_channels(dg, p.conv, torch.arange(keep_count(p.conv.out_channels, r)))
-        return count_macs(m, input_size) / base
+        dg = build_graph(m, input_size, in_chans)
+        for p in find_prunable(m, dg, layers or None, ignored):
+            prune_out_channels(dg, p.conv, torch.arange(keep_count(p.conv.out_channels, r, round_to)))
+        return count_macs(m, input_size, in_chans=in_chans) / base
 
     if macs_at(1.0) <= target:
         return 1.0

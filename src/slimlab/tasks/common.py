@@ -15,11 +15,21 @@ import torch
 from slimlab import data as D
 from slimlab.config import TrainConfig
 from slimlab.engine import Dist, Loaders, load_checkpoint, predict
+from slimlab.engine.checkpoint import FORMAT, check_metadata, read_weights_only
 from slimlab.errors import SlimlabError
 from slimlab.io import pyplot, read_jsonl, save_figure
 from slimlab.losses import estimate_transition
 from slimlab.models import create_model, reset_classifier
-from slimlab.models.io import load_matching, model_from_checkpoint
+from slimlab.models.io import (
+    head_keys,
+    load_matching,
+    match_report,
+    model_from_checkpoint,
+    plain_state_dict,
+    read_safetensors,
+    summarize_match,
+)
+from slimlab.models.registry import allow_module
 from slimlab.noise import corrupt, load_matrix, mapping_for, parse_noise
 
 
@@ -104,13 +114,17 @@ def make_loaders(cfg: TrainConfig, p: Prepared, ctx: Dist, shuffle: bool = True)
 def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = None) -> tuple[torch.nn.Module, dict]:
     """The model of ``cfg``, initialised from ``cfg.init`` when given; returns (model, checkpoint meta).
 
-    The classifier is copied from ``cfg.init`` only when the checkpoint's classes are ``classes`` (noisy
-    pre-training, then clean fine-tuning on the same classes); otherwise the head starts fresh."""
+    ``cfg.init`` is a slimlab checkpoint or plain weights (a torchvision or timm ``.pth``, a ``.safetensors``):
+    tensors are copied by name and shape, and ``meta["init"]`` reports what was copied and what was skipped.
+    The classifier is copied only when the checkpoint's classes are ``classes`` (noisy pre-training, then
+    clean fine-tuning on the same classes); otherwise the head starts fresh."""
     torch.manual_seed(cfg.seed)
+    if cfg.model.startswith("module:"):
+        allow_module(cfg.model)  # the user named it in the command line or the config
     meta = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs), "num_classes": num_classes}
     if not cfg.init:
         return create_model(cfg.model, num_classes, **cfg.model_kwargs), meta
-    ck = load_checkpoint(cfg.init)
+    ck = load_init(cfg.init)
     if ck.get("pruned"):  # fine-tune a pruned model: its architecture comes from the checkpoint
         if ck["model_name"] != cfg.model:
             raise SlimlabError(f"--init {cfg.init} is a pruned {ck['model_name']}, not {cfg.model}")
@@ -120,18 +134,38 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
         meta.update(pruned=True, model_kwargs=ck.get("model_kwargs", {}))
         return model, meta
     model = create_model(cfg.model, num_classes, **cfg.model_kwargs)
-    head = "not applicable"
     if hasattr(model, "load_trunk"):  # a probe on frozen features: the checkpoint is its trunk
         copied, total = model.load_trunk(ck["state_dict"]), len(ck["state_dict"])
+        meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": "not applicable"}
     else:
         ck_classes = (ck.get("data") or {}).get("classes")
-        same = classes is None or ck_classes is None or list(ck_classes) == list(classes)
+        if ck.get("plain"):  # no record of its classes: the head is kept only if its shape fits
+            same = True
+        else:
+            same = classes is None or ck_classes is None or list(ck_classes) == list(classes)
+        rep = match_report(model, ck["state_dict"], skip_head=not same)
         copied, total = load_matching(model, ck["state_dict"], skip_head=not same)
         head = "copied (same classes)" if same else "fresh (the classes differ)"
-    if copied == 0:
+        if ck.get("plain"):
+            head = "copied" if any(k in rep["copied"] for k in head_keys(model)) else "fresh (another shape)"
+        meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head,
+                        "report": summarize_match(rep), "skipped": {k: v[:20] for k, v in rep.items() if k != "copied"}}
+    if meta["init"]["tensors_copied"] == 0:
         raise SlimlabError(f"--init {cfg.init}: no tensor matches {cfg.model}'s architecture")
-    meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head}
     return model, meta
+
+
+def load_init(path: str) -> dict:
+    """What ``--init`` names: a slimlab checkpoint, or plain weights as {"state_dict", "plain": True, "path"}:
+    a ``.safetensors`` file, or a torch file holding a state dict (loaded with ``weights_only=True``)."""
+    if path.endswith(".safetensors"):
+        sd, _ = read_safetensors(path)
+        return {"state_dict": sd, "plain": True, "path": path}
+    p, obj = read_weights_only(path)
+    if isinstance(obj, dict) and obj.get("format") == FORMAT:
+        check_metadata(obj, str(p))
+        return {**obj, "path": str(p)}
+    return {"state_dict": plain_state_dict(obj, str(p)), "plain": True, "path": str(p)}
 
 
 def data_meta(ds: D.DataSet) -> dict:

@@ -25,6 +25,7 @@ from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
 from slimlab.prune import PruneConfig, canonical_name
+from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
 from slimlab.prune.pruner import Calibration, check_options, plot_channels, prune_model, ratio_for_macs
 from slimlab.tasks.common import Prepared, data_meta, make_loaders, plot_curves, prepare_data
 
@@ -137,13 +138,43 @@ def measure(job: Job) -> dict:
 
 
 def keep_ratio(job: Job) -> float:
-    """``keep_ratio``, or the largest uniform one that reaches ``target_macs`` (bisection)."""
+    """``keep_ratio`` (or 1 - ``prune_ratio``), or the largest uniform one that reaches ``target_macs`` (bisection)."""
     cfg = job.cfg
     if cfg.target_macs is None:
-        return cfg.keep_ratio
+        return cfg.resolved_keep_ratio()
     if not 0 < cfg.target_macs <= 1:
         raise SlimlabError(f"--target-macs must be in (0, 1], got {cfg.target_macs}")
-    return ratio_for_macs(job.model, cfg.target_macs, job.p.ds.image_size, cfg.layers or None)
+    return ratio_for_macs(job.model, cfg.target_macs, job.p.ds.image_size, cfg.layers or None,
+                          round_to=cfg.round_to, ignored=cfg.ignore_layers)
+
+
+def bn_images(job: Job) -> torch.Tensor | None:
+    """``bn_images`` training images (stratified, normalised, no augmentation) for the BatchNorm re-estimation."""
+    cfg, p = job.cfg, job.p
+    if not cfg.bn_recalibrate or cfg.bn_images <= 0:
+        return None
+    n = min(cfg.bn_images, len(p.train_idx))
+    sub = D.stratified_subset(p.targets[p.train_idx], total=n, seed=cfg.seed)
+    loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std)
+    return next(iter(loader))["image"]
+
+
+def recalibrate(job: Job, pruned: dict) -> dict:
+    """Re-estimate BatchNorm statistics (``--bn-recalibrate``); the pruned model's accuracy before and after it,
+    with a warning when it is still near chance before fine-tuning."""
+    images = bn_images(job)
+    if images is not None:
+        pruned["test_acc_before_bn"] = pruned["test_acc"]
+        pruned["bn_layers"] = recalibrate_bn(job.model, batches_of(images.to(job.ctx.device)))
+        pruned["bn_images"] = len(images)
+        pruned["test_acc"] = evaluate(job.model, job.loaders.test, job.ctx)["acc"]
+    chance = 1.0 / job.p.ds.num_classes
+    if pruned["test_acc"] < 1.5 * chance:
+        pruned["warning"] = (f"the pruned model is near chance ({100 * pruned['test_acc']:.1f}%, chance "
+                             f"{100 * chance:.1f}%) before fine-tuning"
+                             + ("" if images is not None else "; --bn-recalibrate usually repairs much of it")
+                             + ("" if job.cfg.finetune_epochs else "; fine-tune it (--finetune-epochs)"))
+    return pruned
 
 
 def layer_steps(cfg: PruneConfig, steps_per_epoch: int) -> int:
@@ -195,7 +226,7 @@ def run(cfg: PruneConfig) -> dict:
     t_start = time.time()
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
-    check_options(cfg.keep_ratio, cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
+    check_options(cfg.resolved_keep_ratio(), cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
     ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
     # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
@@ -218,9 +249,9 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
     info = prune_model(job.model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None,
                        mode=cfg.mode, variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
                        target=cfg.thinet_target, refine=cfg.thinet_refine, samples_per_weight=cfg.samples_per_weight,
-                       apoz_at=cfg.apoz_at,
+                       apoz_at=cfg.apoz_at, round_to=cfg.round_to, ignored=cfg.ignore_layers,
                        between_layers=between_layers(job))
-    pruned = measure(job)
+    pruned = recalibrate(job, measure(job))
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
             "num_classes": job.ck["num_classes"], "pruned": True, "data": data_meta(job.p.ds),

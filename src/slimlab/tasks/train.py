@@ -7,6 +7,7 @@ from pathlib import Path
 import torch
 
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, parse_set, to_dict
+from slimlab.data import DataSet, from_datasets
 from slimlab.engine import Dist, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
 from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
@@ -28,12 +29,24 @@ from slimlab.tasks.common import (
 Config = TrainConfig
 
 
-def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None) -> dict:
+def train(cfg: TrainConfig | None = None, resume: dict | None = None, ctx: Dist | None = None, *,
+          model: torch.nn.Module | None = None, data: DataSet | tuple | None = None) -> dict:
     """Train ``cfg`` into its run directory and return the summary (also written as summary.json).
+
+    From Python, ``model`` is your own ``nn.Module`` (instead of ``cfg.model``) and ``data`` your own data: a
+    :class:`~slimlab.data.DataSet`, or a ``(train, test)`` pair of ``(image, label)`` sequences such as
+    torchvision data sets (:func:`slimlab.data.from_datasets`). The model is trained in place.
 
     The run owns its directory while it runs (:mod:`slimlab.engine.rundir`): a non-empty ``cfg.out``
     is refused unless ``cfg.overwrite``, and a default one that is taken gets a numbered suffix."""
+    cfg = cfg or TrainConfig()
     check_ranges(cfg)
+    if isinstance(data, tuple):
+        data = from_datasets(*data)
+    if data is not None:
+        cfg.data = data.name
+    if model is not None:
+        cfg.model = module_name(model)
     ctx = ctx or setup(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -43,22 +56,35 @@ def train(cfg: TrainConfig, resume: dict | None = None, ctx: Dist | None = None)
     run_dir = on_main(lambda: claim(out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: a config.yaml that says overwrite would delete a run when reused with --config
     try:
-        return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "")
+        return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "", model, data)
     finally:
         if run_dir is not None:
             run_dir.release()
 
 
-def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: str) -> dict:
-    p = prepare_data(cfg)
+def module_name(model: torch.nn.Module) -> str:
+    """How a checkpoint names a model that was passed as an object: ``module:pkg.mod:Class`` when its class can be
+    imported again (``slimlab evaluate --allow-module pkg.mod`` rebuilds it), else ``custom:Class``."""
+    cls = type(model)
+    if cls.__module__ in ("__main__", "builtins") or "<locals>" in cls.__qualname__:
+        return f"custom:{cls.__qualname__.replace('<locals>.', '')}"
+    return f"module:{cls.__module__}:{cls.__qualname__}"
+
+
+def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: str,
+           user_model: torch.nn.Module | None = None, data: DataSet | None = None) -> dict:
+    p = prepare_data(cfg, data)
     if len(p.train_idx) == 0:
         raise SlimlabError("no training images left after the subset options")
     transition = None if p.transition is None else torch.tensor(p.transition, dtype=torch.float32)
     objective = build_objective(cfg.loss, p.ds.num_classes, kwargs=cfg.loss_kwargs, label_smoothing=cfg.label_smoothing,
                                 targets=p.targets, epochs=cfg.epochs, lr=cfg.lr, transition=transition,
                                 estimate_transition_from=transition_estimator(p, ctx))
-    model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes,
-                              None if objective.num_outputs else list(p.ds.classes))
+    if user_model is not None:
+        model, meta = user_model, {"model_name": cfg.model, "model_kwargs": {}, "num_classes": p.ds.num_classes}
+    else:
+        model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes,
+                                  None if objective.num_outputs else list(p.ds.classes))
     if resume is not None and resume.get("pruned"):
         resize_to_state_dict(model, resume["state_dict"])
         meta["pruned"] = True
@@ -73,6 +99,8 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     summary = fit(model, loaders, objective, cfg, out, ctx, meta=meta, resume=resume, track_test=cfg.track_test)
     summary.update(run_id=run_id, params=params, macs=macs, model=cfg.model, data=cfg.data, loss=cfg.loss,
                    train_images=len(p.train_idx), num_classes=p.ds.num_classes, image_size=p.ds.image_size)
+    if meta.get("init"):
+        summary["init"] = {k: v for k, v in meta["init"].items() if k != "skipped"}
     if p.noise:
         summary["noise"] = {k: v for k, v in p.noise.items() if k not in ("flipped", "transition")}
     if ctx.main:

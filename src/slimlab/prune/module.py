@@ -1,0 +1,131 @@
+"""Prune any ``nn.Module`` from Python, inside your own training loop.
+
+    pruned, report = prune_module(model, my_loader, method="thinet", target_macs=0.5, round_to=8)
+
+The model is pruned in place (and returned): its convolutions really lose channels, so it is smaller
+and faster, and it stays an instance of your class. Calibration images come from any iterable of
+batches, such as your ``DataLoader`` (a tensor, an ``(images, labels)`` pair, or a dict with an
+``image``/``images``/``input``/``x``/``pixel_values`` entry per batch), already normalised as your
+model expects. Afterwards, every BatchNorm layer's statistics are re-estimated on the same images
+(:mod:`slimlab.prune.bn_recalibration`). Save the result with
+:func:`slimlab.models.io.save_pruned` (safetensors, no code) and load it back with ``load_pruned``.
+
+Conventions are Torch-Pruning's where it has one: ``prune_ratio`` is the fraction of channels
+*removed* (``keep_ratio`` = 1 - ``prune_ratio``, ThiNet's compression rate), ``round_to`` makes
+every kept count a multiple of N, ``ignored_layers`` (modules or their names) keep their output
+channels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from slimlab.errors import SlimlabError
+from slimlab.profile import count_macs, count_params
+from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
+from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
+
+_IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
+
+
+@dataclass
+class PruneReport:
+    """What :func:`prune_module` did: channels per layer [before, kept], MACs and parameters before and after."""
+
+    method: str
+    keep_ratio: float
+    channels: dict[str, list[int]]
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    seconds: float
+    input_size: tuple[int, int]
+    bn_layers_recalibrated: int = 0
+    calibration_images: int = 0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def macs_reduction(self) -> float:
+        return self.macs_before / max(self.macs_after, 1)
+
+    def __str__(self) -> str:
+        return (f"{self.method}, keep ratio {self.keep_ratio:.3f} on {len(self.channels)} layers: MACs "
+                f"{self.macs_before / 1e6:.1f}M -> {self.macs_after / 1e6:.1f}M ({self.macs_reduction:.2f}x fewer), "
+                f"params {self.params_before / 1e6:.3f}M -> {self.params_after / 1e6:.3f}M, "
+                f"{self.calibration_images} calibration images, {self.seconds:.1f} s")
+
+
+def images_from(batches: Iterable, max_images: int) -> torch.Tensor:
+    """Up to ``max_images`` input images [N, C, H, W] from an iterable of batches."""
+    got, n = [], 0
+    for b in batches:
+        x = b
+        if isinstance(b, (tuple, list)):
+            x = b[0] if b else None
+        elif isinstance(b, dict):
+            x = next((b[k] for k in _IMAGE_KEYS if k in b), None)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise SlimlabError("calibration batches must be image tensors [N, C, H, W], (images, labels) pairs, or "
+                               f"dicts with one of {', '.join(_IMAGE_KEYS)}; got {type(b).__name__}")
+        got.append(x.detach()[: max_images - n])
+        n += len(got[-1])
+        if n >= max_images:
+            break
+    if not got:
+        raise SlimlabError("no calibration images: the iterable of batches was empty")
+    return torch.cat(got).float()
+
+
+def _keep_ratio(keep_ratio: float | None, prune_ratio: float | None) -> float:
+    if keep_ratio is not None and prune_ratio is not None:
+        raise SlimlabError("give keep_ratio (fraction kept) or prune_ratio (fraction removed), not both")
+    if prune_ratio is not None:
+        if not 0 <= prune_ratio < 1:
+            raise SlimlabError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
+        return 1.0 - prune_ratio
+    return 0.5 if keep_ratio is None else keep_ratio
+
+
+def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thinet", keep_ratio: float | None = None,
+                 prune_ratio: float | None = None, target_macs: float | None = None, round_to: int = 1,
+                 ignored_layers: Iterable[nn.Module | str] = (), layers: list[str] | None = None,
+                 mode: str = "layerwise", max_images: int = 512, recalibrate: bool = True, seed: int = 0,
+                 between_layers: Callable[[nn.Module], None] | None = None,
+                 **criterion_options) -> tuple[nn.Module, PruneReport]:
+    """Prune ``model`` in place; return it and a :class:`PruneReport`.
+
+    ``method``: thinet (default), weight_sum (alias l1), apoz, random. The amount: ``keep_ratio`` (kept),
+    ``prune_ratio`` (removed), or ``target_macs`` (at most this fraction of the MACs: the largest uniform
+    keep ratio that reaches it). ``between_layers(model)`` runs after each pruned layer (layerwise mode):
+    ThiNet fine-tunes there; pass your own training steps. ``criterion_options``: ``variant`` ("iccv",
+    "tpami"), ``refine``, ``per_image``, ``samples_per_weight``, ``target``, ``apoz_at``."""
+    t0 = time.time()
+    if round_to < 1:
+        raise SlimlabError(f"round_to must be >= 1, got {round_to}")
+    images = images_from(calibration, max_images)
+    size, chans = (int(images.shape[-2]), int(images.shape[-1])), int(images.shape[1])
+    names = {id(m): n for n, m in model.named_modules()}
+    ignored = [m if isinstance(m, str) else names.get(id(m)) for m in ignored_layers]
+    if None in ignored:
+        raise SlimlabError("ignored_layers: a module that is not part of the model")
+    before = (count_macs(model, size, in_chans=chans), count_params(model))
+    ratio = _keep_ratio(keep_ratio, prune_ratio)
+    if target_macs is not None:
+        if keep_ratio is not None or prune_ratio is not None:
+            raise SlimlabError("give target_macs or a ratio, not both")
+        if not 0 < target_macs <= 1:
+            raise SlimlabError(f"target_macs must be in (0, 1], got {target_macs}")
+        ratio = ratio_for_macs(model, target_macs, size, layers, round_to=round_to, ignored=ignored, in_chans=chans)
+    dev = next(model.parameters()).device
+    info = prune_model(model, method, ratio, Calibration(images.to(dev)), input_size=size, layers=layers, mode=mode,
+                       seed=seed, between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans,
+                       **criterion_options)
+    n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
+    return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
+                              before[1], count_params(model), time.time() - t0, size, n_bn, len(images))

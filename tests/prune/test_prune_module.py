@@ -1,0 +1,130 @@
+"""The library entry point: prune any nn.Module from a plain DataLoader, save it without code, reload it in a
+fresh process; round_to, ignored layers and the BatchNorm re-estimation checked against their definitions."""
+
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn as nn
+
+from slimlab.errors import SlimlabError
+from slimlab.prune import prune_module, recalibrate_bn
+from slimlab.prune.module import images_from
+from slimlab.prune.pruner import keep_count
+
+NET = '''
+import torch.nn as nn
+class UserNet(nn.Module):
+    """A user's own class: a plain chain and a branch that is summed."""
+    def __init__(self, classes=4):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 24, 3, padding=1), nn.BatchNorm2d(24), nn.ReLU())
+        self.a = nn.Sequential(nn.Conv2d(24, 40, 3, padding=1), nn.BatchNorm2d(40), nn.ReLU())
+        self.b = nn.Sequential(nn.Conv2d(40, 24, 3, padding=1), nn.BatchNorm2d(24))
+        self.head = nn.Linear(24, classes)
+    def forward(self, x):
+        x = self.stem(x)
+        x = (x + self.b(self.a(x))).relu()
+        return self.head(x.mean((2, 3)))
+'''
+
+
+@pytest.fixture
+def user_net(tmp_path, monkeypatch):
+    (tmp_path / "usernet_mod.py").write_text(NET)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("usernet_mod", None)
+    import usernet_mod
+
+    yield usernet_mod
+    sys.modules.pop("usernet_mod", None)
+
+
+def test_a_users_module_pruned_from_a_dataloader_saved_and_reloaded_in_a_fresh_process(user_net, tmp_path):
+    from slimlab.models.io import save_pruned
+
+    torch.manual_seed(0)
+    model = user_net.UserNet().eval()
+    ds = torch.utils.data.TensorDataset(torch.randn(96, 3, 16, 16), torch.randint(0, 4, (96,)))
+    loader = torch.utils.data.DataLoader(ds, batch_size=32)
+    pruned, rep = prune_module(model, loader, method="thinet", keep_ratio=0.5)
+    assert pruned is model and isinstance(pruned, user_net.UserNet)
+    assert rep.channels == {"a.0": [40, 20]} and model.a[0].out_channels == 20 and model.b[0].in_channels == 20
+    assert rep.macs_after < rep.macs_before and rep.calibration_images == 96 and rep.bn_layers_recalibrated == 3
+    x = torch.randn(5, 3, 16, 16)
+    torch.save(x, tmp_path / "x.pt")
+    torch.save(model(x).detach(), tmp_path / "y.pt")
+    save_pruned(model, tmp_path / "user.safetensors")
+    code = (f"import sys, torch; sys.path.insert(0, {str(tmp_path)!r}); import usernet_mod\n"
+            "from slimlab.api import load_pruned\n"
+            f"m = load_pruned({str(tmp_path / 'user.safetensors')!r}, usernet_mod.UserNet())\n"
+            f"x, y = torch.load({str(tmp_path / 'x.pt')!r}), torch.load({str(tmp_path / 'y.pt')!r})\n"
+            "assert m.a[0].out_channels == 20\n"
+            "print('max diff', float((m(x) - y).abs().max()))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert float(r.stdout.split()[-1]) == 0.0
+
+
+def test_keep_count_rounds_to_multiples_by_hand():
+    assert keep_count(64, 0.6) == 38
+    assert keep_count(64, 0.6, round_to=8) == 40  # 38 -> nearest multiple of 8
+    assert keep_count(64, 0.55, round_to=8) == 32  # 35 -> 32
+    assert keep_count(64, 0.01, round_to=8) == 8  # at least one multiple
+    assert keep_count(12, 0.5, round_to=16) == 12  # never more than the layer has
+
+
+def test_round_to_ignored_layers_and_prune_ratio_on_a_timm_model():
+    pytest.importorskip("timm")
+    from slimlab.models import create_model
+
+    model = create_model("timm:resnet18", 10).eval()
+    x = torch.randn(16, 3, 32, 32)
+    layer4 = [m.out_channels for m in model.layer4.modules() if isinstance(m, nn.Conv2d)]
+    _, rep = prune_module(model, [x], method="weight_sum", prune_ratio=0.4, round_to=8,
+                          ignored_layers=[model.layer4])
+    assert rep.keep_ratio == pytest.approx(0.6)
+    assert rep.channels and all(k % 8 == 0 for _, k in rep.channels.values())
+    assert [k for _, k in rep.channels.values()] == [40, 40, 80, 80, 152, 152]  # 38/77/153 rounded
+    assert not any(n.startswith("layer4") for n in rep.channels)
+    assert [m.out_channels for m in model.layer4.modules() if isinstance(m, nn.Conv2d)] == layer4
+    with pytest.raises(SlimlabError, match="not both"):
+        prune_module(model, [x], keep_ratio=0.5, prune_ratio=0.5)
+    with pytest.raises(SlimlabError, match="no such module"):
+        prune_module(model, [x], ignored_layers=["layer9"])
+
+
+def test_target_macs_is_met_with_rounding():
+    from slimlab.models import create_model
+
+    model = create_model("resnet20", 10).eval()
+    _, rep = prune_module(model, [torch.randn(20, 3, 32, 32)], method="random", target_macs=0.6, round_to=4)
+    assert rep.macs_after <= 0.6 * rep.macs_before and all(k % 4 == 0 for _, k in rep.channels.values())
+
+
+def test_recalibrated_bn_statistics_are_the_batch_statistics():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 5, 3), nn.BatchNorm2d(5), nn.ReLU(), nn.Dropout(0.5), nn.Conv2d(5, 2, 1),
+                        nn.BatchNorm2d(2))
+    net[1].running_mean.fill_(7.0)
+    net.eval()
+    x = torch.randn(64, 3, 8, 8)
+    assert recalibrate_bn(net, [x[:32], x[32:]]) == 2
+    h = net[0](x)
+    # equal batches: the average of the two batches' means and unbiased variances, as PyTorch's momentum=None
+    v = torch.stack([h[:32].var(dim=(0, 2, 3)), h[32:].var(dim=(0, 2, 3))]).mean(0)
+    assert torch.allclose(net[1].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert torch.allclose(net[1].running_var, v, atol=1e-4)
+    assert not net.training and net[1].momentum == 0.1  # the mode and the momentum are restored
+
+
+def test_calibration_batches_in_every_usual_shape():
+    x = torch.randn(10, 3, 8, 8)
+    assert images_from([x], 4).shape == (4, 3, 8, 8)
+    assert images_from([(x, torch.zeros(10))], 100).shape == (10, 3, 8, 8)
+    assert images_from([{"image": x}, {"image": x}], 15).shape == (15, 3, 8, 8)
+    with pytest.raises(SlimlabError, match="calibration batches"):
+        images_from([[1, 2]], 4)
+    with pytest.raises(SlimlabError, match="empty"):
+        images_from([], 4)

@@ -1,0 +1,122 @@
+"""Your own model from the command line: timm:NAME and module:pkg.mod:callable through train, evaluate and prune;
+plain weight files as --init with a match report; --prune-ratio, --round-to, --ignore-layers and BatchNorm
+re-estimation in slimlab prune."""
+
+import json
+
+import pytest
+import torch
+
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("own") / "r20"
+    r = run_cli("train", "--data", "digits", "--model", "resnet20", "--epochs", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_prune_ratio_round_to_ignore_layers_and_bn_reestimation(digits_run, tmp_path):
+    out = tmp_path / "p"
+    r = run_cli("prune", str(digits_run), "--method", "weight_sum", "--prune-ratio", "0.7", "--round-to", "8",
+                "--ignore-layers", "layer3", "--ft-layer-epochs", "0", "--no-latency", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    s = json.loads((out / "summary.json").read_text())
+    assert s["keep_ratio"] == pytest.approx(0.3)
+    assert s["channels"] and all(k % 8 == 0 for _, k in s["channels"].values())
+    assert not any(n.startswith("layer3") for n in s["channels"])
+    p = s["pruned"]
+    # re-estimating BatchNorm on training images alone (no gradient step) repairs part of the damage
+    assert p["bn_images"] == 1000 and p["test_acc"] > p["test_acc_before_bn"] + 0.01, p
+    assert "before BatchNorm re-estimation on 1000 images" in r.stdout
+    r = run_cli("prune", str(digits_run), "--method", "weight_sum", "--keep-ratio", "0.3", "--no-bn-recalibrate",
+                "--ft-layer-epochs", "0", "--no-latency", "--out", str(tmp_path / "nobn"))
+    assert r.returncode == 0, r.stderr
+    s2 = json.loads((tmp_path / "nobn" / "summary.json").read_text())
+    assert "test_acc_before_bn" not in s2["pruned"]
+    if s2["pruned"]["test_acc"] < 0.15:
+        assert "near chance" in r.stderr and "--bn-recalibrate" in r.stderr
+
+
+def test_keep_and_prune_ratio_together_is_one_line(digits_run):
+    r = run_cli("prune", str(digits_run), "--keep-ratio", "0.5", "--prune-ratio", "0.5")
+    assert r.returncode == 2 and "not both" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_timm_model_trains_with_label_noise_and_prunes_with_thinet(tmp_path):
+    pytest.importorskip("timm")
+    run, pruned = tmp_path / "timm", tmp_path / "timm-thinet"
+    r = run_cli("train", "--model", "timm:resnet18", "--data", "fake", "--noise", "symmetric:0.4", "--epochs", "1",
+                "--batch-size", "64", "--out", str(run))
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "noise.json").read_text())["realised_rate"] > 0.3
+    r = run_cli("prune", str(run), "--method", "thinet", "--keep-ratio", "0.5", "--round-to", "8",
+                "--calib-per-class", "2", "--ft-layer-epochs", "0", "--no-latency", "--out", str(pruned))
+    assert r.returncode == 0, r.stderr
+    s = json.loads((pruned / "summary.json").read_text())
+    assert s["method"] == "thinet" and s["macs_reduction"] > 1.3
+    assert s["channels"]["layer1.0.conv1"] == [64, 32]
+    r = run_cli("evaluate", str(pruned), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["macs"] == s["macs"]
+
+
+NETS = """import torch.nn as nn
+def tiny(num_classes=10, width=16):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))
+"""
+
+
+def test_a_module_model_trains_evaluates_and_prunes_and_checkpoints_need_the_module_allowed(tmp_path):
+    (tmp_path / "my_cli_nets.py").write_text(NETS)
+    (tmp_path / "marker_nets.py").write_text("open('IMPORTED', 'w').write('x')\n" + NETS)
+    r = run_cli("train", "--model", "module:my_cli_nets:tiny", "--model-kwargs", "{width: 12}", "--data", "fake",
+                "--epochs", "2", "--out", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ck["model_name"] == "module:my_cli_nets:tiny" and ck["model_kwargs"] == {"width": 12}
+    r = run_cli("evaluate", "run", cwd=tmp_path)
+    assert r.returncode == 2 and "--allow-module my_cli_nets" in r.stderr and "Traceback" not in r.stderr
+    r = run_cli("evaluate", "run", "--allow-module", "my_cli_nets", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("prune", "run", "--allow-module", "my_cli_nets", "--method", "thinet", "--ft-layer-epochs", "0",
+                "--no-latency", "--out", "pruned", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("evaluate", "pruned", "--json", cwd=tmp_path, env={"SLIMLAB_ALLOW_MODULES": "my_cli_nets"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["params"] < json.loads((tmp_path / "run" / "summary.json").read_text())["params"]
+    # a checkpoint that names a module nobody allowed never imports it
+    ck["model_name"] = "module:marker_nets:tiny"
+    torch.save(ck, tmp_path / "stranger.pt")
+    r = run_cli("evaluate", "stranger.pt", cwd=tmp_path)
+    assert r.returncode == 2 and "not allowed" in r.stderr and not (tmp_path / "IMPORTED").exists()
+
+
+def test_init_from_a_torchvision_pth_and_a_safetensors_file_reports_the_match(tmp_path):
+    import torchvision
+    from safetensors.torch import save_file
+
+    tv = torchvision.models.resnet18(num_classes=1000)
+    torch.save(tv.state_dict(), tmp_path / "resnet18.pth")
+    r = run_cli("train", "--model", "tv:resnet18", "--init", str(tmp_path / "resnet18.pth"), "--data", "fake",
+                "--epochs", "1", "--train-subset", "64", "--out", str(tmp_path / "a"), "--json")
+    assert r.returncode == 0, r.stderr
+    init = json.loads(r.stdout)["init"]
+    assert init["tensors_copied"] == len(tv.state_dict()) - 2 and init["head"] == "fresh (another shape)"
+    assert "2 of another shape (first: fc.weight (1000, 512) vs (10, 512))" in init["report"]
+    sd = {k: v for k, v in tv.state_dict().items() if not k.startswith("fc.")}
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "trunk.safetensors"))
+    r = run_cli("train", "--model", "tv:resnet18", "--init", str(tmp_path / "trunk.safetensors"), "--data", "fake",
+                "--epochs", "1", "--train-subset", "64", "--out", str(tmp_path / "b"))
+    assert r.returncode == 0, r.stderr
+    assert f"{len(sd)} tensors copied" in r.stdout and "2 left as initialised (first: fc.weight)" in r.stdout
+    ck = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert ck["init"]["tensors_copied"] == len(sd)
+    (tmp_path / "junk.pth").write_text("not weights")
+    r = run_cli("train", "--model", "tv:resnet18", "--init", str(tmp_path / "junk.pth"), "--data", "fake",
+                "--epochs", "1", "--out", str(tmp_path / "c"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
