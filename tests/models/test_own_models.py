@@ -18,7 +18,7 @@ from slimlab.models.io import (
     save_pruned,
     summarize_match,
 )
-from slimlab.models.registry import ALLOW_ENV, _ALLOWED, allow_module
+from slimlab.models.registry import _ALLOWED, ALLOW_ENV, allow_module
 from slimlab.profile import count_params
 
 

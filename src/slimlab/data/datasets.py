@@ -312,7 +312,9 @@ def _split_of(items, which: str) -> Split:
 
 def _image_uint8(im, where: str) -> torch.Tensor:
     """[3, H, W] uint8 of a PIL image, an array or a tensor (grayscale repeated to three channels)."""
-    if hasattr(im, "mode") and hasattr(im, "size"):  # PIL
+    from PIL import Image
+
+    if isinstance(im, Image.Image):
         im = _to_rgb8(im)
     t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im
     if t.is_floating_point():

@@ -1,0 +1,49 @@
+"""slimlab as a library: api.train on your own nn.Module and your own (image, label) data sets."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn as nn
+from PIL import Image
+
+from slimlab import api
+from slimlab.config import TrainConfig
+from slimlab.data import from_datasets
+from slimlab.errors import SlimlabError
+
+
+def _pairs(n: int, seed: int):
+    g = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        y = i % 2
+        arr = (g.random((16, 16, 3)) * 60 + 150 * y).astype(np.uint8)  # class 1 is bright
+        out.append((Image.fromarray(arr), y))
+    return out
+
+
+def test_from_datasets_takes_pil_arrays_and_float_tensors():
+    pil = _pairs(4, 0)
+    ds = from_datasets(pil, [(torch.rand(3, 16, 16), 1), (np.zeros((16, 16), np.uint8), 0)], classes=["dark", "bright"])
+    assert ds.train.images.dtype == torch.uint8 and ds.train.images.shape == (4, 3, 16, 16)
+    assert torch.equal(ds.train.images[0].permute(1, 2, 0), torch.from_numpy(np.array(pil[0][0])))
+    assert ds.classes == ["dark", "bright"] and ds.test.targets.tolist() == [1, 0]
+    with pytest.raises(SlimlabError, match="differ in size"):
+        from_datasets([(torch.rand(3, 8, 8), 0), (torch.rand(3, 9, 9), 1)], pil)
+    with pytest.raises(SlimlabError, match="non-finite"):
+        from_datasets([(torch.full((3, 16, 16), float("nan")), 0)], pil)
+
+
+def test_api_train_on_a_users_module_and_data(tmp_path):
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                        nn.Flatten(), nn.Linear(8, 2))
+    before = net[0].weight.detach().clone()
+    s = api.train(TrainConfig(epochs=3, batch_size=16, lr=0.05, val_fraction=0.0, out=str(tmp_path / "run"), progress="none"),
+                  model=net, data=(_pairs(96, 0), _pairs(32, 1)))
+    assert not torch.equal(before, net[0].weight)  # trained in place
+    assert s["test_acc"] >= 0.9 and s["train_images"] == 96
+    ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ck["model_name"] == "custom:Sequential" or ck["model_name"].endswith(":Sequential")
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["num_classes"] == 2
