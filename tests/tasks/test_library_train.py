@@ -40,7 +40,8 @@ def test_api_train_on_a_users_module_and_data(tmp_path):
     net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                         nn.Flatten(), nn.Linear(8, 2))
     before = net[0].weight.detach().clone()
-    s = api.train(TrainConfig(epochs=3, batch_size=16, lr=0.05, val_fraction=0.0, out=str(tmp_path / "run"), progress="none"),
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=0.05, val_fraction=0.0, out=str(tmp_path / "run"), progress="none")
+    s = api.train(cfg,
                   model=net, data=(_pairs(96, 0), _pairs(32, 1)))
     assert not torch.equal(before, net[0].weight)  # trained in place
     assert s["test_acc"] >= 0.9 and s["train_images"] == 96
