@@ -128,3 +128,22 @@ def test_calibration_batches_in_every_usual_shape():
         images_from([[1, 2]], 4)
     with pytest.raises(SlimlabError, match="empty"):
         images_from([], 4)
+
+
+def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("## Your own model", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len([ln for ln in code.splitlines() if ln.strip()]) <= 10
+    monkeypatch.chdir(tmp_path)
+    my_train_set = torch.utils.data.TensorDataset(torch.randn(64, 3, 32, 32), torch.randint(0, 10, (64,)))
+    scope = {"my_train_set": my_train_set}
+    exec(compile(code, "README.md", "exec"), scope)  # noqa: S102  (our own README)
+    model, report = scope["model"], scope["report"]
+    assert report.macs_after <= 0.5 * report.macs_before
+    assert all(k % 8 == 0 for _, k in report.channels.values())
+    assert model.layer1[0].conv1.out_channels == report.channels["layer1.0.conv1"][1]
+    assert (tmp_path / "r18-pruned.safetensors").is_file()
