@@ -36,6 +36,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["image"], output_names=["logits"],
                               dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, opset_version=opset)
+        _mark_onnx(tmp)
         out = {"path": str(path), "bytes": tmp.stat().st_size}
         if check:
             out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol)
@@ -43,6 +44,36 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
     finally:
         tmp.unlink(missing_ok=True)
     return out
+
+
+MARKER = "slimlab"  # an ONNX metadata key / a TorchScript extra file: this file was written by slimlab export
+
+
+def written_by_slimlab(path: str | Path) -> bool:
+    """Whether ``path`` is an export slimlab wrote (it carries slimlab's marker); only such a file may be replaced
+    without ``--overwrite``."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                return any(n.endswith(f"extra/{MARKER}.json") for n in z.namelist())
+        import onnx
+
+        m = onnx.load_model(str(path), load_external_data=False)
+        return any(p.key == MARKER for p in m.metadata_props)
+    except Exception:  # not an ONNX file, a broken archive, unreadable: not ours
+        return False
+
+
+def _mark_onnx(path: Path) -> None:
+    import onnx
+
+    m = onnx.load_model(str(path), load_external_data=False)
+    entry = m.metadata_props.add()
+    entry.key, entry.value = MARKER, "export"
+    onnx.save_model(m, str(path))
 
 
 def _session(path: str | Path, threads: int | None = None):
@@ -94,7 +125,7 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: int = 32,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
-    torch.jit.save(traced, buf)
+    torch.jit.save(traced, buf, _extra_files={f"{MARKER}.json": b'{"written_by": "slimlab export"}'})
     atomic_write_bytes(path, buf.getvalue())
     return {"path": str(path), "bytes": path.stat().st_size, "max_abs_diff": diff}
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from slimlab.errors import SlimlabError
@@ -36,6 +37,8 @@ def resolve(spec: str) -> str:
     if not spec.startswith(PREFIX):
         return spec
     name = spec[len(PREFIX):]
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name) or ".." in name:
+        raise SlimlabError(f"'{spec}': a zoo name is a plain name (letters, digits, '_', '-', '.'), not a path")
     path = zoo_dir() / name / "model.pt"
     if not path.is_file():
         known = ", ".join(PREFIX + n for n in entries()) or "none"

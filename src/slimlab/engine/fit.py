@@ -139,6 +139,11 @@ def _fmt_s(s: float) -> str:
 
 
 def checkpoint_payload(model: nn.Module, meta: dict, **extra) -> dict:
+    """A checkpoint of ``model``; refused (one line) when a weight or a BN statistic is NaN or inf, so no command
+    (training, pruning, fine-tuning, pre-training) ever writes a checkpoint that cannot be used."""
+    bad = first_non_finite(model)
+    if bad is not None:
+        raise SlimlabError(f"not writing a checkpoint: '{bad}' holds NaN or inf")
     return {"format": FORMAT, **meta, "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             **extra}
 

@@ -168,6 +168,17 @@ def load_init(path: str) -> dict:
     return {"state_dict": plain_state_dict(obj, str(p)), "plain": True, "path": str(p)}
 
 
+def check_same_classes(what: str, ck: dict, ds: D.DataSet) -> None:
+    """One line when a checkpoint's model was trained on other classes than ``ds`` has (their number or names):
+    pairing them would mislabel every prediction."""
+    if ds.num_classes != ck["num_classes"]:
+        raise SlimlabError(f"{what} predicts {ck['num_classes']} classes but {ds.name} has {ds.num_classes}")
+    trained_on = (ck.get("data") or {}).get("classes")
+    if trained_on and [str(c) for c in trained_on] != list(ds.classes):
+        raise SlimlabError(f"{what} was trained on classes {', '.join(map(str, trained_on[:3]))}..., but {ds.name} "
+                           f"has {', '.join(ds.classes[:3])}...: give the data it was trained on")
+
+
 def data_meta(ds: D.DataSet) -> dict:
     return {"name": ds.name, "classes": list(ds.classes), "mean": list(ds.mean), "std": list(ds.std),
             "image_size": ds.image_size}

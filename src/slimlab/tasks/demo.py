@@ -35,7 +35,8 @@ def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "sym
         {"name": "weight_sum", "kind": "prune", "with": {**prune, "method": "weight_sum"}},
         {"name": "profile", "kind": "profile", "with": {"runs": runs}},
         {"name": "export", "kind": "export", "with": {"run": "best", "candidates": runs, "format": "onnx"}},
-        {"name": "report", "kind": "report", "with": {"runs": runs, "title": f"slimlab demo: {data}, {noise} noise"}},
+        {"name": "report", "kind": "report", "with": {"runs": runs, "profiles": ["${profile}"],
+                                                      "title": f"slimlab demo: {data}, {noise} noise"}},
     ]}
 
 
@@ -64,9 +65,10 @@ def run_demo(out: str | Path = "runs/demo", **kwargs) -> dict:
     out = Path(out)
     results = run_recipe(demo_recipe(**kwargs), out)
     rows = []
+    profile = {str(Path(k).name): v for k, v in json.loads((out / "profile" / "profile.json").read_text()).items()}
     for name in ("ce", "pencil", "thinet", "weight_sum"):
         s = json.loads((out / name / "summary.json").read_text())
-        lat = s.get("latency_ms") or {}
+        lat = {"torch_b1": profile.get(name, {}).get("torch_ms"), "onnx_b1": profile.get(name, {}).get("onnx_ms")}
         rows.append((name, s["params"], s["macs"], s["test_acc"], lat.get("torch_b1"), lat.get("onnx_b1")))
     return {"rows": rows, "labels": results["labels"], "export": results["export"],
             "report": results["report"]["path"]}

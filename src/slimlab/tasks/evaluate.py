@@ -13,6 +13,7 @@ from slimlab.engine.distributed import resolve_device
 from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params
+from slimlab.tasks.common import check_same_classes
 
 
 @dataclass
@@ -48,13 +49,7 @@ def run(cfg: EvaluateConfig) -> dict:
     dev = resolve_device(cfg.device)
     model = model_from_checkpoint(ck).to(dev)
     loader, ds = build_eval_loader(ck, cfg.data or None, cfg.root, cfg.download, device=dev, subset=cfg.test_subset)
-    if ds.num_classes != ck["num_classes"]:
-        raise SlimlabError(f"{cfg.checkpoint} predicts {ck['num_classes']} classes but {ds.name} has "
-                           f"{ds.num_classes}")
-    trained_on = ck.get("data", {}).get("classes")
-    if trained_on and list(trained_on) != list(ds.classes):
-        raise SlimlabError(f"{cfg.checkpoint} was trained on classes {trained_on[:3]}..., {ds.name} has "
-                           f"{ds.classes[:3]}...")
+    check_same_classes(cfg.checkpoint, ck, ds)
     r = evaluate(model, loader)
     return {"checkpoint": ck["path"], "model": ck["model_name"], "data": ds.name, "test_acc": r["acc"],
             "test_loss": r["loss"], "n": r["n"], "params": count_params(model),

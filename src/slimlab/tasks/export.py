@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slimlab.engine import checkpoint_image_size, load_checkpoint
 from slimlab.errors import SlimlabError
-from slimlab.export import export_onnx, export_torchscript
+from slimlab.export import export_onnx, export_torchscript, written_by_slimlab
 from slimlab.models.io import model_from_checkpoint
 
 
@@ -23,6 +23,7 @@ class ExportConfig:
     out: str = ""  # output file, or a directory (default: beside the checkpoint)
     input_size: int = 0
     candidates: list = field(default_factory=list)  # run directories to choose from with run=best
+    overwrite: bool = False  # replace an existing --out file that slimlab did not write
 
 
 Config = ExportConfig
@@ -54,6 +55,9 @@ def run(cfg: ExportConfig) -> dict:
     path = Path(cfg.out) if cfg.out else default_dir / name
     if cfg.out and (path.is_dir() or not path.suffix):
         path = path / name
+    if path.exists() and not cfg.overwrite and not written_by_slimlab(path):
+        raise SlimlabError(f"{path} exists and was not written by slimlab export: choose another --out, or "
+                           "--overwrite to replace it")
     r = export_onnx(model, path, size) if cfg.format == "onnx" else export_torchscript(model, path, size)
     r["from"] = str(src)
     return r

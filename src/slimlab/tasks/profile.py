@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,8 +60,8 @@ def run(cfg: ProfileConfig) -> dict:
 
 
 def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20) -> dict:
-    """Params, MACs, PyTorch and ONNX Runtime CPU latency (batch 1) of every run's model -> profile.json;
-    the latency is also written into each run's summary.json (for the report)."""
+    """Params, MACs, PyTorch and ONNX Runtime CPU latency (batch 1) of every run's model -> ``out``/profile.json.
+    The runs measured are only read: ``slimlab report --profiles`` shows these latencies beside them."""
     rows = {}
     for r in runs:
         ck = load_checkpoint(r)
@@ -70,14 +69,9 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20)
         size = checkpoint_image_size(ck)
         row = {"params": count_params(model), "macs": count_macs(model, size),
                "torch_ms": measure_latency(model, size, 1, warmup=5, iters=iters)["median_ms"],
-               "threads": torch.get_num_threads()}
+               "threads": torch.get_num_threads(), "run": str(Path(ck["path"]).parent.resolve())}
         if onnx:
             row["onnx_ms"] = onnx_latency(model, size, 1, iters=iters)["median_ms"]
         rows[str(r)] = row
-        s = Path(r) / "summary.json"
-        if s.is_file():
-            summ = json.loads(s.read_text())
-            summ["latency_ms"] = {"torch_b1": row["torch_ms"], **({"onnx_b1": row["onnx_ms"]} if onnx else {})}
-            atomic_write_json(s, summ)
     atomic_write_json(out / "profile.json", rows)
     return {"models": len(rows), "rows": rows}

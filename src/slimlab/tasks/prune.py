@@ -19,7 +19,7 @@ from slimlab import data as D
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, to_dict
 from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
-from slimlab.engine.fit import checkpoint_payload
+from slimlab.engine.fit import checkpoint_payload, first_non_finite
 from slimlab.engine.rundir import claim, config_header, next_free
 from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
@@ -27,7 +27,7 @@ from slimlab.profile import count_macs, count_params, measure_latency
 from slimlab.prune import PruneConfig, canonical_name
 from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
 from slimlab.prune.pruner import Calibration, check_options, plot_channels, prune_model, ratio_for_macs
-from slimlab.tasks.common import Prepared, data_meta, make_loaders, plot_curves, prepare_data
+from slimlab.tasks.common import Prepared, check_same_classes, data_meta, make_loaders, plot_curves, prepare_data
 
 Config = PruneConfig
 
@@ -113,9 +113,10 @@ def load_for_pruning(cfg: PruneConfig, ctx: Dist | None = None, ck: dict | None 
     model = model_from_checkpoint(ck).to(ctx.device)
     tcfg = finetune_config(cfg, ck)
     p = prepare_data(tcfg)
-    if p.ds.num_classes != ck["num_classes"]:
-        raise SlimlabError(f"{cfg.checkpoint} predicts {ck['num_classes']} classes but {p.ds.name} has "
-                           f"{p.ds.num_classes}")
+    check_same_classes(cfg.checkpoint, ck, p.ds)
+    bad = first_non_finite(model)
+    if bad is not None:
+        raise SlimlabError(f"{cfg.checkpoint}: '{bad}' holds NaN or inf; there is nothing to prune")
     if cfg.labels_from:
         p.targets = corrected_labels(cfg.labels_from).to(p.targets)
         if len(p.targets) != len(p.ds.train):

@@ -214,13 +214,34 @@ def _html(title: str, head: list[str], rows: list[list[str]], figures) -> str:
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
-def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report") -> Path:
+def merge_profiles(runs: list[dict], profiles: list[str | Path]) -> None:
+    """Latencies measured by ``slimlab profile --runs`` (its profile.json files, or directories holding one) into
+    the loaded runs' summaries, in memory: profiling never writes into the runs it measures."""
+    by_dir = {str(Path(r["dir"]).resolve()): r for r in runs}
+    for prof in profiles:
+        f = Path(prof) / "profile.json" if Path(prof).is_dir() else Path(prof)
+        if not f.is_file():
+            raise SlimlabError(f"report: no profile.json at {prof}")
+        try:
+            rows = json.loads(f.read_text())
+        except (ValueError, UnicodeDecodeError):
+            raise SlimlabError(f"report: {f} is not valid JSON") from None
+        for path, row in (rows.items() if isinstance(rows, dict) else []):
+            run = by_dir.get(str(Path(row.get("run", path) if isinstance(row, dict) else path).resolve()))
+            if run is not None and isinstance(row, dict):
+                run["summary"]["latency_ms"] = {k: row[v] for k, v in (("torch_b1", "torch_ms"), ("onnx_b1", "onnx_ms"))
+                                                if isinstance(row.get(v), (int, float))}
+
+
+def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report",
+                 profiles: list[str | Path] | None = None) -> Path:
     """Write the report for ``run_dirs`` to ``out`` (``.html`` or ``.md``); return its path."""
     if not run_dirs:
         raise SlimlabError("report: give at least one run directory")
     if fmt not in ("html", "md"):
         raise SlimlabError(f"unknown report format '{fmt}' (html, md)")
     runs = [_load_run(r) for r in run_dirs]
+    merge_profiles(runs, profiles or [])
     out = Path(out)
     figures = _figures(runs)
     head, rows = table_rows(runs)
@@ -240,6 +261,7 @@ class ReportConfig:
     out: str = ""  # the report file, or a directory (default: report.html / report.md)
     format: str = "html"  # html | md
     title: str = "slimlab report"
+    profiles: list = field(default_factory=list)  # profile.json files (slimlab profile --runs) with the latencies
 
 
 Config = ReportConfig
@@ -250,4 +272,4 @@ def run(cfg: ReportConfig) -> dict:
     out = Path(cfg.out or name)
     if out.is_dir() or not out.suffix:
         out = out / name
-    return {"path": str(build_report(cfg.runs, out, cfg.format, cfg.title))}
+    return {"path": str(build_report(cfg.runs, out, cfg.format, cfg.title, cfg.profiles))}

@@ -259,5 +259,8 @@ def run(cfg: RunConfig) -> dict:
     overrides = parse_set(cfg.set)
     if cfg.check:
         return {"name": recipe["name"], "valid_steps": check_recipe(recipe, cfg.budget or None, overrides)}
+    if not cfg.out and (not _STEP_NAME.fullmatch(str(recipe["name"])) or ".." in str(recipe["name"])):
+        raise SlimlabError(f"recipe name {str(recipe['name'])[:60]!r} is not a plain name, so it cannot be the default "
+                           "output directory runs/NAME: give --out")
     out = cfg.out or f"runs/{recipe['name']}" + (f"-{cfg.budget}" if cfg.budget else "")
     return {"name": recipe["name"], "steps": run_recipe(recipe, out, cfg.budget or None, overrides)}
