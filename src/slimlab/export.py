@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import io
 import os
-import statistics
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -131,21 +129,20 @@ def export_torchscript(model: nn.Module, path: str | Path, input_size: int = 32,
 
 
 def onnx_latency(model: nn.Module, input_size: int = 32, batch: int = 1, warmup: int = 5, iters: int = 20,
-                 threads: int | None = None) -> dict:
-    """Median ONNX Runtime (CPU) latency in ms of ``model`` exported on the fly."""
+                 threads: int | None = None, min_time_s: float = 0.5) -> dict:
+    """ONNX Runtime (CPU) latency of ``model`` exported on the fly: median, p10 and p90 in ms over timed blocks
+    (:func:`slimlab.profile.latency.timed`), with ``stable`` false if the spread stayed large."""
+    from slimlab.profile.latency import timed
+
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "m.onnx"
         export_onnx(model, p, input_size, check=False)
         sess = _session(p, threads)
         x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
-        for _ in range(warmup):
-            sess.run(None, {"image": x})
-        times = []
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            sess.run(None, {"image": x})
-            times.append((time.perf_counter() - t0) * 1000)
-    med = statistics.median(times)
+        r = timed(lambda: sess.run(None, {"image": x}), warmup=warmup, min_blocks=iters, min_s=min_time_s)
     threads_used = threads or int(sess.get_session_options().intra_op_num_threads) or torch.get_num_threads()
-    return {"batch": batch, "median_ms": med, "iters": iters, "images_per_s": batch * 1000 / med,
+    return {"batch": batch, **r, "iters": r["blocks"], "images_per_s": batch * 1000 / r["median_ms"],
             "threads": threads_used, "runtime": "onnxruntime"}
+
+
+measure_onnx_latency = onnx_latency

@@ -91,10 +91,19 @@ def test_report_renders_in_headless_chromium(browser_exe, demo):
         page.wait_for_load_state("load")
         sizes = page.evaluate("Array.from(document.images).map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         title = page.title()
+        lead = page.inner_text("#exported")
+        pareto = page.evaluate("Array.from(document.images).filter(i => i.alt.includes('Pareto front'))"
+                               ".map(i => i.naturalWidth)")
+        headers = page.evaluate("Array.from(document.querySelectorAll('th')).map(t => t.innerText)")
+        page.screenshot(path=str(out / "report" / "screenshot.png"), full_page=True)
         browser.close()
     assert errors == []
     assert len(sizes) >= 4 and all(c and w > 0 and h > 0 for c, w, h in sizes), sizes
     assert "slimlab demo" in title
+    exported = json.loads((out / "export" / "model.onnx.json").read_text())
+    assert lead.startswith(f"Exported {Path(exported['from']).name} as model.onnx") and "within 0.5 points" in lead
+    assert pareto and pareto[0] > 0
+    assert any("p10-p90" in h for h in headers)
 
 
 RECIPE = """

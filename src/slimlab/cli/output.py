@@ -37,11 +37,20 @@ def models(r: dict) -> None:
             print(f"  {z['name']:28} {z['model']:10} test {_pct(z['test_acc'])} ({z['epochs']} epochs)")
 
 
+def _ms(row: dict, rt: str) -> str:
+    """"median ms (p10-p90)" of a profile row's runtime ``rt`` (torch / onnx)."""
+    p10, p90 = row.get(f"{rt}_p10_ms"), row.get(f"{rt}_p90_ms")
+    spread = f" (p10-p90 {p10:.2f}-{p90:.2f})" if p10 is not None and p90 is not None else ""
+    return f"{row[f'{rt}_ms']:.2f} ms{spread}"
+
+
 def profile(r: dict) -> None:
     if "rows" in r:
         for name, row in r["rows"].items():
-            print(f"{name}: {row['params'] / 1e6:.3f}M params, {row['macs'] / 1e6:.2f}M MACs, "
-                  f"{row['torch_ms']:.2f} ms (PyTorch, batch 1)")
+            onnx = (f", {_ms(row, 'onnx')} (ONNX Runtime)" if "onnx_ms" in row else "")
+            print(f"{name}: {row['params'] / 1e6:.3f}M params, {row['macs'] / 1e6:.2f}M MACs, batch 1: "
+                  f"{_ms(row, 'torch')} (PyTorch){onnx}" + ("" if row.get("stable", True) else
+                                                            "  [unstable: the spread stayed large]"))
         return
     print(f"{r['model']}: {r['params'] / 1e6:.3f}M params, {r['macs'] / 1e6:.2f}M MACs at "
           f"{r['input_size']}x{r['input_size']}")
@@ -50,8 +59,9 @@ def profile(r: dict) -> None:
               f"(p10 {lat['p10_ms']:.2f}, p90 {lat['p90_ms']:.2f}), {lat['images_per_s']:.0f} img/s, "
               f"{lat['threads']} threads")
     for lat in r.get("onnx", []):
-        print(f"  ONNX Runtime cpu batch {lat['batch']:3d}: median {lat['median_ms']:.2f} ms, "
-              f"{lat['images_per_s']:.0f} img/s, {lat['threads']} threads")
+        print(f"  ONNX Runtime cpu batch {lat['batch']:3d}: median {lat['median_ms']:.2f} ms "
+              f"(p10 {lat['p10_ms']:.2f}, p90 {lat['p90_ms']:.2f}), {lat['images_per_s']:.0f} img/s, "
+              f"{lat['threads']} threads" + ("" if lat.get("stable", True) else "  [unstable]"))
 
 
 def prune(s: dict) -> None:
@@ -96,6 +106,8 @@ def scale(r: dict) -> None:
 
 
 def export(r: dict) -> None:
+    if r.get("why"):
+        print(f"exporting {r['from']}: {r['why']}")
     print(f"wrote {r['path']} ({r['bytes'] / 1e6:.2f} MB); outputs match PyTorch within {r['max_abs_diff']:.1e}")
 
 
@@ -104,6 +116,8 @@ def report(r: dict) -> None:
 
 
 def demo(r: dict) -> None:
+    if r.get("headline"):
+        print(f"\n{r['headline']}")
     print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'CPU ms':>8} {'ONNX ms':>8}")
     for name, params, macs, acc, t, o in r["rows"]:
         print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {(t or 0):8.2f} {(o or 0):8.2f}")
@@ -111,8 +125,11 @@ def demo(r: dict) -> None:
     if "precision" in lab:
         print(f"label issues: PENCIL flagged {lab['flagged']} labels, precision {100 * lab['precision']:.1f}%, "
               f"recall {100 * lab['recall']:.1f}% against the injected flips")
-    print(f"exported {r['export']['path']} (from {r['export']['from']})")
+    print(f"exported {r['export']['path']} (from {r['export']['from']}: {r['export'].get('why', 'chosen')})")
     print(f"report: {r['report']}")
+    if r.get("layer_epochs") is not None:
+        print(f"(to fit in two minutes the demo fine-tunes {r['layer_epochs']:g} epoch after each pruned layer; "
+              "ThiNet's procedure, and slimlab prune's default, use about 1)")
 
 
 def run(r: dict) -> None:

@@ -22,7 +22,7 @@ LOCK = ".slimlab.lock"
 # every file a slimlab command writes into its run directory
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
              "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
-             "model.onnx", "model.ts.pt", "model.yaml", "profile.json")
+             "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json")
 # files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
 _KEPT = ("step.json", "step-started.json")
 _HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")

@@ -1,10 +1,15 @@
 """``slimlab demo``: the main job, from noisy labels to a small, fast, accurate model, with a report.
 
-On the embedded digits data by default: inject 40% symmetric label noise -> train a CE model and a
-PENCIL model -> flag label issues -> prune the PENCIL model with ThiNet and with weight sum to half
-its MACs, fine-tuning on PENCIL's corrected labels -> profile every model (params, MACs, CPU and
-ONNX Runtime latency) -> export the most accurate as ONNX -> write the report. It is a recipe like
-any other, so a killed demo continues where it stopped.
+On the embedded digits data by default: inject 60% symmetric label noise (where cross-entropy
+clearly suffers) -> train a CE model and a PENCIL model -> flag label issues -> prune the PENCIL
+model with ThiNet and with weight sum to half its MACs, fine-tuning on PENCIL's corrected labels ->
+profile every model (params, MACs, CPU and ONNX Runtime latency, median with p10-p90) -> export the
+smallest model within 0.5 points of the best validation accuracy (clean validation labels: the noise
+is synthetic) as ONNX -> write the report. It is a recipe like any other, so a killed demo continues
+where it stopped.
+
+To fit in two minutes on two cores, the demo fine-tunes 0.25 epoch after each pruned layer where
+ThiNet's procedure (and ``slimlab prune``'s default) uses about one; it says so in its output.
 """
 
 from __future__ import annotations
@@ -15,17 +20,19 @@ from pathlib import Path
 
 from slimlab.tasks.run import run_recipe
 
+LAYER_EPOCHS = 0.25  # fine-tuning after each pruned layer, in epochs (ThiNet: ~1)
 
-def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "symmetric:0.4", epochs: int = 15,
+
+def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "symmetric:0.6", epochs: int = 15,
                 finetune_epochs: int = 4, target_macs: float = 0.5, train_subset: int = 0) -> dict:
     train = {"data": data, "model": model, "noise": noise, "epochs": epochs, "batch_size": 64, "lr": 0.05,
-             "train_subset": train_subset}
+             "train_subset": train_subset, "clean_val": True}
     # PENCIL's lambda = 600 was tuned for 130 epochs of label correction; in a few epochs the label variables
     # barely move, so the demo uses a larger one (measured on digits, 15 epochs: lambda 600 corrects no label,
     # 2000 corrects ~9% of the flips at 100% precision, 6000 becomes unstable)
     pencil = {**train, "loss": "pencil", "lr": 0.05, "loss_kwargs": {"lam": 2000.0}}
     prune = {"checkpoint": "${pencil}/best.pt", "target_macs": target_macs, "finetune_epochs": finetune_epochs,
-             "ft_lr": 0.01, "labels_from": "${pencil}", "batch_size": 64}
+             "ft_lr": 0.01, "labels_from": "${pencil}", "batch_size": 64, "ft_layer_epochs": LAYER_EPOCHS}
     runs = ["${ce}", "${pencil}", "${thinet}", "${weight_sum}"]
     return {"name": "demo", "steps": [
         {"name": "ce", "kind": "train", "with": train},
@@ -34,8 +41,9 @@ def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "sym
         {"name": "thinet", "kind": "prune", "with": {**prune, "method": "thinet"}},
         {"name": "weight_sum", "kind": "prune", "with": {**prune, "method": "weight_sum"}},
         {"name": "profile", "kind": "profile", "with": {"runs": runs}},
-        {"name": "export", "kind": "export", "with": {"run": "best", "candidates": runs, "format": "onnx"}},
-        {"name": "report", "kind": "report", "with": {"runs": runs, "profiles": ["${profile}"],
+        {"name": "export", "kind": "export", "with": {"run": "best", "candidates": runs, "format": "onnx",
+                                                      "select": "smallest", "tolerance": 0.5}},
+        {"name": "report", "kind": "report", "with": {"runs": runs, "profiles": ["${profile}"], "exported": "${export}",
                                                       "title": f"slimlab demo: {data}, {noise} noise"}},
     ]}
 
@@ -46,7 +54,7 @@ class DemoConfig:
 
     data: str = "digits"
     model: str = "resnet20"
-    noise: str = "symmetric:0.4"
+    noise: str = "symmetric:0.6"
     epochs: int = 15
     finetune_epochs: int = 4
     train_subset: int = 0
@@ -66,9 +74,23 @@ def run_demo(out: str | Path = "runs/demo", **kwargs) -> dict:
     results = run_recipe(demo_recipe(**kwargs), out)
     rows = []
     profile = {str(Path(k).name): v for k, v in json.loads((out / "profile" / "profile.json").read_text()).items()}
+    summaries = {}
     for name in ("ce", "pencil", "thinet", "weight_sum"):
-        s = json.loads((out / name / "summary.json").read_text())
+        s = summaries[name] = json.loads((out / name / "summary.json").read_text())
         lat = {"torch_b1": profile.get(name, {}).get("torch_ms"), "onnx_b1": profile.get(name, {}).get("onnx_ms")}
         rows.append((name, s["params"], s["macs"], s["test_acc"], lat.get("torch_b1"), lat.get("onnx_b1")))
-    return {"rows": rows, "labels": results["labels"], "export": results["export"],
-            "report": results["report"]["path"]}
+    return {"headline": headline(summaries, profile, kwargs.get("noise", DemoConfig.noise)), "rows": rows,
+            "labels": results["labels"], "export": results["export"], "report": results["report"]["path"],
+            "layer_epochs": LAYER_EPOCHS}
+
+
+def headline(s: dict[str, dict], profile: dict[str, dict], noise: str) -> str:
+    """The demo's one line: what noise-robust training gained over CE, and what pruning bought at what cost."""
+    gain = 100 * (s["pencil"]["test_acc"] - s["ce"]["test_acc"])
+    base = profile.get("pencil", {}).get("onnx_ms") or profile.get("pencil", {}).get("torch_ms")
+    small = profile.get("thinet", {}).get("onnx_ms") or profile.get("thinet", {}).get("torch_ms")
+    cost = 100 * (s["thinet"]["test_acc"] - s["pencil"]["test_acc"])
+    faster = f"{base / small:.2f}x faster (ONNX Runtime, batch 1)" if base and small else "smaller"
+    macs = s["pencil"]["macs"] / max(s["thinet"]["macs"], 1)
+    return (f"PENCIL {gain:+.1f} points over CE at {noise.split(':')[-1]} {noise.split(':')[0]} noise; "
+            f"the ThiNet-pruned model is {faster} with {macs:.2f}x fewer MACs, at {cost:+.1f} points")

@@ -67,11 +67,14 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20)
         ck = load_checkpoint(r)
         model = model_from_checkpoint(ck).eval()
         size = checkpoint_image_size(ck)
-        row = {"params": count_params(model), "macs": count_macs(model, size),
-               "torch_ms": measure_latency(model, size, 1, warmup=5, iters=iters)["median_ms"],
+        eager = measure_latency(model, size, 1, warmup=5, iters=iters)
+        row = {"params": count_params(model), "macs": count_macs(model, size), "torch_ms": eager["median_ms"],
+               "torch_p10_ms": eager["p10_ms"], "torch_p90_ms": eager["p90_ms"], "stable": eager["stable"],
                "threads": torch.get_num_threads(), "run": str(Path(ck["path"]).parent.resolve())}
         if onnx:
-            row["onnx_ms"] = onnx_latency(model, size, 1, iters=iters)["median_ms"]
+            o = onnx_latency(model, size, 1, iters=iters)
+            row.update(onnx_ms=o["median_ms"], onnx_p10_ms=o["p10_ms"], onnx_p90_ms=o["p90_ms"],
+                       stable=row["stable"] and o["stable"])
         rows[str(r)] = row
     atomic_write_json(out / "profile.json", rows)
     return {"models": len(rows), "rows": rows}

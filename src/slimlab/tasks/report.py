@@ -32,6 +32,7 @@ def _load_run(path: str | Path) -> dict:
         raise SlimlabError(f"not a finished run directory (no summary.json): {d}")
     run = {"dir": d, "name": d.name, "summary": json.loads((d / "summary.json").read_text())}
     run["metrics"] = read_jsonl(d / "metrics.jsonl")
+    run["config"] = _config_of(d)
     for key, fname in (("noise", "noise.json"), ("issues", "label_issues.json")):
         f = d / fname
         run[key] = json.loads(f.read_text()) if f.is_file() else None
@@ -40,6 +41,17 @@ def _load_run(path: str | Path) -> dict:
     return run
 
 
+
+
+def _config_of(d: Path) -> dict:
+    """The run's config.yaml as a mapping ({} when absent or unreadable: the report only reads labels from it)."""
+    import yaml
+
+    try:
+        c = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return {}
+    return c if isinstance(c, dict) else {}
 
 
 def curves_png(runs: list[dict]) -> bytes | None:
@@ -61,25 +73,53 @@ def curves_png(runs: list[dict]) -> bytes | None:
     return figure_png(fig)
 
 
-def tradeoff_png(runs: list[dict]) -> bytes | None:
-    pts = [(r["name"], r["summary"].get("macs"), (r["summary"].get("latency_ms") or {}).get("torch_b1"),
-            r["summary"].get("test_acc")) for r in runs]
-    pts = [p for p in pts if p[1] and p[3] is not None]
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point dominates (lower or equal cost and higher or equal accuracy, one
+    strictly), sorted by cost: the accuracy-cost Pareto front."""
+    front = [i for i, (c, a) in enumerate(points)
+             if not any((c2 <= c and a2 >= a) and (c2 < c or a2 > a) for c2, a2 in points)]
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def _lat(r: dict) -> tuple[float | None, str]:
+    """A run's batch-1 latency and which runtime measured it (ONNX Runtime, the deployment path, first)."""
+    lat = r["summary"].get("latency_ms") or {}
+    if lat.get("onnx_b1"):
+        return lat["onnx_b1"], "ONNX Runtime"
+    return lat.get("torch_b1"), "PyTorch"
+
+
+def tradeoff_png(runs: list[dict], exported: str | None = None) -> bytes | None:
+    """Accuracy against MACs and against batch-1 latency (with its p10-p90 bar), the Pareto front of each as a
+    line, the exported model as a star."""
+    pts = [r for r in runs if r["summary"].get("macs") and r["summary"].get("test_acc") is not None]
     if not pts:
         return None
     plt = pyplot()
-    with_lat = [p for p in pts if p[2]]
-    fig, axes = plt.subplots(1, 2 if with_lat else 1, figsize=(10 if with_lat else 5, 3.6), squeeze=False)
-    for name, macs, _, acc in pts:
-        axes[0][0].scatter(macs / 1e6, 100 * acc)
-        axes[0][0].annotate(name, (macs / 1e6, 100 * acc), fontsize=7)
-    axes[0][0].set(xlabel="MACs (M)", ylabel="test accuracy (%)", title="accuracy against MACs")
+    with_lat = [r for r in pts if _lat(r)[0]]
+    fig, axes = plt.subplots(1, 2 if with_lat else 1, figsize=(11 if with_lat else 5.5, 4.0), squeeze=False)
+    panels = [(axes[0][0], pts, lambda r: r["summary"]["macs"] / 1e6, "MACs (M)")]
     if with_lat:
-        for name, _, lat, acc in with_lat:
-            axes[0][1].scatter(lat, 100 * acc)
-            axes[0][1].annotate(name, (lat, 100 * acc), fontsize=7)
-        axes[0][1].set(xlabel="CPU latency, batch 1 (ms)", ylabel="test accuracy (%)",
-                       title="accuracy against latency")
+        runtime = _lat(with_lat[0])[1]
+        panels.append((axes[0][1], with_lat, lambda r: _lat(r)[0], f"latency, batch 1, {runtime} (ms)"))
+    for ax, rs, cost, xlabel in panels:
+        xy = [(cost(r), 100 * r["summary"]["test_acc"]) for r in rs]
+        for r, (x, y) in zip(rs, xy):
+            star = exported is not None and str(Path(r["dir"]).resolve()) == exported
+            ax.scatter([x], [y], marker="*" if star else "o", s=160 if star else 36, zorder=3,
+                       color="#d62728" if star else "#3b6fb6")
+            lat = r["summary"].get("latency_ms") or {}
+            if "ms" in xlabel and lat.get("onnx_p10") is not None and _lat(r)[1] == "ONNX Runtime":
+                ax.plot([lat["onnx_p10"], lat["onnx_p90"]], [y, y], color="#3b6fb6", lw=1)
+            ax.annotate(r["name"] + (" (exported)" if star else ""), (x, y), fontsize=8, xytext=(4, 4),
+                        textcoords="offset points")
+        front = pareto(xy)
+        ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--", color="#888", lw=1, label="Pareto front")
+        ax.set(xlabel=xlabel, ylabel="test accuracy (%)")
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0][0].set_title("accuracy against MACs")
+    if with_lat:
+        axes[0][1].set_title("accuracy against latency (median, p10-p90 bar)")
     fig.tight_layout()
     return figure_png(fig)
 
@@ -112,14 +152,15 @@ def transition_png(run: dict) -> bytes | None:
     mats = [("injected: P(given label | true class)", injected)]
     if learned is not None:
         mats.append(("PENCIL: P(given label | corrected label)", learned))
-    fig, axes = plt.subplots(1, len(mats), figsize=(4.2 * len(mats), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(mats), figsize=(5.6 * len(mats), 5.0), squeeze=False)
     for ax, (title, t) in zip(axes[0], mats):
         im = ax.imshow(t, vmin=0, vmax=1, cmap="viridis")
         ax.set(title=title, xlabel="given label", ylabel="class")
-        ax.title.set_fontsize(8)
+        ax.title.set_fontsize(10)
         for (i, j), v in np.ndenumerate(t):
             if t.shape[0] <= 12:
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=5, color="w" if v < 0.5 else "k")
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8 if t.shape[0] <= 10 else 7,
+                        color="w" if v < 0.5 else "k")
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8)
     return figure_png(fig)
 
@@ -139,21 +180,38 @@ def _fmt(v, kind: str) -> str:
         return f"{v / 1e6:.3f}M"
     if kind == "ms":
         return f"{v:.2f}"
-    return html.escape(str(v))
+    return str(v)
+
+
+def _ms_spread(lat: dict, key: str) -> str:
+    med, p10, p90 = lat.get(f"{key}_b1"), lat.get(f"{key}_p10"), lat.get(f"{key}_p90")
+    if med is None:
+        return "-"
+    return f"{med:.2f} ({p10:.2f}-{p90:.2f})" if p10 is not None and p90 is not None else f"{med:.2f}"
+
+
+def _val_labels(r: dict) -> str:
+    """Which labels a run's validation accuracy was scored on, when they are not the true ones."""
+    s, cfg = r["summary"], r.get("config") or {}
+    if s.get("best_val_acc") is None or s.get("best_val_acc", 0) < 0 or cfg.get("clean_val"):
+        return ""
+    if cfg.get("labels_from"):
+        return " (corrected labels)"
+    return " (noisy labels)" if r["noise"] is not None or cfg.get("noise") else ""
 
 
 def table_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "model", "data", "loss / method", "params", "MACs", "test acc", "best val acc", "CPU ms (b1)",
-            "ONNX ms (b1)", "time (s)"]
+    head = ["run", "model", "data", "loss / method", "params", "MACs", "test acc", "best val acc",
+            "ONNX Runtime ms, b1 (p10-p90)", "PyTorch ms, b1 (p10-p90)", "time (s)"]
     rows = []
     for r in runs:
         s = r["summary"]
         lat = s.get("latency_ms") or {}
+        val = _fmt(s.get("best_val_acc"), "pct") if (s.get("best_val_acc") or 0) >= 0 else "-"
         rows.append([r["name"], _fmt(s.get("model"), ""), _fmt(str(s.get("data", "")).split("/")[-1], ""),
                      _fmt(s.get("method") or s.get("loss"), ""), _fmt(s.get("params"), "M"), _fmt(s.get("macs"), "M"),
-                     _fmt(s.get("test_acc"), "pct"), _fmt(s.get("best_val_acc"), "pct"),
-                     _fmt(lat.get("torch_b1"), "ms"), _fmt(lat.get("onnx_b1"), "ms"),
-                     _fmt(round(s.get("wall_s", 0)), "")])
+                     _fmt(s.get("test_acc"), "pct"), val + _val_labels(r), _ms_spread(lat, "onnx"),
+                     _ms_spread(lat, "torch"), _fmt(round(s.get("wall_s", 0)), "")])
     return head, rows
 
 
@@ -161,14 +219,14 @@ CSS = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max
 padding:0 1em;color:#1d2733}h1{font-size:1.6em}h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #dde3ea}
 table{border-collapse:collapse;font-size:.85em}td,th{border:1px solid #dde3ea;padding:.3em .6em;text-align:right}
 td:first-child,th:first-child{text-align:left}th{background:#f3f6f9}img{max-width:100%;display:block;margin:.6em 0}
-.note{color:#5b6875;font-size:.85em}"""
+.note{color:#5b6875;font-size:.85em}.lead{font-size:1.05em;background:#eef4fb;padding:.5em .8em}"""
 
 
-def _figures(runs: list[dict]) -> list[tuple[str, str, bytes | None]]:
+def _figures(runs: list[dict], exported: str | None = None) -> list[tuple[str, str, bytes | None]]:
     """(section title, slug, PNG) of every figure of the report."""
     figures: list[tuple[str, str, bytes | None]] = [
         ("Training curves", "curves", curves_png(runs)),
-        ("Accuracy against MACs and latency", "tradeoff", tradeoff_png(runs)),
+        ("Accuracy against MACs and latency: the Pareto front", "tradeoff", tradeoff_png(runs, exported)),
     ]
     learned = [r for r in runs if r["noise"] is not None and keeps_label_variables(r["summary"].get("loss", ""))]
     for r in runs:
@@ -183,27 +241,48 @@ def _figures(runs: list[dict]) -> list[tuple[str, str, bytes | None]]:
             figures.append((f"Most suspicious labels ({r['name']}; precision "
                             f"{_fmt(iss.get('precision'), 'pct')}, recall {_fmt(iss.get('recall'), 'pct')})",
                             f"issues-{r['name']}", r["issues_png"].read_bytes()))
+    plans: dict[str, list[dict]] = {}  # one chart per distinct pruned architecture
     for r in runs:
         if r["channels_png"]:
-            figures.append((f"Channels kept per layer ({r['name']})", f"channels-{r['name']}",
-                            r["channels_png"].read_bytes()))
+            plans.setdefault(json.dumps(r["summary"].get("channels"), sort_keys=True), []).append(r)
+    for group in plans.values():
+        names = ", ".join(r["name"] for r in group)
+        same = " (the same channels)" if len(group) > 1 else ""
+        figures.append((f"Channels kept per layer ({names}){same}", f"channels-{group[0]['name']}",
+                        group[0]["channels_png"].read_bytes()))
     return figures
 
 
-def _markdown(out: Path, title: str, head: list[str], rows: list[list[str]], figures) -> None:
-    lines = [f"# {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+def _markdown(out: Path, title: str, head: list[str], rows: list[list[str]], figures, lead: str = "") -> None:
+    lines = [f"# {_md_text(title)}", ""] + ([_md_text(lead), ""] if lead else [])
+    lines += ["| " + " | ".join(_md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in rows]
     for sec, slug, png in figures:
         if png:
-            name = f"{out.stem}-{slug}.png"
+            name = f"{out.stem}-{_slug(slug)}.png"
             atomic_write_bytes(out.parent / name, png)
-            lines += ["", f"## {sec}", "", f"![{sec}]({name})"]
+            lines += ["", f"## {_md_text(sec)}", "", f"![{_md_text(sec)}]({name})"]
     atomic_write_text(out, "\n".join(lines) + "\n")
 
 
-def _html(title: str, head: list[str], rows: list[list[str]], figures) -> str:
-    body = [f"<h1>{html.escape(title)}</h1>", '<p class="note">Accuracies on the clean test split; MACs are '
-            "multiply-adds per image; latency is the median CPU time at batch 1.</p>", "<h2>Runs</h2><table><tr>"
+def _md_text(text: str) -> str:
+    """Markdown text that cannot carry raw HTML or break a table: <, >, & escaped as entities, | escaped."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
+def _slug(text: str) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:80]
+
+
+def _html(title: str, head: list[str], rows: list[list[str]], figures, lead: str = "") -> str:
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    if lead:
+        body.append(f'<p class="lead" id="exported">{html.escape(lead)}</p>')
+    body += ['<p class="note">Accuracies on the clean test split; MACs are multiply-adds per image; latency is the '
+             "median CPU time at batch 1 over timed blocks, with p10-p90; ONNX Runtime is the deployment path. "
+             "Validation accuracy is scored on the labels named beside it.</p>", "<h2>Runs</h2><table><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     body += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
     body.append("</table>")
@@ -229,12 +308,31 @@ def merge_profiles(runs: list[dict], profiles: list[str | Path]) -> None:
         for path, row in (rows.items() if isinstance(rows, dict) else []):
             run = by_dir.get(str(Path(row.get("run", path) if isinstance(row, dict) else path).resolve()))
             if run is not None and isinstance(row, dict):
-                run["summary"]["latency_ms"] = {k: row[v] for k, v in (("torch_b1", "torch_ms"), ("onnx_b1", "onnx_ms"))
-                                                if isinstance(row.get(v), (int, float))}
+                keys = (("torch_b1", "torch_ms"), ("onnx_b1", "onnx_ms"), ("torch_p10", "torch_p10_ms"),
+                        ("torch_p90", "torch_p90_ms"), ("onnx_p10", "onnx_p10_ms"), ("onnx_p90", "onnx_p90_ms"))
+                run["summary"]["latency_ms"] = {k: row[v] for k, v in keys if isinstance(row.get(v), (int, float))}
+
+
+def exported_record(spec: str | Path) -> dict:
+    """What ``slimlab export`` recorded (``model.onnx.json`` beside the file), from that file or its directory."""
+    p = Path(spec)
+    if p.is_dir():
+        found = sorted(p.glob("*.json"))
+        found = [f for f in found if f.name.endswith((".onnx.json", ".ts.pt.json"))]
+        if not found:
+            raise SlimlabError(f"report: no export record (*.onnx.json) in {p}")
+        p = found[0]
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        raise SlimlabError(f"report: cannot read the export record {p}") from None
+    if not isinstance(rec, dict) or rec.get("written_by") != "slimlab export" or not isinstance(rec.get("from"), str):
+        raise SlimlabError(f"report: {p} is not an export record written by slimlab export")
+    return rec
 
 
 def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html", title: str = "slimlab report",
-                 profiles: list[str | Path] | None = None) -> Path:
+                 profiles: list[str | Path] | None = None, exported: str | Path | None = None) -> Path:
     """Write the report for ``run_dirs`` to ``out`` (``.html`` or ``.md``); return its path."""
     if not run_dirs:
         raise SlimlabError("report: give at least one run directory")
@@ -243,12 +341,19 @@ def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html",
     runs = [_load_run(r) for r in run_dirs]
     merge_profiles(runs, profiles or [])
     out = Path(out)
-    figures = _figures(runs)
+    lead, star = "", None
+    if exported:
+        rec = exported_record(exported)
+        src = Path(rec["from"])
+        star = str((src.parent if src.is_file() else src).resolve())
+        why = rec.get("why") or "named by the user"
+        lead = f"Exported {Path(star).name} as {Path(str(rec.get('path', ''))).name}: {why}."
+    figures = _figures(runs, star)
     head, rows = table_rows(runs)
     if fmt == "md":
-        _markdown(out, title, head, rows, figures)
+        _markdown(out, title, head, rows, figures, lead)
     else:
-        atomic_write_text(out, _html(title, head, rows, figures))
+        atomic_write_text(out, _html(title, head, rows, figures, lead))
     return out
 
 
@@ -262,6 +367,7 @@ class ReportConfig:
     format: str = "html"  # html | md
     title: str = "slimlab report"
     profiles: list = field(default_factory=list)  # profile.json files (slimlab profile --runs) with the latencies
+    exported: str = ""  # the export's record (model.onnx.json) or its directory: the report names the model and why
 
 
 Config = ReportConfig
@@ -272,4 +378,4 @@ def run(cfg: ReportConfig) -> dict:
     out = Path(cfg.out or name)
     if out.is_dir() or not out.suffix:
         out = out / name
-    return {"path": str(build_report(cfg.runs, out, cfg.format, cfg.title, cfg.profiles))}
+    return {"path": str(build_report(cfg.runs, out, cfg.format, cfg.title, cfg.profiles, cfg.exported or None))}

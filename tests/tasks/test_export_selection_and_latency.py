@@ -1,0 +1,65 @@
+"""Export chooses as a user would (the smallest model within a tolerance of the best), and latency is measured
+in timed blocks with its spread, re-measured when unstable."""
+
+import json
+import time
+
+import pytest
+
+from slimlab.errors import SlimlabError
+from slimlab.profile.latency import summarize, timed
+from slimlab.tasks.export import choose_run
+from slimlab.tasks.report import pareto
+
+
+def _run(tmp_path, name, **summary):
+    d = tmp_path / name
+    d.mkdir()
+    (d / "summary.json").write_text(json.dumps(summary))
+    return str(d)
+
+
+def test_export_takes_the_pruned_model_that_ties_within_the_tolerance(tmp_path):
+    big = _run(tmp_path, "pencil", test_acc=0.90, best_val_acc=0.880, macs=40e6)
+    small = _run(tmp_path, "thinet", test_acc=0.91, best_val_acc=0.877, macs=20e6)
+    worse = _run(tmp_path, "weight_sum", test_acc=0.95, best_val_acc=0.850, macs=10e6)
+    pick, why = choose_run([big, small, worse], "smallest", 0.5)
+    assert pick == small  # 0.3 points below the best validation accuracy, half the MACs; weight sum is 3 below
+    assert "2 of 3 candidates within 0.5 points of the best validation accuracy (88.00%)" in why
+    assert "20.0M MACs at 87.70%" in why
+    assert choose_run([big, small, worse], "accurate", 0.5)[0] == big
+    assert choose_run([big, small, worse], "smallest", 5.0)[0] == worse
+    assert choose_run([big, small], "fastest", 0.5, latency={big: 3.0, small: 1.0}.get)[0] == small
+
+
+def test_export_falls_back_to_test_accuracy_and_says_so(tmp_path):
+    a = _run(tmp_path, "a", test_acc=0.80, macs=5e6)
+    b = _run(tmp_path, "b", test_acc=0.90, best_val_acc=0.9, macs=9e6)
+    pick, why = choose_run([a, b], "smallest", 0.5)
+    assert pick == b and "test accuracy" in why
+    with pytest.raises(SlimlabError, match="summary.json"):
+        choose_run([str(tmp_path / "none")])
+
+
+def test_pareto_front_by_hand():
+    pts = [(1.0, 80.0), (2.0, 85.0), (2.5, 84.0), (3.0, 85.0), (0.5, 70.0)]
+    assert pareto(pts) == [4, 0, 1]  # (2.5, 84) and (3, 85) are dominated by (2, 85)
+
+
+def test_summarize_quantiles_by_hand():
+    r = summarize([float(v) for v in range(1, 11)])
+    assert r["median_ms"] == 5.5 and r["p10_ms"] == pytest.approx(1.1) and r["p90_ms"] == pytest.approx(9.9)
+    assert r["spread"] == pytest.approx((9.9 - 1.1) / 5.5)
+
+
+def test_timed_measures_a_known_duration_and_flags_an_unstable_one():
+    r = timed(lambda: time.sleep(0.002), min_blocks=5, min_s=0.1, block_s=0.02)
+    assert 1.9 <= r["median_ms"] <= 3.0 and r["p10_ms"] <= r["median_ms"] <= r["p90_ms"] and r["stable"]
+    calls = [0]
+
+    def slower_each_time():
+        calls[0] += 1
+        time.sleep(0.0001 * calls[0])
+
+    r = timed(slower_each_time, min_blocks=5, min_s=0.05, block_s=0.005, max_spread=0.05, attempts=2)
+    assert r["attempts"] == 2 and not r["stable"] and r["spread"] > 0.05
