@@ -79,6 +79,7 @@ class TrainConfig:
     stop_after: int = 0  # stop once this many epochs are done (resume later with --resume); 0 = run to the end
     track_test: bool = False  # also evaluate the test set whenever validation runs (every eval_every epochs)
     progress: str = "auto"  # auto | bar | log | none
+    log: list = field(default_factory=list)  # also log every epoch to: tensorboard (RUN_DIR/tensorboard/); repeatable
     diverge_factor: float = 10.0  # stop when an epoch's training loss exceeds this multiple of the first's; 0 = never
     out: str = ""  # run directory; default runs/<data>-<model>[-N]
     overwrite: bool = False  # start over in a non-empty --out (deletes the files of the run found there)
@@ -94,6 +95,7 @@ class TrainConfig:
               "noise_seed": ">= 0", "seed": ">= 0"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
                "noise_mode": ("exact", "bernoulli"), "progress": ("auto", "bar", "log", "none")}
+    APPEND = ("log",)
 
 
 _RANGE = re.compile(r"^(?:(?P<op>>=|>|<=|<)\s*(?P<v>\S+)"

@@ -15,21 +15,25 @@ import json
 import sys
 import types
 import typing
+from pathlib import Path
 
 from slimlab.cli import output
 from slimlab.config import TrainConfig, check_ranges, field_types, resolve
 from slimlab.errors import SlimlabError
-from slimlab.tasks import demo, run
-from slimlab.tasks.table import TASKS, Task
-from slimlab.tasks.train import resume
 
-# the recipe runner and the demo run other tasks: they sit above the table but are commands like the rest
-COMMANDS: dict[str, Task] = {
-    **TASKS,
-    "demo": Task("demo", demo.Config, demo.run, "the main job: noisy data -> CE and PENCIL -> label issues -> "
-                 "ThiNet and weight-sum pruning -> profile -> ONNX -> report"),
-    "run": Task("run", run.Config, run.run, "run (or continue) a recipe: a pipeline of steps"),
-}
+SPEC = Path(__file__).with_name("commands.json")  # the command line, written from the task table (no torch)
+
+
+def commands() -> dict:
+    """name -> Task of every command (imports the tasks, and torch with them)."""
+    from slimlab.tasks import demo, run
+    from slimlab.tasks.table import TASKS, Task
+
+    # the recipe runner and the demo run other tasks: they sit above the table but are commands like the rest
+    return {**TASKS,
+            "demo": Task("demo", demo.Config, demo.run, "the main job: noisy data -> CE and PENCIL -> label issues -> "
+                         "ThiNet and weight-sum pruning -> profile -> ONNX -> report"),
+            "run": Task("run", run.Config, run.run, "run (or continue) a recipe: a pipeline of steps")}
 
 
 def _field_help(cls: type = TrainConfig) -> dict[str, str]:
@@ -73,14 +77,17 @@ def _default(cls: type, name: str) -> typing.Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
-def add_config_args(p: argparse.ArgumentParser, cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> None:
-    """One flag per config field (``--epochs``, ``--no-augment``...); defaults are left to the config.
+_TYPES = {"int": int, "float": float, "str": str}
 
-    A config class may declare ``POSITIONAL`` fields, ``CHOICES``, ``NARGS`` (list fields given as
-    several values, with their element type), ``APPEND`` (repeatable flags) and ``ALIASES`` (old names)."""
+
+def config_fields(cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> list[dict]:
+    """The command-line options of a config dataclass, as plain data: one entry per field (``--epochs``,
+    ``--no-augment``...). A config class may declare ``POSITIONAL`` fields, ``CHOICES``, ``NARGS`` (list
+    fields given as several values, with their element type), ``APPEND`` (repeatable flags) and ``ALIASES``."""
     helps = _field_help(cls)
     positional = getattr(cls, "POSITIONAL", ())
     aliases = {new: old for old, new in getattr(cls, "ALIASES", {}).items()}
+    out = []
     for name, tp in field_types(cls).items():
         if name in skip:
             continue
@@ -90,29 +97,58 @@ def add_config_args(p: argparse.ArgumentParser, cls: type = TrainConfig, skip: t
         help_ = helps.get(name) or ""
         if default not in (None, "", [], {}) and tp is not bool:
             help_ = f"{help_} (default: {default})".strip()
-        kw: dict = {"help": help_ or None}
+        f: dict = {"name": name, "type": tp.__name__, "help": help_ or None,
+                   "flags": ["--" + name.replace("_", "-")] + (["--" + aliases[name].replace("_", "-")]
+                                                               if name in aliases else [])}
         if name in getattr(cls, "CHOICES", {}):
-            kw["choices"] = cls.CHOICES[name]
+            f["choices"] = list(cls.CHOICES[name])
         if name in positional:
-            kw["nargs"] = "+" if tp is list else None
-            p.add_argument(name, **kw)
-            continue
-        flags = ["--" + name.replace("_", "-")]
-        if name in aliases:
-            flags.append("--" + aliases[name].replace("_", "-"))
-        kw.update(dest=name, default=argparse.SUPPRESS)
-        if tp is bool:
-            p.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+            f["positional"] = True
         elif name in getattr(cls, "APPEND", ()):
-            p.add_argument(*flags, action="append", metavar="VALUE", **kw)
+            f["append"] = True
         elif name in getattr(cls, "NARGS", {}):
-            p.add_argument(*flags, nargs="+", type=cls.NARGS[name], metavar=name.upper(), **kw)
-        elif tp is dict:
-            p.add_argument(*flags, type=_parse_mapping, metavar="MAP", **kw)
-        elif tp is list:
-            p.add_argument(*flags, type=_parse_list, metavar="LIST", **kw)
+            f["nargs"] = cls.NARGS[name].__name__
+        out.append(f)
+    return out
+
+
+def add_config_args(p: argparse.ArgumentParser, fields: list[dict]) -> None:
+    """One flag per entry of :func:`config_fields`; defaults are left to the config."""
+    for f in fields:
+        kw: dict = {"help": f["help"]}
+        if "choices" in f:
+            kw["choices"] = f["choices"]
+        if f.get("positional"):
+            p.add_argument(f["name"], nargs="+" if f["type"] == "list" else None, **kw)
+            continue
+        kw.update(dest=f["name"], default=argparse.SUPPRESS)
+        if f["type"] == "bool":
+            p.add_argument(*f["flags"], action=argparse.BooleanOptionalAction, **kw)
+        elif f.get("append"):
+            p.add_argument(*f["flags"], action="append", metavar="VALUE", **kw)
+        elif "nargs" in f:
+            p.add_argument(*f["flags"], nargs="+", type=_TYPES[f["nargs"]], metavar=f["name"].upper(), **kw)
+        elif f["type"] == "dict":
+            p.add_argument(*f["flags"], type=_parse_mapping, metavar="MAP", **kw)
+        elif f["type"] == "list":
+            p.add_argument(*f["flags"], type=_parse_list, metavar="LIST", **kw)
         else:
-            p.add_argument(*flags, type=tp, metavar=name.upper(), **kw)
+            p.add_argument(*f["flags"], type=_TYPES[f["type"]], metavar=f["name"].upper(), **kw)
+
+
+def command_spec() -> dict:
+    """Every command's help and options, computed from the task table (what ``commands.json`` ships)."""
+    return {name: {"help": t.help, "config_flags": getattr(t.config, "CONFIG_FLAGS", True),
+                   "fields": config_fields(t.config, t.cli_skip)} for name, t in commands().items()}
+
+
+def write_spec() -> None:
+    """Regenerate ``commands.json`` (``python -m slimlab.cli.main --write-spec``; a test fails when it is stale)."""
+    SPEC.write_text(json.dumps(command_spec(), indent=1, sort_keys=True) + "\n")
+
+
+def load_spec() -> dict:
+    return json.loads(SPEC.read_text())
 
 
 class Parser(argparse.ArgumentParser):
@@ -124,16 +160,19 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(spec: dict | None = None) -> argparse.ArgumentParser:
+    """The parser, built from the shipped command table: ``slimlab --help`` and ``slimlab CMD --help`` import
+    neither the tasks nor torch."""
     from slimlab import __version__
 
+    spec = spec or load_spec()
     parser = Parser(prog="slimlab", description="Small, fast image classifiers that stay accurate "
                                      "when their training labels are wrong.")
     parser.add_argument("--version", action="version", version=f"slimlab {__version__}")
     sub = parser.add_subparsers(dest="cmd", metavar="COMMAND", required=True, parser_class=Parser)
-    for name, task in COMMANDS.items():
-        p = sub.add_parser(name, help=task.help, description=task.help)
-        if getattr(task.config, "CONFIG_FLAGS", True):
+    for name, cmd in spec.items():
+        p = sub.add_parser(name, help=cmd["help"], description=cmd["help"])
+        if cmd["config_flags"]:
             p.add_argument("--config", help="YAML with this command's options; flags override it")
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
         if name == "train":
@@ -142,14 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                        help="trust the module of a module:MODULE:callable model that a checkpoint names (it imports "
                             "and runs that module's code); repeatable; also SLIMLAB_ALLOW_MODULES=a,b")
-        add_config_args(p, task.config, task.cli_skip)
-        p.set_defaults(task=task, func=run_command)
+        add_config_args(p, cmd["fields"])
+        p.set_defaults(func=run_command)
     return parser
 
 
 def dispatch(args: argparse.Namespace) -> dict:
     """Resolve the command's config (defaults < --config < flags < --set) and run its task."""
-    task: Task = args.task
+    task = commands()[args.cmd]
     if getattr(args, "allow_module", None):
         from slimlab.models.registry import allow_module
 
@@ -162,6 +201,8 @@ def dispatch(args: argparse.Namespace) -> dict:
             given = ", ".join("--" + k.replace("_", "-") for k in flags)
             raise SlimlabError(f"--resume continues a run with its own config: drop {given} "
                                "(use --set for the options a resume may change)")
+        from slimlab.tasks.train import resume
+
         return resume(args.resume, args.set)
     if not getattr(task.config, "CONFIG_FLAGS", True):
         cfg = check_ranges(task.config(**flags))
@@ -196,9 +237,15 @@ _OS_ERRORS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT
               errno.EEXIST, errno.EISDIR}
 
 
-def main(argv: list[str] | None = None) -> int:
-    from slimlab.engine.distributed import cleanup
+def cleanup(sync: bool = False) -> None:
+    """End the process group, if a command started one (nothing to do, and no torch import, otherwise)."""
+    if "torch" in sys.modules:
+        from slimlab.engine.distributed import cleanup as end
 
+        end(sync=sync)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -232,4 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-spec"]:
+        write_spec()
+        sys.exit(0)
     sys.exit(main())

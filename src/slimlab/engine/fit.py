@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from slimlab.config import to_dict
 from slimlab.engine.checkpoint import FORMAT, atomic_save, atomic_write_json, load_checkpoint
 from slimlab.engine.distributed import Dist, all_gather_cat, all_reduce_sum, any_rank
+from slimlab.engine.loggers import open_loggers
 from slimlab.engine.objective import Objective
 from slimlab.engine.optim import build_optimizer, lr_at
 from slimlab.errors import SlimlabError
@@ -191,17 +192,19 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     if len(loaders.train) == 0:
         raise SlimlabError("the training set is empty")
     t_run = time.time()
-    for epoch in range(st.start, cfg.epochs):
-        t0 = time.time()
-        m = train_one_epoch(train_model, loaders.train, objective, opt, cfg, epoch, ctx, progress)
-        st.train_time += m["epoch_s"]
-        st.train_images += m.pop("_seen")
-        _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
-        check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0), ctx)
-        _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
-        progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
-        if cfg.stop_after and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
-            break
+    with open_loggers(list(getattr(cfg, "log", None) or []), run_dir if writes else None) as log:
+        for epoch in range(st.start, cfg.epochs):
+            t0 = time.time()
+            m = train_one_epoch(train_model, loaders.train, objective, opt, cfg, epoch, ctx, progress)
+            st.train_time += m["epoch_s"]
+            st.train_images += m.pop("_seen")
+            _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
+            check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0), ctx)
+            _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
+            log(m)
+            progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
+            if cfg.stop_after and epoch + 1 >= cfg.stop_after and epoch + 1 < cfg.epochs:
+                break
     summary = _final_summary(model, loaders, objective, cfg, ctx, track_test, st)
     if ctx.enabled and cfg.sync_bn:
         from slimlab.engine.sync_bn import revert_sync_batchnorm

@@ -22,7 +22,8 @@ LOCK = ".slimlab.lock"
 # every file a slimlab command writes into its run directory
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
              "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
-             "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json")
+             "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json",
+             "tensorboard")
 # files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
 _KEPT = ("step.json", "step-started.json")
 _HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")
@@ -129,7 +130,7 @@ def _make_room(path: Path, overwrite: bool) -> None:
     found = _entries(path)
     if not found:
         return
-    foreign = [n for n in found if n not in RUN_FILES]
+    foreign = [n for n in found if n not in RUN_FILES or (n == "tensorboard" and not _event_dir(path / n))]
     if foreign:
         raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(foreign)}): "
                            "choose another --out")
@@ -137,12 +138,23 @@ def _make_room(path: Path, overwrite: bool) -> None:
         raise SlimlabError(f"--out {path} already holds a run ({_some(found)}): pass --overwrite to replace it, "
                            "`slimlab train --resume` to continue it, or choose another --out")
     for name in found:
-        (path / name).unlink()
+        if (path / name).is_dir():  # the tensorboard/ folder of event files (checked above)
+            for f in (path / name).iterdir():
+                f.unlink()
+            (path / name).rmdir()
+        else:
+            (path / name).unlink()
     if (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
         (path / "step.json").unlink()
     for e in path.iterdir():  # temporary files of atomic writes that were killed half-way
         if any(e.name.startswith(f".{n}.") for n in RUN_FILES):
             e.unlink()
+
+
+def _event_dir(d: Path) -> bool:
+    """A folder that holds only TensorBoard event files (what ``--log tensorboard`` writes)."""
+    return d.is_dir() and not d.is_symlink() and all(
+        f.is_file() and not f.is_symlink() and f.name.startswith("events.out.tfevents.") for f in d.iterdir())
 
 
 def _some(names: list[str]) -> str:

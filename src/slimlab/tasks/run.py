@@ -127,17 +127,60 @@ def _inside(path: str, roots: tuple[Path, ...]) -> bool:
 _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
-def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None) -> list[str]:
-    """Validate every step's options against its task's config without running anything; returns the step names."""
-    env = _env(recipe, Path("runs") / recipe["name"], budget, overrides)
+def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None,
+                 out: str | Path | None = None) -> list[str]:
+    """Validate every step's options against its task's config, and that its inputs exist, without running
+    anything; returns the step names."""
+    out = Path(out or Path("runs") / str(recipe["name"]))
+    env = _env(recipe, out, budget, overrides)
     names = []
     for step in recipe["steps"]:
         name, kind = _name_kind(step)
         opts = _subst(copy.deepcopy(step.get("with") or {}), env)
         env[name] = str(Path(env["out"]) / name)
-        _step_config(kind, opts, f"recipe {recipe['name']}, step {name}", allowed=_allowed(env["out"], overrides))
+        where = f"recipe {recipe['name']}, step {name}"
+        _, cfg = _step_config(kind, opts, where, allowed=_allowed(env["out"], overrides))
+        check_inputs(cfg, where, out)
         names.append(name)
     return names
+
+
+# config fields that name an input (a file, a run directory, a data set, a zoo model), and their kinds
+_INPUTS = {"data": "data", "checkpoint": "file", "init": "file", "run": "file", "runs": "file",
+           "candidates": "file", "labels_from": "file", "profiles": "file", "exported": "file"}
+
+
+def check_inputs(cfg: Any, where: str, out: Path) -> None:
+    """One line naming the step when an input it reads does not exist. Paths under the recipe's ``out`` are made by
+    earlier steps, so only their place is checked; ``zoo:`` names must be in the zoo, and ``imagefolder:`` paths
+    must be directories (named data sets such as cifar10 are found or downloaded when the step runs)."""
+    from slimlab import zoo
+
+    for key, kind in _INPUTS.items():
+        values = getattr(cfg, key, None)
+        for v in values if isinstance(values, list) else [values]:
+            if not isinstance(v, str) or not v or v == "best":
+                continue
+            if kind == "data":
+                if v.startswith("imagefolder:") and not Path(v.split(":", 1)[1]).expanduser().is_dir():
+                    raise SlimlabError(f"{where}: data folder not found: {v.split(':', 1)[1]}")
+                continue
+            if v.startswith(zoo.PREFIX):
+                zoo.resolve(v)
+                continue
+            p = Path(v).expanduser()
+            if _made_by_a_step(p, out) or v.startswith("${"):
+                continue
+            if not p.exists():
+                raise SlimlabError(f"{where}: {key} not found: {v}")
+
+
+def _made_by_a_step(p: Path, out: Path) -> bool:
+    try:
+        p.resolve().relative_to(out.resolve())
+        return True
+    except ValueError:
+        return False
 
 
 def _name_kind(step: Any) -> tuple[str, str]:
@@ -258,7 +301,8 @@ def run(cfg: RunConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
     overrides = parse_set(cfg.set)
     if cfg.check:
-        return {"name": recipe["name"], "valid_steps": check_recipe(recipe, cfg.budget or None, overrides)}
+        steps = check_recipe(recipe, cfg.budget or None, overrides, cfg.out or None)
+        return {"name": recipe["name"], "valid_steps": steps}
     if not cfg.out and (not _STEP_NAME.fullmatch(str(recipe["name"])) or ".." in str(recipe["name"])):
         raise SlimlabError(f"recipe name {str(recipe['name'])[:60]!r} is not a plain name, so it cannot be the default "
                            "output directory runs/NAME: give --out")

@@ -113,7 +113,7 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
 
 # what a resume may change: how long and where it runs, not what it computes
 RESUME_MAY_CHANGE = ("epochs", "stop_after", "progress", "threads", "device", "out", "overwrite", "root", "download",
-                     "diverge_factor", "compile", "eval_every", "track_test")
+                     "diverge_factor", "compile", "eval_every", "track_test", "log")
 
 
 def config_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
