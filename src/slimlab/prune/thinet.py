@@ -26,7 +26,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from slimlab.prune.criterion import CONSUMER_INPUT, Criterion, LayerStats, Selection, register_criterion
-from slimlab.prune.thinet_refine import refine_swaps
+from slimlab.prune.thinet_refine import refine_selection
 
 
 def select_channels(x_hat: torch.Tensor, keep: int) -> torch.Tensor:
@@ -158,8 +158,8 @@ class ThiNet(Criterion):
             kept = select_channels_tpami(x_hat, y, keep)
         else:
             kept = select_channels(x_hat, keep)
-        if self.options.refine:
-            kept, _ = refine_swaps(x_hat, kept)
+        if self.options.refine:  # never worse than greedy after re-weighting (thinet_refine.refine_selection)
+            kept, _ = refine_selection(x_hat, y, kept)
         w = reweight(x_hat, y, kept) if len(kept) < layer.conv.out_channels else None
         return Selection(kept, w)
 
