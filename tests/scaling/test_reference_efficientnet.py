@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch.nn as nn
 
 from slimlab.models import create_model
@@ -32,3 +33,16 @@ def test_default_grid_contains_the_papers_point():
 def test_papers_point_is_a_candidate_on_a_coarse_grid_too():
     assert PAPER_POINT in candidates(2.0, 0.1)  # 1.15 is not on a 0.1 grid: added
     assert PAPER_POINT not in candidates(4.0, 0.1)  # but only where it meets the budget
+
+
+def test_the_search_itself_trains_the_papers_point_and_marks_it():
+    """admissible() filters on measured MACs, where repeats round up: the paper's point measures well above 2x on
+    EfficientNet-B0, yet the search must train it (and say what it measured)."""
+    from slimlab.scaling.search import admissible
+
+    points = admissible("efficientnet_b0", 2.0, 0.1, 0.05, 10, 32, max_candidates=4)
+    paper = [p for p in points if np.allclose(p[:3], PAPER_POINT)]
+    assert len(points) <= 5 and len(paper) == 1
+    assert paper[0][3] > 2.2  # measured outside the band: trained anyway, its ratio recorded
+    others = [p for p in points if p is not paper[0]]
+    assert others and all(abs(p[3] - 2.0) <= 0.2 for p in others)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slimlab.config import TrainConfig
 from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
-from slimlab.scaling.search import admissible, describe
+from slimlab.scaling.search import admissible, describe, is_paper_point
 from slimlab.tasks.common import prepare_data
 from slimlab.tasks.train import train
 
@@ -105,6 +105,8 @@ def write_search(out: Path, result: dict) -> None:
     chosen = tuple(result["chosen"].values())
     for r in result["rows"]:
         mark = " (base)" if r["base"] else (" **chosen**" if (r["alpha"], r["beta"], r["gamma"]) == chosen else "")
+        if not r["base"] and is_paper_point(r["alpha"], r["beta"], r["gamma"]):
+            mark += " (the paper's point)"
         lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g}{mark} | {r['macs_ratio']:.3f} | "
                      f"{r['params'] / 1e6:.3f}M | {r['resolution']} | {100 * (r['val_acc'] or 0):.2f} | "
                      f"{100 * r['test_acc']:.2f} |")
