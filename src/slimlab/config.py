@@ -35,6 +35,7 @@ class TrainConfig:
     clean_val: bool = False  # score validation against the true labels (PENCIL's official code validates on clean)
     train_subset: int = 0  # keep this many training images (stratified); 0 = all
     labels_per_class: int = 0  # keep K labelled training images per class; 0 = all
+    labels_rule: str = "random"  # --labels-per-class: random (stratified, seeded) | first (first K per class)
     image_size: int = 0  # resize images to this size; 0 = native size
     augment: bool = True  # the data set's standard augmentation (crop, flip)
     # noisy labels
@@ -94,7 +95,8 @@ class TrainConfig:
               "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
               "noise_seed": ">= 0", "seed": ">= 0"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
-               "noise_mode": ("exact", "bernoulli"), "progress": ("auto", "bar", "log", "none")}
+               "noise_mode": ("exact", "bernoulli"), "labels_rule": ("random", "first"),
+               "progress": ("auto", "bar", "log", "none")}
     APPEND = ("log",)
 
 

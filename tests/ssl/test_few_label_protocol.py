@@ -60,3 +60,31 @@ def test_few_label_probe_trains_the_head_only(tmp_path):
     head = [k for k in after if k.startswith("head.") and k.endswith("weight")]
     assert after[head[0]].shape[0] == round(192 * 0.1)  # the official conv head's width, scaled with the trunk
     assert s["train_images"] == 20
+
+
+def test_the_official_subset_rule_takes_the_first_k_per_class():
+    import torch
+
+    from slimlab.config import TrainConfig
+    from slimlab.data import first_per_class
+    from slimlab.tasks.common import prepare_data
+
+    t = torch.tensor([1, 0, 1, 0, 2, 1, 0, 2])
+    assert first_per_class(t, 2).tolist() == [0, 1, 2, 3, 4, 7]
+    p = prepare_data(TrainConfig(data="fake", labels_per_class=3, labels_rule="first", val_fraction=0.0))
+    targets = p.targets
+    for c in range(10):
+        assert p.train_idx[targets[p.train_idx] == c].tolist() == torch.nonzero(targets == c).flatten()[:3].tolist()
+
+
+def test_the_rotnet_recipe_names_its_schedules_honestly():
+    from pathlib import Path
+
+    import yaml
+
+    r = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "rotnet_nin_cifar10.yaml").read_text())
+    steps = {s["name"]: s["with"] for s in r["steps"]}
+    assert r["vars"]["few_epochs"] == 100 and r["vars"]["scratch_epochs"] == 200
+    assert steps["few_labels_rotnet"]["milestones"] == [0.35, 0.7, 0.85]
+    assert steps["few_labels_scratch"]["milestones"] == [0.3, 0.6, 0.8]  # 60/120/160 of 200
+    assert steps["few_labels_rotnet"]["labels_rule"] == steps["few_labels_scratch"]["labels_rule"] == "first"

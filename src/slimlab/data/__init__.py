@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 from slimlab.data.datasets import DataSet, Split, cifar, digits, fake, from_datasets, imagefolder
 from slimlab.data.loader import BatchLoader, random_crop_flip
-from slimlab.data.split import stratified_split, stratified_subset
+from slimlab.data.split import first_per_class, stratified_split, stratified_subset
 from slimlab.errors import SlimlabError
 
-__all__ = ["DataSet", "Split", "BatchLoader", "build", "from_datasets", "names", "random_crop_flip",
+__all__ = ["DataSet", "Split", "BatchLoader", "build", "first_per_class", "from_datasets", "names", "random_crop_flip",
            "stratified_split", "stratified_subset"]
 
 _REGISTRY: dict[str, Callable[..., DataSet]] = {

@@ -29,3 +29,10 @@ def stratified_subset(targets: torch.Tensor, total: int = 0, per_class: int = 0,
         k = per_class if per_class else int(round(total * len(idx) / n))
         out.append(idx[: max(1, min(k, len(idx)))])
     return torch.cat(out).sort().values
+
+
+def first_per_class(targets: torch.Tensor, per_class: int) -> torch.Tensor:
+    """Positions of the first ``per_class`` samples of every class, in the data set's order (the official RotNet
+    semi-supervised rule), sorted."""
+    out = [torch.nonzero(targets == c).flatten()[:per_class] for c in torch.unique(targets).tolist()]
+    return torch.sort(torch.cat(out)).values if out else torch.zeros(0, dtype=torch.long)

@@ -88,7 +88,11 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
         # the targets become the true labels everywhere, so validation also scores against clean labels
         train_idx, targets = train_idx[sub], clean.clone()
     if cfg.labels_per_class:
-        train_idx = train_idx[D.stratified_subset(targets[train_idx], per_class=cfg.labels_per_class, seed=cfg.seed)]
+        if cfg.labels_rule == "first":  # RotNet's official semi-supervised rule
+            train_idx = train_idx[D.first_per_class(targets[train_idx], cfg.labels_per_class)]
+        else:
+            train_idx = train_idx[D.stratified_subset(targets[train_idx], per_class=cfg.labels_per_class,
+                                                      seed=cfg.seed)]
     if cfg.train_subset:
         train_idx = train_idx[D.stratified_subset(targets[train_idx], total=cfg.train_subset, seed=cfg.seed)]
     return Prepared(ds, targets, train_idx, val_idx, noise, transition)
