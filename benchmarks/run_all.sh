@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 $PY benchmarks/train_throughput.py
 $PY benchmarks/prune_cifar.py
-$PY benchmarks/noisy_cifar.py
+$PY benchmarks/noisy_cifar.py   # issue 24's protocol: ResNet-20, 10,000 images, 60 epochs, 2 seeds, one optimiser
+# (history: the earlier protocols below wrote noisy_cifar_long/_memorise with the old, confounded settings)
 # longer horizons: 40 epochs on 4000 images; and a memorisation regime (ResNet-20, no augmentation)
 $PY benchmarks/noisy_cifar.py --train-subset 4000 --epochs 40 --noises symmetric:0.4,symmetric:0.8 \
   --methods ce,gce,sce,pencil,pencil_scaled --no-recipe --name noisy_cifar_long --out runs/bench-noisy-long
@@ -24,4 +25,8 @@ $PY benchmarks/noisy_cifar.py --model resnet20 --train-subset 10000 --epochs 60 
 $PY benchmarks/rotnet_cifar.py
 $PY benchmarks/efficient_cifar.py
 $PY benchmarks/scaling_claim.py
+# issue 20-24 campaigns (see benchmarks/results/README.md for their state and hours)
+$PY benchmarks/demo_time.py     # the main job's wall time and its CE-PENCIL gap
+$PY benchmarks/round_to.py      # --round-to 8 at equal MACs: accuracy and latency
+$PY benchmarks/zoo_gap.py --cells slimlab,minimal   # is the zoo limited by the data copy or the engine?
 $PY benchmarks/zoo_report.py   # the zoo itself: slimlab run recipes/fast_cifar10.yaml (hours), then make_zoo.py
