@@ -220,14 +220,64 @@ def parse_set(items: list[str]) -> dict[str, Any]:
     return out
 
 
+MAX_YAML_DEPTH = 64  # nesting levels a config or recipe may have
+MAX_YAML_NODES = 100_000  # values after aliases are expanded (a 300-byte alias bomb expands to billions)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting limit, checked while composing (before Python recursion runs out)."""
+
+    def compose_node(self, parent, index):  # noqa: D401
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise SlimlabError(f"nested more than {MAX_YAML_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _count_nodes(obj: Any, budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise SlimlabError(f"more than {MAX_YAML_NODES:,} values once its aliases are expanded")
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            _count_nodes(k, budget)
+            _count_nodes(v, budget)
+    elif isinstance(obj, list):
+        for v in obj:
+            _count_nodes(v, budget)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text -> plain data, safely and within bounds (depth, expanded size); one line for any problem."""
+    try:
+        data = yaml.load(text, Loader=_BoundedLoader)  # noqa: S506  (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise SlimlabError(f"{where}: not valid YAML ({str(e).splitlines()[0]})") from None
+    except SlimlabError as e:
+        raise SlimlabError(f"{where}: {e}") from None
+    except RecursionError:
+        raise SlimlabError(f"{where}: nested too deeply") from None
+    try:
+        _count_nodes(data, [MAX_YAML_NODES])
+    except SlimlabError as e:
+        raise SlimlabError(f"{where}: {e}") from None
+    except RecursionError:
+        raise SlimlabError(f"{where}: nested too deeply") from None
+    return data
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise SlimlabError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise SlimlabError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SlimlabError(f"{p}: not UTF-8 text (a config or recipe is a UTF-8 YAML file)") from None
+    data = parse_yaml(text, str(p)) or {}
     if not isinstance(data, dict):
         raise SlimlabError(f"{p}: expected a mapping at the top level")
     return data

@@ -30,10 +30,29 @@ def _atomic(path: str | Path, write) -> None:
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to ``path`` atomically."""
+    """``torch.save`` to ``path`` atomically. The object is serialised in memory first and written with plain
+    file writes, so a full disk raises the operating system's own error (ENOSPC), not torch's wrapped one."""
+    import io
+
     import torch
 
-    _atomic(path, lambda f: torch.save(obj, f))
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    _atomic(path, lambda f: f.write(buf.getbuffer()))
+
+
+def read_json_object(path: str | Path, what: str = "") -> dict:
+    """A JSON file that must hold an object (a mapping); one :class:`SlimlabError` line for anything else."""
+    from slimlab.errors import SlimlabError
+
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SlimlabError(f"{what or p}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(obj, dict):
+        raise SlimlabError(f"{what or p}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

@@ -113,3 +113,124 @@ def test_a_zoo_name_is_a_plain_name(name):
 
     with pytest.raises(SlimlabError, match="plain name"):
         resolve(name)
+
+
+# ---- tracebacks where one line is due ------------------------------------------------------------------------
+def _main(argv, capsys):
+    from slimlab.cli.main import main
+
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+def test_a_full_disk_is_one_line(abc_run, tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+
+    real = os.fdopen
+
+    class Full:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *a):
+            self.f.close()
+
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: Full(real(fd, mode, *a, **k)))
+    code, err = _main(["train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 4}", "--epochs", "1",
+                       "--out", str(tmp_path / "t")], capsys)
+    assert code == 2 and "No space left on device" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("text,msg", [
+    ("a: " + "[" * 5000 + "]" * 5000, "nested more than"),
+    ("a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, "
+     "*b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+     "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\ng: [*f, *f, *f, *f, *f, *f, *f, *f, *f]\n", "once its aliases"),
+    ("name: r\nvars: [1, 2]\nsteps: [{name: a, kind: models}]\n", "'vars' must be a mapping"),
+    ("name: r\nbudgets: {small: 3}\nsteps: [{name: a, kind: models}]\n", "'budgets' must map"),
+])
+def test_yaml_shapes_and_bombs_are_one_line_and_fast(tmp_path, capsys, text, msg):
+    import time
+
+    (tmp_path / "r.yaml").write_text(text)
+    t0 = time.time()
+    code, err = _main(["run", str(tmp_path / "r.yaml"), "--check"], capsys)
+    assert code == 2 and msg in err and time.time() - t0 < 5
+
+
+def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_bytes(b"epochs: 2\nmodel: r\xe9snet\n")
+    code, err = _main(["train", "--config", str(tmp_path / "c.yaml")], capsys)
+    assert code == 2 and "not UTF-8" in err
+
+
+def test_resume_with_a_malformed_optimizer_state_is_one_line(tmp_path, capsys):
+    out = tmp_path / "r"
+    api.train(TrainConfig(data="fake", model="convnet", model_kwargs={"width": 4}, epochs=2, stop_after=1,
+                          batch_size=64, out=str(out), progress="none"))
+    ck = torch.load(out / "last.pt", weights_only=True)
+    wrong_shapes = {k: {"momentum_buffer": torch.zeros(2)} for k in ck["optimizer"]["state"]}
+    for bad in ({}, {"state": {}, "param_groups": []}, {**ck["optimizer"], "state": wrong_shapes}):
+        torch.save({**ck, "optimizer": bad}, out / "last.pt")
+        code, err = _main(["train", "--resume", str(out)], capsys)
+        assert code == 2 and "optimizer state" in err, err
+
+
+def test_checkpoint_data_records_are_checked_where_read(abc_run, tmp_path, capsys):
+    ck = torch.load(abc_run / "best.pt", weights_only=True)
+    for data, msg in (({**ck["data"], "mean": ["a", "b", "c"]}, "data.mean"), ({**ck["data"], "classes": "abc"},
+                                                                                "data.classes")):
+        torch.save({**ck, "data": data}, tmp_path / "c.pt")
+        code, err = _main(["evaluate", str(tmp_path / "c.pt")], capsys)
+        assert code == 2 and msg in err
+    torch.save({**ck, "data": None}, tmp_path / "n.pt")
+    code, err = _main(["evaluate", str(tmp_path / "n.pt"), "--data", "fake"], capsys)
+    assert code == 2 and "3 classes" in err  # pairing is still checked without a data record
+
+
+def test_files_read_back_are_one_line(abc_run, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "copy"
+    shutil.copytree(abc_run, run)
+    (run / "summary.json").write_text("[1, 2]")
+    code, err = _main(["report", str(run), "--out", str(tmp_path / "r.html")], capsys)
+    assert code == 2 and "expected a JSON object" in err
+    (run / "summary.json").write_text(json.dumps({"test_acc": "high", "macs": [1], "model": "$x$"}))
+    (run / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2, "train_loss": "x"}\n')
+    code, err = _main(["report", str(run), "--format", "md", "--out", str(tmp_path / "r.md")], capsys)
+    assert code == 0, err
+
+
+def test_noise_flips_out_of_range_fail_before_any_file_is_written(tmp_path, capsys):
+    out = tmp_path / "n"
+    api.train(TrainConfig(data="fake", model="convnet", model_kwargs={"width": 4}, epochs=1, batch_size=64,
+                          noise="symmetric:0.2", out=str(out), progress="none"))
+    noise = json.loads((out / "noise.json").read_text())
+    (out / "noise.json").write_text(json.dumps({**noise, "flipped": [0, 10**9]}))
+    code, err = _main(["labels", str(out), "--folds", "2", "--cv-epochs", "1", "--grid", "0"], capsys)
+    assert code == 2 and "flipped indices must be in" in err
+    assert not (out / "label_issues.csv").exists()
+
+
+def test_clear_messages_for_a_text_file_as_a_checkpoint_and_a_layer_that_cannot_be_pruned(abc_run, tmp_path,
+                                                                                          capsys):
+    (tmp_path / "notackpt.txt").write_text("hello")
+    code, err = _main(["train", "--data", "fake", "--init", str(tmp_path / "notackpt.txt"), "--out",
+                       str(tmp_path / "x")], capsys)
+    assert code == 2 and "is not a PyTorch checkpoint" in err
+    code, err = _main(["prune", str(abc_run), "--layers", "classifier", "--no-latency", "--out", str(tmp_path / "p")],
+                      capsys)
+    assert code == 2 and "is not a dense convolution; the layers slimlab prunes by default are" in err, err

@@ -7,6 +7,7 @@ checkpoint from a stranger cannot run code.
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -43,6 +44,8 @@ def read_weights_only(path: str | Path) -> tuple[Path, object]:
                 break
     if not p.is_file():
         raise SlimlabError(f"checkpoint not found: {path}")
+    if not _looks_like_torch_file(p):
+        raise SlimlabError(f"{p} is not a PyTorch checkpoint (a file written by torch.save: a .pt or .pth archive)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -52,6 +55,17 @@ def read_weights_only(path: str | Path) -> tuple[Path, object]:
         if "Weights only load failed" in msg:
             msg = "refused: it holds Python objects other than tensors and plain data"
         raise SlimlabError(f"cannot load checkpoint {p}: {msg[:200]}") from None
+
+
+def _looks_like_torch_file(p: Path) -> bool:
+    """A torch.save file: a zip archive (the current format) or a pickle stream (the legacy one)."""
+    import zipfile
+
+    if zipfile.is_zipfile(p):
+        return True
+    with open(p, "rb") as f:
+        head = f.read(2)
+    return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode, protocols 2-5
 
 
 # field -> (type, range) of a checkpoint's metadata; a stranger's file is checked before anything is built from it
@@ -81,9 +95,27 @@ def check_metadata(ckpt: dict, where: str = "checkpoint") -> None:
             raise SlimlabError(f"{where}: '{key}' must be {tp.__name__}, got {type(v).__name__}")
         if rng is not None and not rng[0] <= v <= rng[1]:
             raise SlimlabError(f"{where}: '{key}' = {v!r} is out of range [{rng[0]}, {rng[1]}]")
+    _check_data_meta(ckpt.get("data") or {}, where)
     size = (ckpt.get("data") or {}).get("image_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_IMAGE_SIZE):
         raise SlimlabError(f"{where}: data.image_size = {size!r} is not an image size in [1, {MAX_IMAGE_SIZE}]")
+
+
+def _check_data_meta(data: dict, where: str) -> None:
+    """The data record a checkpoint carries: class names are strings, mean and std are 1 or 3 numbers > 0 (std)."""
+    classes = data.get("classes")
+    if classes is not None and (not isinstance(classes, list) or not all(isinstance(c, str) for c in classes)):
+        raise SlimlabError(f"{where}: data.classes must be a list of class names")
+    for key in ("mean", "std"):
+        v = data.get(key)
+        if v is None:
+            continue
+        ok = isinstance(v, list) and len(v) in (1, 3) and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v)
+        if not ok or (key == "std" and min(v) <= 0):
+            raise SlimlabError(f"{where}: data.{key} must be 1 or 3 finite numbers{' > 0' if key == 'std' else ''}")
+    if data.get("name") is not None and not isinstance(data["name"], str):
+        raise SlimlabError(f"{where}: data.name must be a string")
 
 
 def checkpoint_image_size(ckpt: dict, default: int = 32) -> int:

@@ -238,6 +238,31 @@ def _wrap_for_training(model: nn.Module, cfg, ctx: Dist) -> nn.Module:
     return train_model
 
 
+def _load_optimizer(opt, sd, where: str) -> None:
+    """Load a checkpoint's optimiser state, checked first: its groups and every per-parameter tensor (momentum,
+    Adam's moments) must fit this model's parameters, or one line says why it cannot be resumed."""
+    bad = f"{where} cannot be resumed: its optimizer state "
+    if not (isinstance(sd, dict) and isinstance(sd.get("state"), dict) and isinstance(sd.get("param_groups"), list)):
+        raise SlimlabError(bad + "is not an optimizer state (state, param_groups)")
+    params = [p for g in opt.param_groups for p in g["params"]]
+    ids = [i for g in sd["param_groups"] if isinstance(g, dict) for i in (g.get("params") or [])]
+    if len(sd["param_groups"]) != len(opt.param_groups) or len(ids) != len(params):
+        raise SlimlabError(bad + f"has {len(ids)} parameters in {len(sd['param_groups'])} groups, the model "
+                           f"{len(params)} in {len(opt.param_groups)}")
+    by_id = dict(zip(ids, params))
+    for pid, st in sd["state"].items():
+        if pid not in by_id or not isinstance(st, dict):
+            raise SlimlabError(bad + f"names parameter {pid!r}, which the model does not have")
+        for key, t in st.items():
+            if isinstance(t, torch.Tensor) and t.dim() > 0 and t.shape != by_id[pid].shape:
+                raise SlimlabError(bad + f"holds {key} of shape {tuple(t.shape)} for a parameter of shape "
+                                   f"{tuple(by_id[pid].shape)}")
+    try:
+        opt.load_state_dict(sd)
+    except (ValueError, KeyError, TypeError, RuntimeError) as e:
+        raise SlimlabError(bad + f"does not load: {str(e).splitlines()[0][:160]}") from None
+
+
 def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, run_dir: Path | None) -> _State:
     """The loop's state from a loaded ``last.pt`` (and its run directory), or a fresh one."""
     st = _State()
@@ -249,7 +274,7 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
         raise SlimlabError(f"{where} cannot be resumed: it lacks {', '.join(missing)} (is it a best.pt?)")
     _check_same_shapes(model, resume["state_dict"], where)
     model.load_state_dict(resume["state_dict"])
-    opt.load_state_dict(resume["optimizer"])
+    _load_optimizer(opt, resume["optimizer"], where)
     objective.load_state_dict(resume.get("objective", {}))
     st.start, st.best = int(resume["epoch"]), float(resume["best_val_acc"])
     st.best_epoch, st.epochs_done = int(resume.get("best_epoch", 0)), st.start

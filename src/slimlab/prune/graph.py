@@ -100,9 +100,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     skip = _vgg_last_block(model) if names is None else set()
     only = _expansion_convs(model) if names is None else None
     wanted = set(names or [])
-    unknown = wanted - set(name_of.values())
-    if unknown:
-        raise SlimlabError(f"--layers: no such layer(s) {', '.join(sorted(unknown))}")
+    _check_names(model, dg, wanted, ignored)
     out: list[PrunableLayer] = []
     for name, m in model.named_modules():
         if not isinstance(m, nn.Conv2d) or m.groups != 1 or id(m) in se or m.out_channels < 2:
@@ -138,6 +136,21 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         f = first or c
         out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
     return out
+
+
+def _check_names(model: nn.Module, dg: tp.DependencyGraph, wanted: set[str], ignored: list[str]) -> None:
+    """One line for a --layers name that is not in the model, or not a dense convolution (naming those that are)."""
+    from slimlab.errors import SlimlabError
+
+    modules = dict(model.named_modules())
+    unknown = wanted - set(modules)
+    if unknown:
+        raise SlimlabError(f"--layers: no such layer(s) {', '.join(sorted(unknown))}")
+    not_conv = sorted(n for n in wanted if not isinstance(modules[n], nn.Conv2d) or modules[n].groups != 1)
+    if not_conv:
+        prunable = [p.name for p in find_prunable(model, dg, None, ignored)]
+        raise SlimlabError(f"--layers: {', '.join(not_conv)} is not a dense convolution; the layers slimlab prunes "
+                           f"by default are {', '.join(prunable[:12]) or 'none'}{' ...' if len(prunable) > 12 else ''}")
 
 
 def prune_out_channels(dg: tp.DependencyGraph, conv: nn.Conv2d, keep: torch.Tensor) -> None:

@@ -34,8 +34,8 @@ Config = EvaluateConfig
 
 def build_eval_loader(ckpt: dict, data: str | None, root: str, download: bool, batch_size: int = 256,
                       device: torch.device | str = "cpu", subset: int = 0) -> tuple[Any, D.DataSet]:
-    dmeta = ckpt.get("data", {})
-    spec = data or ckpt.get("config", {}).get("data")
+    dmeta = ckpt.get("data") or {}
+    spec = data or (ckpt.get("config") or {}).get("data")
     if not spec:
         raise SlimlabError("give --data: the checkpoint does not name its data set")
     ds = D.build(spec, root, download, checkpoint_image_size(ckpt, 0) if spec != "digits" else 0)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
+from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, read_json_object, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
@@ -105,13 +104,14 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     li = find_label_issues(given, probs[idx])
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
             for i in li.order.tolist()]
+    flips = _flipped(run_dir, len(p.ds.train))  # checked before any file is written
     _write_csv(run_dir / "label_issues.csv", rows, p.ds.classes)
     report = {"run_id": ck.get("run_id") or config_run_id(run_dir / "config.yaml"), "source": source,
               "train_samples": len(idx), "flagged": int(li.flagged.sum()),
               "flagged_fraction": float(li.flagged.float().mean())}
-    if (run_dir / "noise.json").is_file():
+    if flips is not None:
         flipped = torch.zeros(len(p.ds.train), dtype=torch.bool)
-        flipped[torch.tensor(json.loads((run_dir / "noise.json").read_text())["flipped"], dtype=torch.long)] = True
+        flipped[flips] = True
         clean = p.ds.train.targets[idx]
         report.update(flag_quality(li.flagged, flipped[idx]),
                       corrected_accuracy=float((li.corrected == clean).float().mean()),
@@ -125,6 +125,20 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")
     report["csv"] = str(run_dir / "label_issues.csv")
     return report
+
+
+def _flipped(run_dir: Path, n: int) -> torch.Tensor | None:
+    """The injected flips recorded in noise.json (indices into the training set), or None without noise; one line
+    for a file that is not what the run wrote."""
+    f = run_dir / "noise.json"
+    if not f.is_file():
+        return None
+    flipped = read_json_object(f).get("flipped")
+    if not isinstance(flipped, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in flipped):
+        raise SlimlabError(f"{f}: 'flipped' must be a list of training-sample indices")
+    if flipped and not 0 <= min(flipped) <= max(flipped) < n:
+        raise SlimlabError(f"{f}: flipped indices must be in [0, {n}), the training set's size")
+    return torch.tensor(flipped, dtype=torch.long)
 
 
 def _weak_detector(report: dict) -> str | None:

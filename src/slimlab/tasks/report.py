@@ -19,7 +19,7 @@ import numpy as np
 from slimlab.config import TrainConfig, from_dict
 from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_jsonl
+from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_json_object, read_jsonl
 from slimlab.losses import keeps_label_variables
 from slimlab.tasks.common import prepare_data
 
@@ -30,17 +30,29 @@ def _load_run(path: str | Path) -> dict:
         d = d.parent
     if not (d / "summary.json").is_file():
         raise SlimlabError(f"not a finished run directory (no summary.json): {d}")
-    run = {"dir": d, "name": d.name, "summary": json.loads((d / "summary.json").read_text())}
-    run["metrics"] = read_jsonl(d / "metrics.jsonl")
+    run = {"dir": d, "name": d.name, "summary": _numbers_only(read_json_object(d / "summary.json"))}
+    run["metrics"] = [m for m in read_jsonl(d / "metrics.jsonl") if isinstance(m, dict) and _is_num(m.get("epoch"))]
     run["config"] = _config_of(d)
     for key, fname in (("noise", "noise.json"), ("issues", "label_issues.json")):
         f = d / fname
-        run[key] = json.loads(f.read_text()) if f.is_file() else None
+        run[key] = read_json_object(f) if f.is_file() else None
     for key, fname in (("issues_png", "label_issues.png"), ("channels_png", "channels.png")):
         run[key] = d / fname if (d / fname).is_file() else None
     return run
 
 
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+
+
+# summary fields the report computes with: a value of another type (a string, a list) is shown as missing
+_NUMERIC = ("test_acc", "best_val_acc", "params", "macs", "wall_s")
+
+
+def _numbers_only(s: dict) -> dict:
+    return {k: (v if k not in _NUMERIC or _is_num(v) else None) for k, v in s.items()}
 
 
 def _config_of(d: Path) -> dict:
@@ -61,11 +73,12 @@ def curves_png(runs: list[dict]) -> bytes | None:
     plt = pyplot()
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
     for r in runs:
-        ep = [m["epoch"] for m in r["metrics"]]
-        ax[0].plot(ep, [m["train_loss"] for m in r["metrics"]], label=r["name"])
-        pts = [(m["epoch"], 100 * m["val_acc"]) for m in r["metrics"] if m.get("val_acc") is not None]
+        loss = [(m["epoch"], m["train_loss"]) for m in r["metrics"] if _is_num(m.get("train_loss"))]
+        if loss:
+            ax[0].plot(*zip(*loss), label=_plain(r["name"]))
+        pts = [(m["epoch"], 100 * m["val_acc"]) for m in r["metrics"] if _is_num(m.get("val_acc"))]
         if pts:
-            ax[1].plot(*zip(*pts), label=r["name"])
+            ax[1].plot(*zip(*pts), label=_plain(r["name"]))
     ax[0].set(xlabel="epoch", ylabel="training loss")
     ax[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
     ax[1].legend(fontsize=7)
@@ -111,7 +124,7 @@ def tradeoff_png(runs: list[dict], exported: str | None = None) -> bytes | None:
             lat = r["summary"].get("latency_ms") or {}
             if "ms" in xlabel and lat.get("onnx_p10") is not None and _lat(r)[1] == "ONNX Runtime":
                 ax.plot([lat["onnx_p10"], lat["onnx_p90"]], [y, y], color="#3b6fb6", lw=1)
-            ax.annotate(r["name"] + (" (exported)" if star else ""), (x, y), fontsize=8, xytext=(4, 4),
+            ax.annotate(_plain(r["name"]) + (" (exported)" if star else ""), (x, y), fontsize=8, xytext=(4, 4),
                         textcoords="offset points")
         front = pareto(xy)
         ax.plot([xy[i][0] for i in front], [xy[i][1] for i in front], "--", color="#888", lw=1, label="Pareto front")
@@ -146,7 +159,12 @@ def learned_transition(run: dict) -> np.ndarray | None:
 def transition_png(run: dict) -> bytes | None:
     if run["noise"] is None:
         return None
-    injected = np.array(run["noise"]["transition"])
+    try:
+        injected = np.array(run["noise"].get("transition"), dtype=float)
+    except (TypeError, ValueError):
+        return None
+    if injected.ndim != 2 or injected.shape[0] != injected.shape[1] or not np.isfinite(injected).all():
+        return None
     learned = learned_transition(run)
     plt = pyplot()
     mats = [("injected: P(given label | true class)", injected)]
@@ -165,6 +183,11 @@ def transition_png(run: dict) -> bytes | None:
     return figure_png(fig)
 
 
+def _plain(text: str) -> str:
+    """A run or class name as plain text for matplotlib: '$' would start mathtext (and fail on 'a$b')."""
+    return str(text).replace("$", r"\$")
+
+
 def _img(png: bytes | None, alt: str) -> str:
     if not png:
         return ""
@@ -172,7 +195,7 @@ def _img(png: bytes | None, alt: str) -> str:
 
 
 def _fmt(v, kind: str) -> str:
-    if v is None:
+    if v is None or (kind in ("pct", "M", "ms") and not _is_num(v)):
         return "-"
     if kind == "pct":
         return f"{100 * v:.2f}%"

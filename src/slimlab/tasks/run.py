@@ -47,6 +47,13 @@ def load_recipe(path: str | Path) -> dict:
     r = load_yaml(path)
     if not isinstance(r.get("steps"), list) or not r["steps"]:
         raise SlimlabError(f"{path}: a recipe needs a non-empty 'steps' list")
+    if not isinstance(r.get("vars") or {}, dict):
+        raise SlimlabError(f"{path}: 'vars' must be a mapping of names to values")
+    budgets = r.get("budgets") or {}
+    if not isinstance(budgets, dict) or not all(isinstance(v or {}, dict) for v in budgets.values()):
+        raise SlimlabError(f"{path}: 'budgets' must map budget names to mappings of variables")
+    if "name" in r and not isinstance(r["name"], str):
+        raise SlimlabError(f"{path}: 'name' must be a string")
     r.setdefault("name", Path(path).stem)
     r["_dir"] = str(Path(path).resolve().parent)
     return r
