@@ -29,7 +29,7 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if r.returncode != 0:
             raise SystemExit(f"slimlab demo failed:\n{r.stderr[-2000:]}")
-        res = json.loads(r.stdout)
+        res = json.loads(r.stdout[r.stdout.index("{\n"):])  # training progress lines come before the JSON
     rows = [[n, f"{p / 1e6:.3f}M", f"{m / 1e6:.1f}M", f"{100 * a:.2f}", f"{t or 0:.2f}", f"{o or 0:.2f}"]
             for n, p, m, a, t, o in res["rows"]]
     acc = {n: a for n, _, _, a, _, _ in res["rows"]}

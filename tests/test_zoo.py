@@ -10,7 +10,7 @@ from slimlab import zoo
 from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
 
-ENTRIES = ["resnet20-cifar10"]
+ENTRIES = ["resnet20-cifar10", "resnet56-cifar10"]
 
 
 @pytest.mark.parametrize("name", ENTRIES)
