@@ -252,7 +252,7 @@ def _run_recipe(recipe: dict, out: Path, budget: str | None, overrides: dict | N
 def _compact(s: dict) -> dict:
     keys = ("test_acc", "best_val_acc", "params", "macs", "wall_s", "out", "method", "ratio", "precision", "recall",
             "flagged", "flagged_fraction", "true_flips", "source", "csv", "chosen", "path", "from", "bytes",
-            "max_abs_diff", "models")
+            "max_abs_diff", "models", "why")
     return {k: s[k] for k in keys if k in s and not isinstance(s[k], list)}
 
 
