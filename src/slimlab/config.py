@@ -8,6 +8,7 @@ naming the key. The resolved config is written as ``config.yaml`` in every run d
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import re
@@ -218,6 +219,18 @@ def parse_set(items: list[str]) -> dict[str, Any]:
         except yaml.YAMLError:
             out[key.strip()] = value
     return out
+
+
+def read_json_object(path: str | Path, what: str = "") -> dict:
+    """A JSON file that must hold an object (a mapping); one :class:`SlimlabError` line for anything else."""
+    p = Path(path)
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise SlimlabError(f"{what or p}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(obj, dict):
+        raise SlimlabError(f"{what or p}: expected a JSON object, got {type(obj).__name__}")
+    return obj
 
 
 MAX_YAML_DEPTH = 64  # nesting levels a config or recipe may have

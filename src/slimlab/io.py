@@ -41,20 +41,6 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     _atomic(path, lambda f: f.write(buf.getbuffer()))
 
 
-def read_json_object(path: str | Path, what: str = "") -> dict:
-    """A JSON file that must hold an object (a mapping); one :class:`SlimlabError` line for anything else."""
-    from slimlab.errors import SlimlabError
-
-    p = Path(path)
-    try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as e:
-        raise SlimlabError(f"{what or p}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
-    if not isinstance(obj, dict):
-        raise SlimlabError(f"{what or p}: expected a JSON object, got {type(obj).__name__}")
-    return obj
-
-
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     _atomic(path, lambda f: f.write(data))
 

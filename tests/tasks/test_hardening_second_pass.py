@@ -234,3 +234,24 @@ def test_clear_messages_for_a_text_file_as_a_checkpoint_and_a_layer_that_cannot_
     code, err = _main(["prune", str(abc_run), "--layers", "classifier", "--no-latency", "--out", str(tmp_path / "p")],
                       capsys)
     assert code == 2 and "is not a dense convolution; the layers slimlab prunes by default are" in err, err
+
+
+def test_a_one_class_data_set_is_refused(tmp_path, capsys):
+    data = _folder(tmp_path / "one", ("only",))
+    code, err = _main(["train", "--data", f"imagefolder:{data}", "--epochs", "1", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "needs at least two" in err
+
+
+def test_a_class_folder_link_loop_and_a_float_image_of_nan_are_listed(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    data = _folder(tmp_path / "d", ("a", "b"))
+    (data / "train" / "loop").symlink_to(data / "train" / "loop")
+    code, err = _main(["train", "--data", f"imagefolder:{data}", "--epochs", "1", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "loop (a class folder link that cannot be followed)" in err
+    (data / "train" / "loop").unlink()
+    Image.fromarray(np.full((16, 16), np.nan, dtype=np.float32), mode="F").save(data / "train" / "a" / "nan.tiff")
+    code, err = _main(["train", "--data", f"imagefolder:{data}", "--epochs", "1", "--out", str(tmp_path / "o2")],
+                      capsys)
+    assert code == 2 and "nan.tiff (non-finite pixel values)" in err

@@ -117,6 +117,8 @@ def _to_rgb8(im) -> np.ndarray:
         # by the mode, never by an image's own values, so every image of a folder is scaled alike: 16-bit
         # (and 32-bit integer, which is how 16-bit files often open) 65535 -> 255; floating point 1.0 -> 255
         a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError("non-finite pixel values")
         a = a * 255.0 if im.mode == "F" else a / 257.0
         g = np.clip(np.round(a), 0, 255).astype(np.uint8)
         return np.repeat(g[..., None], 3, axis=2)
@@ -131,7 +133,9 @@ def _decode(path: str) -> np.ndarray | str:
             return _to_rgb8(im)
     except Image.DecompressionBombError:
         return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except ValueError as e:
+        return f"{path} ({e})" if "non-finite" in str(e) else f"{path} (ValueError)"
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
         return f"{path} ({type(e).__name__})"
 
 
@@ -139,10 +143,12 @@ def _scan(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     if not split_dir.is_dir():
         raise SlimlabError(f"image folder has no '{split_dir.name}/' directory: {split_dir}")
     classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
-    if not classes:
+    # a class folder that is a link to nowhere or a link loop is not silently dropped: it is listed with the rest
+    broken: list[str] = [f"{p} (a class folder link that cannot be followed)" for p in sorted(split_dir.iterdir())
+                         if p.is_symlink() and not p.exists()]
+    if not classes and not broken:
         raise SlimlabError(f"no class folders in {split_dir}")
     files: list[tuple[str, int]] = []
-    broken: list[str] = []
     for ci, c in enumerate(classes):
         found = sorted(p for p in (split_dir / c).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
         broken += [f"{p} (dangling link or not a file)" for p in found if not p.is_file()]

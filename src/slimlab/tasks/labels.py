@@ -21,12 +21,12 @@ import numpy as np
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig, from_dict, load_yaml
+from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object
 from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, read_json_object, save_figure
+from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from slimlab.config import TrainConfig, from_dict
+from slimlab.config import TrainConfig, from_dict, read_json_object
 from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_json_object, read_jsonl
+from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_jsonl
 from slimlab.losses import keeps_label_variables
 from slimlab.tasks.common import prepare_data
 

@@ -76,6 +76,9 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     p = prepare_data(cfg, data)
     if len(p.train_idx) == 0:
         raise SlimlabError("no training images left after the subset options")
+    if p.ds.num_classes < 2 and cfg.loss != "rotnet":  # RotNet's pretext never reads the labels
+        raise SlimlabError(f"{p.ds.name} has {p.ds.num_classes} class: a classifier needs at least two "
+                           "(a one-class model would report 100% and mean nothing)")
     transition = None if p.transition is None else torch.tensor(p.transition, dtype=torch.float32)
     objective = build_objective(cfg.loss, p.ds.num_classes, kwargs=cfg.loss_kwargs, label_smoothing=cfg.label_smoothing,
                                 targets=p.targets, epochs=cfg.epochs, lr=cfg.lr, transition=transition,
