@@ -89,7 +89,7 @@ def test_malicious_checkpoint_does_not_run_code(tmp_path):
 
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "x.pt").write_text("hello")
-    _assert_clean_error(run_cli("evaluate", str(tmp_path / "x.pt")), "cannot load checkpoint")
+    _assert_clean_error(run_cli("evaluate", str(tmp_path / "x.pt")), "is not a PyTorch checkpoint")
     _assert_clean_error(run_cli("evaluate", str(tmp_path / "none.pt")), "checkpoint not found")
 
 

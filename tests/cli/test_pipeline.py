@@ -184,7 +184,9 @@ def test_export_cli_and_scale_cli(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "search" / "search.json").read_text())
     assert len(res["rows"]) == 3 and (tmp_path / "search" / "search.png").is_file()
-    assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"])
+    paper = [r for r in res["rows"] if (r["alpha"], r["beta"], r["gamma"]) == (1.2, 1.1, 1.15)]
+    assert len(paper) == 1 and "(the paper's point)" in (tmp_path / "search" / "search.md").read_text()
+    assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"] and row not in paper)
 
 
 @pytest.mark.parametrize("recipe", sorted((__import__("conftest").ROOT / "recipes").glob("*.yaml")),

@@ -21,10 +21,11 @@ def test_recipe_few_label_arms_are_the_official_protocol():
     rot, scratch = steps["few_labels_rotnet"], steps["few_labels_scratch"]
     assert rot["kind"] == "probe" and rot["with"]["block"] == 2 and rot["with"]["head"] == "conv"
     assert scratch["with"]["model"] == "nin3"
-    for key in ("epochs", "epoch_size", "labels_per_class", "lr", "schedule", "milestones"):
-        assert rot["with"][key] == scratch["with"][key], key  # the same number of steps, the same schedule
-    assert r["vars"]["epoch_size"] == 50000 and r["vars"]["few_epochs"] == 200
-    # steps per epoch: 50,000 / 128 = 390 with drop_last, so 200 epochs are 78,000 steps, whatever K is
+    for key in ("epoch_size", "labels_per_class", "labels_rule", "lr", "schedule"):
+        assert rot["with"][key] == scratch["with"][key], key  # the same images, samples per epoch and optimiser
+    # the official configs: the conv classifier 100 epochs at 35/70/85, NIN-3 from scratch 200 at 60/120/160
+    assert rot["with"]["epochs"] == "${few_epochs}" and scratch["with"]["epochs"] == "${scratch_epochs}"
+    assert r["vars"]["epoch_size"] == 50000 and r["vars"]["few_epochs"] == 100 and r["vars"]["scratch_epochs"] == 200
     assert "few_labels_rotnet" in check_recipe(r, "small")
 
 
