@@ -45,6 +45,7 @@ class TrainConfig:
     noise_mode: str = "exact"  # exact (int(r*n) flips) | bernoulli (each label with probability r)
     noise_exclude_true: bool = False  # symmetric noise always picks another class
     noise_mapping: dict = field(default_factory=dict)  # asymmetric: {true class: noisy class}; default CIFAR-10/100's
+    noise_convention: str = "blocks"  # CIFAR-100 asymmetric: blocks (next label in blocks of 5, published) | superclass
     clean_subset: int = 0  # fine-tune on K images per class with their true labels
     # model
     model: str = "resnet20"
@@ -97,6 +98,7 @@ class TrainConfig:
               "noise_seed": ">= 0", "seed": ">= 0"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
                "noise_mode": ("exact", "bernoulli"), "labels_rule": ("random", "first"),
+               "noise_convention": ("blocks", "superclass"),
                "progress": ("auto", "bar", "log", "none")}
     APPEND = ("log",)
 

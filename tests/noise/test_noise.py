@@ -43,6 +43,7 @@ def test_asymmetric_mapping_by_class_names():
 
     assert mapping_for(CIFAR10_CLASSES) == CIFAR10_ASYM
     assert mapping_for(CIFAR100_CLASSES) == cifar100_mapping() and len(set(CIFAR100_CLASSES)) == 100
+    assert mapping_for(CIFAR100_CLASSES, cifar100="superclass") == cifar100_mapping("superclass")
     digits = [str(i) for i in range(10)]
     with pytest.raises(SlimlabError, match="no published mapping for these classes"):
         mapping_for(digits)
@@ -64,8 +65,18 @@ def test_asymmetric_cifar10_mapping():
     assert CIFAR10_ASYM == {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}  # truck->automobile, bird->airplane, deer->horse, cat<->dog
 
 
-def test_cifar100_next_class_within_superclass():
+def test_cifar100_blocks_of_five_by_hand_is_the_default():
     m = cifar100_mapping()
+    assert m[0] == 1 and m[3] == 4 and m[4] == 0 and m[5] == 6 and m[9] == 5 and m[99] == 95
+    assert sorted(m.values()) == list(range(100)) and all(i // 5 == j // 5 and i != j for i, j in m.items())
+    from slimlab.errors import SlimlabError
+
+    with pytest.raises(SlimlabError, match="unknown CIFAR-100 noise convention"):
+        cifar100_mapping("coarse")
+
+
+def test_cifar100_next_class_within_superclass():
+    m = cifar100_mapping("superclass")
     from slimlab.noise.corrupt import CIFAR100_COARSE
 
     assert sorted(np.bincount(CIFAR100_COARSE).tolist()) == [5] * 20  # 20 superclasses of 5

@@ -48,15 +48,21 @@ CIFAR100_COARSE = [4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7,
                    4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13]
 
 
-def cifar100_mapping() -> dict[int, int]:
-    """Each CIFAR-100 class to the next class (cyclically, by label) within its superclass."""
+def cifar100_mapping(convention: str = "blocks") -> dict[int, int]:
+    """CIFAR-100's asymmetric flips. ``blocks`` (the default, the reference code's convention that published
+    numbers use): each label to the next one, cyclically, within consecutive blocks of 5 labels (0->1, ...,
+    4->0, 5->6, ...). ``superclass``: each class to the next class, by label, within its true superclass."""
+    if convention == "blocks":
+        return {i: 5 * (i // 5) + (i % 5 + 1) % 5 for i in range(100)}
+    if convention != "superclass":
+        raise SlimlabError(f"unknown CIFAR-100 noise convention '{convention}' (blocks, superclass)")
     groups: dict[int, list[int]] = {}
     for fine, coarse in enumerate(CIFAR100_COARSE):
         groups.setdefault(coarse, []).append(fine)
     return {g[i]: g[(i + 1) % len(g)] for g in groups.values() for i in range(len(g))}
 
 
-def mapping_for(classes: list[str], given: dict | None = None) -> dict[int, int]:
+def mapping_for(classes: list[str], given: dict | None = None, cifar100: str = "blocks") -> dict[int, int]:
     """The asymmetric-noise mapping {true label: noisy label} of a data set with these class names.
 
     ``given`` maps class names (or label numbers) to class names (or numbers). Without it, CIFAR-10's and
@@ -76,7 +82,7 @@ def mapping_for(classes: list[str], given: dict | None = None) -> dict[int, int]
     if list(classes) == CIFAR10_CLASSES:
         return dict(CIFAR10_ASYM)
     if list(classes) == CIFAR100_CLASSES:
-        return cifar100_mapping()
+        return cifar100_mapping(cifar100)
     raise SlimlabError("asymmetric noise has no published mapping for these classes "
                        f"({', '.join(classes[:6])}{', ...' if len(classes) > 6 else ''}): give --noise-mapping "
                        "'{true_class: noisy_class, ...}'")

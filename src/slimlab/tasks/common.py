@@ -59,7 +59,7 @@ def inject_noise(cfg: TrainConfig, clean: torch.Tensor, classes: list[str]) -> t
     """The noisy training targets of ``cfg.noise``, the record written as noise.json, and the transition matrix."""
     kind, rate, path = parse_noise(cfg.noise)
     matrix = load_matrix(path) if path else None
-    mapping = mapping_for(classes, cfg.noise_mapping) if kind == "asymmetric" else None
+    mapping = mapping_for(classes, cfg.noise_mapping, cfg.noise_convention) if kind == "asymmetric" else None
     targets, transition = corrupt(clean, kind, rate if rate is not None else 0.0, len(classes),
                                   cfg.noise_seed, cfg.noise_mode, cfg.noise_exclude_true, mapping=mapping,
                                   matrix=matrix)
