@@ -255,3 +255,10 @@ def test_a_class_folder_link_loop_and_a_float_image_of_nan_are_listed(tmp_path, 
     code, err = _main(["train", "--data", f"imagefolder:{data}", "--epochs", "1", "--out", str(tmp_path / "o2")],
                       capsys)
     assert code == 2 and "nan.tiff (non-finite pixel values)" in err
+
+
+def test_an_image_size_the_model_cannot_take_is_one_line_before_training(tmp_path, capsys):
+    code, err = _main(["train", "--data", "fake", "--model", "vgg16", "--image-size", "8", "--epochs", "1", "--out",
+                       str(tmp_path / "v")], capsys)
+    assert code == 2 and "cannot run on 8x8 images" in err
+    assert not (tmp_path / "v" / "last.pt").exists()
