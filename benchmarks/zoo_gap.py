@@ -162,7 +162,7 @@ def slimlab_cell(epochs: int, seed: int = 0) -> dict:
     from slimlab import api
     from slimlab.config import TrainConfig
 
-    out = WORK / f"slimlab-e{epochs}-s{seed}"
+    out = WORK / f"slimlab-e{epochs}-s{seed}-all"  # -all: every training image, as the minimal loop (no val split)
     if (out / "summary.json").is_file():
         s = json.loads((out / "summary.json").read_text())
     elif (out / "last.pt").is_file():
@@ -170,7 +170,8 @@ def slimlab_cell(epochs: int, seed: int = 0) -> dict:
     else:
         s = api.train(TrainConfig(data=f"imagefolder:{CIFAR}", model="resnet20", epochs=epochs, batch_size=128,
                                   lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4, schedule="cosine",
-                                  warmup_epochs=1.0, seed=seed, out=str(out), progress="log", eval_every=epochs))
+                                  warmup_epochs=1.0, seed=seed, val_fraction=0.0, out=str(out), progress="log",
+                                  eval_every=epochs))
     log = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if x.strip()]
     from slimlab.engine.fit import cpu_has_fast_bf16
 
@@ -191,7 +192,7 @@ def main() -> None:
     path = RESULTS / "zoo_gap.json"
     done = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
     for name in args.cells.split(","):
-        key = f"{name}-e{args.epochs}"
+        key = f"{name}-e{args.epochs}" + ("-all" if name == "slimlab" else "")
         if key in done["cells"]:
             print(f"{key}: done ({100 * done['cells'][key]['test_acc']:.2f}%)")
             continue
@@ -208,7 +209,7 @@ def report(done: dict, epochs: int) -> None:
     text = (f"# The zoo's gap: ResNet-20, {epochs} epochs, the same schedule, two loops\n\n"
             f"CPU: {done['machine']['cpu']}, {done['machine']['threads']} threads.\n\n"
             + md_table(["cell", "precision", "params", "train acc (%)", "test acc (%)", "per epoch"], rows) + "\n")
-    a, b = cells.get(f"minimal-e{epochs}"), cells.get(f"slimlab-e{epochs}")
+    a, b = cells.get(f"minimal-e{epochs}"), cells.get(f"slimlab-e{epochs}-all")
     if a and b:
         gap = 100 * (b["test_acc"] - a["test_acc"])
         verdict = ("within 0.5 points: the data copy, not the engine, sets the ceiling" if abs(gap) <= 0.5 else
