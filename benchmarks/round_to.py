@@ -8,8 +8,9 @@ Two parts, each cell resumable from ``benchmarks/results/round_to.json``:
 - **latency**: timm's resnet18 (ImageNet shape, untrained: latency does not depend on the weights)
   pruned by weight sum to at most ``--target-macs`` with round_to 1 and 8, at 224 px, batch 1 and 8.
 
-Latency: eager PyTorch and ONNX Runtime on the CPU, each timed in blocks (enough forward passes per
-block for ~0.1 s) for at least 3 s after warm-up; the median over blocks with p10 and p90.
+Latency: eager PyTorch and ONNX Runtime on the CPU, each timed by slimlab's timer (``profile.latency.timed``:
+blocks of ~50 ms, at least 3 s after warm-up, re-measured while the spread is large); the median over blocks
+with p10 and p90.
 
     python benchmarks/round_to.py [--target-macs 0.6]
 """
@@ -18,10 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,37 +32,20 @@ from _util import RESULTS, cifar_spec, machine, md_table  # noqa: E402
 WORK = Path(tempfile.gettempdir()) / "slimlab-round-to"
 
 
-def blocks(fn, min_s: float = 3.0, warmup: int = 3) -> dict:
-    """Median, p10, p90 of per-call ms over timed blocks of calls."""
-    for _ in range(warmup):
-        fn()
-    t0 = time.perf_counter()
-    fn()
-    per = max(1, int(0.1 / max(time.perf_counter() - t0, 1e-6)))
-    times, start = [], time.perf_counter()
-    while time.perf_counter() - start < min_s or len(times) < 10:
-        t0 = time.perf_counter()
-        for _ in range(per):
-            fn()
-        times.append((time.perf_counter() - t0) * 1000 / per)
-    q = statistics.quantiles(times, n=10)
-    return {"median_ms": statistics.median(times), "p10_ms": q[0], "p90_ms": q[-1], "blocks": len(times),
-            "calls_per_block": per}
-
-
 def latency(model: torch.nn.Module, size: int, batch: int) -> dict:
     from slimlab.export import _session, export_onnx
+    from slimlab.profile.latency import timed
 
     model = model.cpu().eval()
     x = torch.randn(batch, 3, size, size)
     with torch.inference_mode():
-        eager = blocks(lambda: model(x))
+        eager = timed(lambda: model(x), min_s=3.0)
     with tempfile.TemporaryDirectory() as tmp:
         p = Path(tmp) / "m.onnx"
         export_onnx(model, p, size, check=False)
         sess = _session(p)
         xn = x.numpy().astype(np.float32)
-        ort = blocks(lambda: sess.run(None, {"image": xn}))
+        ort = timed(lambda: sess.run(None, {"image": xn}), min_s=3.0)
     return {"eager": eager, "onnxruntime": ort}
 
 

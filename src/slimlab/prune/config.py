@@ -63,10 +63,17 @@ class PruneConfig:
 
     def resolved_keep_ratio(self) -> float:
         """``keep_ratio``, or 1 - ``prune_ratio``, or 0.5; one line when both ratios are given."""
-        from slimlab.errors import SlimlabError
+        return resolve_keep_ratio(self.keep_ratio, self.prune_ratio)
 
-        if self.keep_ratio is not None and self.prune_ratio is not None:
-            raise SlimlabError("give --keep-ratio (fraction kept) or --prune-ratio (fraction removed), not both")
-        if self.prune_ratio is not None:
-            return 1.0 - self.prune_ratio
-        return 0.5 if self.keep_ratio is None else self.keep_ratio
+
+def resolve_keep_ratio(keep_ratio: float | None, prune_ratio: float | None) -> float:
+    """The fraction of channels kept: ``keep_ratio`` (ThiNet's), or 1 - ``prune_ratio`` (Torch-Pruning's), or 0.5."""
+    from slimlab.errors import SlimlabError
+
+    if keep_ratio is not None and prune_ratio is not None:
+        raise SlimlabError("give --keep-ratio (fraction kept) or --prune-ratio (fraction removed), not both")
+    if prune_ratio is not None:
+        if not 0 <= prune_ratio < 1:
+            raise SlimlabError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
+        return 1.0 - prune_ratio
+    return 0.5 if keep_ratio is None else keep_ratio

@@ -28,6 +28,7 @@ import torch.nn as nn
 from slimlab.errors import SlimlabError
 from slimlab.profile import count_macs, count_params
 from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
+from slimlab.prune.config import resolve_keep_ratio
 from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
@@ -82,16 +83,6 @@ def images_from(batches: Iterable, max_images: int) -> torch.Tensor:
     return torch.cat(got).float()
 
 
-def _keep_ratio(keep_ratio: float | None, prune_ratio: float | None) -> float:
-    if keep_ratio is not None and prune_ratio is not None:
-        raise SlimlabError("give keep_ratio (fraction kept) or prune_ratio (fraction removed), not both")
-    if prune_ratio is not None:
-        if not 0 <= prune_ratio < 1:
-            raise SlimlabError(f"prune_ratio must be in [0, 1), got {prune_ratio}")
-        return 1.0 - prune_ratio
-    return 0.5 if keep_ratio is None else keep_ratio
-
-
 def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thinet", keep_ratio: float | None = None,
                  prune_ratio: float | None = None, target_macs: float | None = None, round_to: int = 1,
                  ignored_layers: Iterable[nn.Module | str] = (), layers: list[str] | None = None,
@@ -115,7 +106,7 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     if None in ignored:
         raise SlimlabError("ignored_layers: a module that is not part of the model")
     before = (count_macs(model, size, in_chans=chans), count_params(model))
-    ratio = _keep_ratio(keep_ratio, prune_ratio)
+    ratio = resolve_keep_ratio(keep_ratio, prune_ratio)
     if target_macs is not None:
         if keep_ratio is not None or prune_ratio is not None:
             raise SlimlabError("give target_macs or a ratio, not both")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from slimlab.config import TrainConfig, from_dict, read_json_object
+from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object
 from slimlab.engine import load_checkpoint
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_bytes, atomic_write_text, figure_png, pyplot, read_jsonl
@@ -57,13 +57,10 @@ def _numbers_only(s: dict) -> dict:
 
 def _config_of(d: Path) -> dict:
     """The run's config.yaml as a mapping ({} when absent or unreadable: the report only reads labels from it)."""
-    import yaml
-
     try:
-        c = yaml.safe_load((d / "config.yaml").read_text()) if (d / "config.yaml").is_file() else {}
-    except (yaml.YAMLError, UnicodeDecodeError, RecursionError):
+        return load_yaml(d / "config.yaml") if (d / "config.yaml").is_file() else {}
+    except SlimlabError:
         return {}
-    return c if isinstance(c, dict) else {}
 
 
 def curves_png(runs: list[dict]) -> bytes | None:

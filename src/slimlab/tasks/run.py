@@ -176,18 +176,10 @@ def check_inputs(cfg: Any, where: str, out: Path) -> None:
                 zoo.resolve(v)
                 continue
             p = Path(v).expanduser()
-            if _made_by_a_step(p, out) or v.startswith("${"):
+            if _inside(v, (out,)) or v.startswith("${"):  # made by an earlier step
                 continue
             if not p.exists():
                 raise SlimlabError(f"{where}: {key} not found: {v}")
-
-
-def _made_by_a_step(p: Path, out: Path) -> bool:
-    try:
-        p.resolve().relative_to(out.resolve())
-        return True
-    except ValueError:
-        return False
 
 
 def _name_kind(step: Any) -> tuple[str, str]:
