@@ -140,9 +140,23 @@ def onnx_latency(model: nn.Module, input_size: int = 32, batch: int = 1, warmup:
         sess = _session(p, threads)
         x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
         r = timed(lambda: sess.run(None, {"image": x}), warmup=warmup, min_blocks=iters, min_s=min_time_s)
-    threads_used = threads or int(sess.get_session_options().intra_op_num_threads) or torch.get_num_threads()
+        threads_used = threads or int(sess.get_session_options().intra_op_num_threads) or torch.get_num_threads()
     return {"batch": batch, **r, "iters": r["blocks"], "images_per_s": batch * 1000 / r["median_ms"],
             "threads": threads_used, "runtime": "onnxruntime"}
+
+
+def onnx_runners(models: dict[str, tuple[nn.Module, int]], folder: str | Path, batch: int = 1,
+                 threads: int | None = None) -> dict:
+    """One ONNX Runtime session per model (exported into ``folder``), as zero-argument callables that run it
+    on a fixed random batch: for :func:`slimlab.profile.latency.timed_many`. Drop them to free the sessions."""
+    runners = {}
+    for name, (model, size) in models.items():
+        p = Path(folder) / f"m{len(runners)}.onnx"
+        export_onnx(model, p, size, check=False)
+        sess = _session(p, threads)
+        x = np.random.default_rng(0).standard_normal((batch, 3, size, size)).astype(np.float32)
+        runners[name] = lambda sess=sess, x=x: sess.run(None, {"image": x})
+    return runners
 
 
 measure_onnx_latency = onnx_latency

@@ -38,3 +38,21 @@ def test_prune_rejects_a_bad_method_before_any_work():
     r = run_cli("prune", "no/such/checkpoint.pt", "--mode", "sideways")
     assert r.returncode == 2 and "invalid choice: 'sideways'" in r.stderr
     assert time.time() - t0 < 60
+
+
+def test_prune_keeps_the_image_size_the_model_was_trained_at(tmp_path):
+    """A model trained at --image-size 16 is pruned and fine-tuned at 16, not at the data's native size."""
+    from slimlab import api
+    from slimlab.config import TrainConfig
+    from slimlab.engine import load_checkpoint
+    from slimlab.models.io import model_from_checkpoint
+    from slimlab.profile import count_macs
+    from slimlab.prune.config import PruneConfig
+
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=1,
+                          train_subset=200, progress="none", out=str(tmp_path / "t")))
+    s = api.prune(PruneConfig(checkpoint=str(tmp_path / "t"), method="weight_sum", keep_ratio=0.5, mode="oneshot",
+                              finetune_epochs=1, progress="none", out=str(tmp_path / "p")))
+    ck = load_checkpoint(str(tmp_path / "p"))
+    assert ck["config"]["image_size"] == 16
+    assert s["macs"] == count_macs(model_from_checkpoint(ck), 16) < count_macs(model_from_checkpoint(ck), 32)

@@ -118,9 +118,11 @@ def report(r: dict) -> None:
 def demo(r: dict) -> None:
     if r.get("headline"):
         print(f"\n{r['headline']}")
-    print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'CPU ms':>8} {'ONNX ms':>8}")
+    print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'torch ms':>9} {'ONNX ms':>8}")
     for name, params, macs, acc, t, o in r["rows"]:
-        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {(t or 0):8.2f} {(o or 0):8.2f}")
+        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {(t or 0):9.2f} {(o or 0):8.2f}")
+    print("(latency: batch 1, 1 thread, the median of timed blocks, the models interleaved; "
+          "p10-p90 in the report)")
     lab = r["labels"]
     if "precision" in lab:
         print(f"label issues: PENCIL flagged {lab['flagged']} labels, precision {100 * lab['precision']:.1f}%, "

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from slimlab.engine import checkpoint_image_size, load_checkpoint
-from slimlab.export import onnx_latency
+from slimlab.export import onnx_latency, onnx_runners
 from slimlab.io import atomic_write_json
 from slimlab.models import create_model, get_entry
 from slimlab.models.io import model_from_checkpoint
-from slimlab.profile import count_macs, count_params, measure_latency, profile_model
+from slimlab.profile import count_macs, count_params, profile_model
+from slimlab.profile.latency import timed_many
 
 
 @dataclass
@@ -27,7 +30,7 @@ class ProfileConfig:
     input_size: int = 0  # default: the model's (32 for CIFAR models)
     num_classes: int = 0
     batch: list = field(default_factory=lambda: [1, 64])  # batch sizes
-    threads: int = 0  # CPU threads (default: torch's)
+    threads: int = 0  # CPU threads (default: torch's; with --runs 1, as MobileNet V2/V3 report single-core latency)
     iters: int = 20
     device: str = "cpu"
     onnx: bool = True  # also ONNX Runtime latency
@@ -48,7 +51,7 @@ def model_or_checkpoint(spec: str, input_size: int = 0, num_classes: int = 0):
 
 def run(cfg: ProfileConfig) -> dict:
     if cfg.runs:
-        return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters)
+        return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)
     model, size, name = model_or_checkpoint(cfg.model, cfg.input_size, cfg.num_classes)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -59,22 +62,36 @@ def run(cfg: ProfileConfig) -> dict:
     return r
 
 
-def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20) -> dict:
+def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20, threads: int = 1) -> dict:
     """Params, MACs, PyTorch and ONNX Runtime CPU latency (batch 1) of every run's model -> ``out``/profile.json.
+
+    The models are timed interleaved (:func:`timed_many`), so they are compared under the same conditions, on
+    ``threads`` threads: 1 by default, as MobileNet V2/V3 report single-core latency. (On 2 cores, sessions of
+    a 0.2 ms model on 2 threads each spread by 45% when interleaved, on 1 thread by 15-20%.)
     The runs measured are only read: ``slimlab report --profiles`` shows these latencies beside them."""
-    rows = {}
+    loaded = {}
     for r in runs:
         ck = load_checkpoint(r)
-        model = model_from_checkpoint(ck).eval()
-        size = checkpoint_image_size(ck)
-        eager = measure_latency(model, size, 1, warmup=5, iters=iters)
-        row = {"params": count_params(model), "macs": count_macs(model, size), "torch_ms": eager["median_ms"],
-               "torch_p10_ms": eager["p10_ms"], "torch_p90_ms": eager["p90_ms"], "stable": eager["stable"],
-               "threads": torch.get_num_threads(), "run": str(Path(ck["path"]).parent.resolve())}
-        if onnx:
-            o = onnx_latency(model, size, 1, iters=iters)
-            row.update(onnx_ms=o["median_ms"], onnx_p10_ms=o["p10_ms"], onnx_p90_ms=o["p90_ms"],
-                       stable=row["stable"] and o["stable"])
-        rows[str(r)] = row
+        loaded[str(r)] = (ck, model_from_checkpoint(ck).eval(), checkpoint_image_size(ck))
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            eager = timed_many({r: partial(m, torch.randn(1, 3, s, s)) for r, (_, m, s) in loaded.items()},
+                               warmup=5, min_blocks=iters)
+    finally:
+        torch.set_num_threads(old)
+    rows = {r: {"params": count_params(m), "macs": count_macs(m, s), "torch_ms": eager[r]["median_ms"],
+                "torch_p10_ms": eager[r]["p10_ms"], "torch_p90_ms": eager[r]["p90_ms"], "stable": eager[r]["stable"],
+                "threads": threads, "run": str(Path(ck["path"]).parent.resolve())}
+            for r, (ck, m, s) in loaded.items()}
+    if onnx:
+        with tempfile.TemporaryDirectory() as tmp:
+            runners = onnx_runners({r: (m, s) for r, (_, m, s) in loaded.items()}, tmp, threads=threads)
+            timings = timed_many(runners, warmup=5, min_blocks=iters)
+            del runners  # the sessions go before their files
+        for r, o in timings.items():
+            rows[r].update(onnx_ms=o["median_ms"], onnx_p10_ms=o["p10_ms"], onnx_p90_ms=o["p90_ms"],
+                           stable=rows[r]["stable"] and o["stable"])
     atomic_write_json(out / "profile.json", rows)
     return {"models": len(rows), "rows": rows}

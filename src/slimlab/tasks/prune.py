@@ -92,9 +92,7 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
                                stop_after=0, eval_every=1, epoch_size=0, clip_grad_norm=0.0,
                                decay_norm_and_bias=False, overwrite=False,
                                out=str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck))))
-    if tcfg.data == "digits" or tcfg.image_size == 0:
-        tcfg.image_size = 0
-    return tcfg
+    return tcfg  # the checkpoint's image size is kept: the model is pruned and fine-tuned at the size it was trained at
 
 
 def _default_out(cfg: PruneConfig, ck: dict) -> str:

@@ -301,7 +301,8 @@ def _html(title: str, head: list[str], rows: list[list[str]], figures, lead: str
     if lead:
         body.append(f'<p class="lead" id="exported">{html.escape(lead)}</p>')
     body += ['<p class="note">Accuracies on the clean test split; MACs are multiply-adds per image; latency is the '
-             "median CPU time at batch 1 over timed blocks, with p10-p90; ONNX Runtime is the deployment path. "
+             "median CPU time at batch 1 over timed blocks, with p10-p90 (runs profiled together are timed "
+             "interleaved, on 1 thread unless profile --threads said otherwise); ONNX Runtime is the deployment path. "
              "Validation accuracy is scored on the labels named beside it.</p>", "<h2>Runs</h2><table><tr>"
             + "".join(f"<th>{html.escape(h)}</th>" for h in head) + "</tr>"]
     body += ["<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows]
