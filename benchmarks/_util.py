@@ -47,4 +47,6 @@ def cached_train(out: Path, **kw) -> dict:
 
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
+    if (out / "last.pt").is_file():  # a run cut short continues bit-exactly
+        return api.resume(out)
     return api.train(TrainConfig(out=str(out), progress="log", **kw))

@@ -13,11 +13,58 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpg"
 
 
-def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None):
-    """Run ``python -m slimlab ARGS`` and return the CompletedProcess (text mode)."""
-    e = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "slimlab", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=timeout, env=e)
+def run_cli(*args: str, cwd: Path | None = None, timeout: int = 300, env: dict | None = None,
+            fresh_process: bool = False):
+    """``slimlab ARGS`` -> a CompletedProcess (text mode). In this process by default (a new Python process costs
+    ~3 s of imports, and the suite calls the CLI ~90 times), with the working directory, environment, sys.path,
+    imported modules, allowed modules and torch's threads restored afterwards; an exception that escapes
+    ``main`` becomes exit 1 with its traceback on stderr, as in a process. ``fresh_process=True`` (or
+    SLIMLAB_TEST_SUBPROCESS=1) runs ``python -m slimlab`` for what only a new process shows."""
+    if fresh_process or os.environ.get("SLIMLAB_TEST_SUBPROCESS"):
+        e = {**os.environ, **(env or {})}
+        return subprocess.run([sys.executable, "-m", "slimlab", *args], capture_output=True, text=True, cwd=cwd,
+                              timeout=timeout, env=e)
+    return _run_in_process(list(args), cwd, env or {})
+
+
+def _run_in_process(argv: list[str], cwd: Path | None, env: dict):
+    import contextlib
+    import io
+    import traceback
+
+    from slimlab.cli.main import main
+    from slimlab.models import registry
+
+    saved = (os.getcwd(), dict(os.environ), list(sys.path), set(sys.modules), set(registry._ALLOWED),
+             torch.get_num_threads())
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.update(env)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                rc = main(argv)
+            except SystemExit as e:  # argparse: --help, usage errors
+                rc = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+                if isinstance(e.code, str):
+                    print(e.code, file=sys.stderr)
+            except Exception:
+                traceback.print_exc()
+                rc = 1
+    finally:
+        os.chdir(saved[0])
+        os.environ.clear()
+        os.environ.update(saved[1])
+        sys.path[:] = saved[2]
+        for name in set(sys.modules) - saved[3]:
+            if not name.startswith(("slimlab", "torch", "torchvision", "timm", "onnx", "matplotlib", "PIL",
+                                    "numpy", "scipy", "sklearn", "safetensors", "yaml", "tensorboard", "google")):
+                del sys.modules[name]  # a user's module: the next call imports it afresh, as a process would
+        registry._ALLOWED.clear()
+        registry._ALLOWED.update(saved[4])
+        torch.set_num_threads(saved[5])
+    return subprocess.CompletedProcess(["slimlab", *argv], rc, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture

@@ -66,6 +66,9 @@ def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
+    # every text slimlab plots is plain (run, class and layer names): '$' must not start mathtext, which fails on
+    # names such as 'a$b' when the figure is saved
+    matplotlib.rcParams["text.parse_math"] = False
     import matplotlib.pyplot as plt
 
     return plt

@@ -74,3 +74,18 @@ def test_decompression_bomb_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 50)  # 16x16 = 256 px > 2 x 50: a "bomb" at this limit
     with pytest.raises(SlimlabError, match="too large"):
         D.build(f"imagefolder:{root}")
+
+
+def test_class_folder_name_that_is_not_utf8_is_one_line(tmp_path):
+    root = _folder(tmp_path / "f", [8, 8])
+    os.rename(root / "train" / "b", os.fsencode(root / "train") + b"/caf\xe9")  # Latin-1 bytes, not UTF-8
+    with pytest.raises(SlimlabError, match=r"class folder name b'caf\\xe9' is not valid UTF-8"):
+        D.build(f"imagefolder:{root}")
+
+
+def test_image_file_name_that_is_not_utf8_loads(tmp_path):
+    """File names are only paths: any bytes are fine (the cache key used to fail encoding them)."""
+    root = _folder(tmp_path / "f", [8, 8])
+    os.rename(root / "train" / "a" / "001.png", os.fsencode(root / "train" / "a") + b"/\xff\xfe.png")
+    ds = D.build(f"imagefolder:{root}")
+    assert len(ds.train.targets) == 4 and ds.classes == ["a", "b"]

@@ -262,3 +262,39 @@ def test_an_image_size_the_model_cannot_take_is_one_line_before_training(tmp_pat
                        str(tmp_path / "v")], capsys)
     assert code == 2 and "cannot run on 8x8 images" in err
     assert not (tmp_path / "v" / "last.pt").exists()
+
+
+def test_a_fold_count_the_data_cannot_fill_is_one_line_before_training(abc_run, capsys):
+    """abc_run has 6 training images per class, 10% held out for validation: 5 or 6 per class remain."""
+    t0 = __import__("time").time()
+    code, err = _main(["labels", str(abc_run), "--folds", "50"], capsys)
+    assert code == 2 and "--folds 50: class" in err and "or fewer" in err and len(err.strip().splitlines()) == 1
+    assert not (abc_run / "label_issues.csv").exists() and __import__("time").time() - t0 < 30
+
+
+def test_profile_refuses_an_input_size_the_architecture_or_the_memory_cannot_take(capsys):
+    code, err = _main(["profile", "vgg16", "--input-size", "8", "--no-onnx"], capsys)
+    assert code == 2 and "cannot run on 8x8 images" in err and "--input-size" in err
+    code, err = _main(["profile", "resnet20", "--input-size", "512", "--batch", "4096", "--no-onnx"], capsys)  # ~200 GB
+    assert code == 2 and "GiB of activations" in err and "are free" in err
+
+
+def test_activation_estimate_by_hand():
+    """A single 3x3 conv to 8 channels on 32x32: the largest tensor is its output, 8*32*32 floats; x3 x4 bytes."""
+    from slimlab.profile.macs import activation_bytes
+
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    assert activation_bytes(conv, 32) == 3 * 4 * 8 * 32 * 32
+    assert activation_bytes(torch.nn.Sequential(torch.nn.Conv2d(3, 2, 1)), 32) == 3 * 4 * 3 * 32 * 32  # input wins
+
+
+def test_names_with_mathtext_markup_are_plotted_as_plain_text(tmp_path):
+    """A class named 'a$b' (an unbalanced mathtext '$') in the label-issues grid and the channel chart."""
+    from slimlab.io import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots()
+    ax.set_title("a$b \\frac{x}$ ^_{")
+    ax.set_xticks([0, 1], ["x$y", "$$"])
+    save_figure(fig, tmp_path / "f.png")
+    assert (tmp_path / "f.png").stat().st_size > 0

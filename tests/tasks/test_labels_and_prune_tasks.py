@@ -56,3 +56,34 @@ def test_prune_keeps_the_image_size_the_model_was_trained_at(tmp_path):
     ck = load_checkpoint(str(tmp_path / "p"))
     assert ck["config"]["image_size"] == 16
     assert s["macs"] == count_macs(model_from_checkpoint(ck), 16) < count_macs(model_from_checkpoint(ck), 32)
+
+
+def test_labels_detectors_on_a_ce_run(tmp_path, capsys):
+    """model and small-loss judge with the run's own network; pencil-labels needs a PENCIL run (one line)."""
+    from slimlab import api
+    from slimlab.cli.main import main
+    from slimlab.config import TrainConfig
+
+    out = tmp_path / "run"
+    api.train(TrainConfig(data="fake", model="convnet", model_kwargs={"width": 8}, noise="symmetric:0.3", epochs=2,
+                          progress="none", out=str(out)))
+    for det in ("small-loss", "model"):
+        assert main(["labels", str(out), "--detector", det, "--grid", "0"]) == 0
+        rep = json.loads((out / "label_issues.json").read_text())
+        assert rep["source"].startswith(f"{det}:") and 0 <= rep["precision"] <= 1
+    capsys.readouterr()
+    assert main(["labels", str(out), "--detector", "pencil-labels"]) == 2
+    assert "needs a PENCIL run" in capsys.readouterr().err
+
+    # the last detector's flags (model: argmax differs) applied to the given labels: what --labels-from uses
+    import csv
+
+    import numpy as np
+
+    from slimlab.tasks.prune import corrected_labels
+
+    fixed = np.load(out / "corrected_labels.npy")
+    rows = {int(r["index"]): r for r in csv.DictReader((out / "label_issues.csv").open())}
+    changed = {i for i in rows if fixed[i] != int(rows[i]["given_label"])}
+    assert len(changed) == rep["flagged"] and all(fixed[i] == int(rows[i]["corrected_label"]) for i in changed)
+    assert corrected_labels(out).tolist() == fixed.tolist()

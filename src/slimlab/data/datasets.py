@@ -143,6 +143,12 @@ def _scan(split_dir: Path) -> tuple[list[str], list[tuple[str, int]]]:
     if not split_dir.is_dir():
         raise SlimlabError(f"image folder has no '{split_dir.name}/' directory: {split_dir}")
     classes = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    for c in classes:  # class names go into checkpoints, summaries, reports and plots as text
+        try:
+            c.encode("utf-8")
+        except UnicodeEncodeError:
+            raise SlimlabError(f"{split_dir}: the class folder name {os.fsencode(c)!r} is not valid UTF-8; "
+                               "rename it (class names are stored and shown as text)") from None
     # a class folder that is a link to nowhere or a link loop is not silently dropped: it is listed with the rest
     broken: list[str] = [f"{p} (a class folder link that cannot be followed)" for p in sorted(split_dir.iterdir())
                          if p.is_symlink() and not p.exists()]
@@ -182,7 +188,7 @@ def _cache_key(files: list[tuple[str, int]], size: int) -> str:
     h = hashlib.sha1(f"v{CACHE_VERSION}|{size}".encode())
     for f, c in files:
         st = os.stat(f)
-        h.update(f"{f}|{c}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+        h.update(f"{f}|{c}|{st.st_size}|{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))  # any file name
     return h.hexdigest()[:20]
 
 

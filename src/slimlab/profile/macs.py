@@ -55,3 +55,22 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int] = 32, batch: 
         model.train(was_training)
     total = sum(layers.values())
     return (total, layers) if per_layer else total
+
+
+def activation_bytes(model: nn.Module, input_size: int = 32, in_chans: int = 3) -> int:
+    """Rough peak memory of one image's inference activations (fp32): three times the largest tensor any layer
+    produces (its input, its output and a kept residual), from one batch-1 forward pass. Multiply by the batch."""
+    largest = [in_chans * input_size * input_size]
+    hooks = [m.register_forward_hook(lambda m, i, o: largest.append(o.numel()) if torch.is_tensor(o) else None)
+             for m in model.modules() if not list(m.children())]
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters(), None)
+        with torch.no_grad():
+            model(torch.zeros(1, in_chans, input_size, input_size, device=p.device if p is not None else "cpu"))
+    finally:
+        for hk in hooks:
+            hk.remove()
+        model.train(was_training)
+    return 3 * 4 * max(largest)

@@ -46,7 +46,7 @@ class PruneConfig:
     ft_layer_lr: float = 0.001  # learning rate of the fine-tuning between layers (ThiNet: 0.001)
     ft_lr: float = 0.01  # learning rate of the final fine-tuning (cosine)
     finetune_epochs: int = 0  # final fine-tuning epochs
-    labels_from: str = ""  # fine-tune on corrected labels from a PENCIL run directory
+    labels_from: str = ""  # fine-tune on a run's corrected labels (from slimlab labels, else PENCIL's y~)
     batch_size: int = 128
     seed: int = 0
     device: str = "auto"

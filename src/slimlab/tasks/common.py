@@ -31,6 +31,8 @@ from slimlab.models.io import (
 )
 from slimlab.models.registry import allow_module
 from slimlab.noise import corrupt, load_matrix, mapping_for, parse_noise
+from slimlab.profile import count_macs
+from slimlab.profile.macs import activation_bytes
 
 
 @dataclass
@@ -170,6 +172,31 @@ def load_init(path: str) -> dict:
         check_metadata(obj, str(p))
         return {**obj, "path": str(p)}
     return {"state_dict": plain_state_dict(obj, str(p)), "plain": True, "path": str(p)}
+
+
+def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--image-size") -> int:
+    """The model's MACs at ``size``, from one forward pass; a size the architecture cannot take (too small for its
+    downsampling, a fixed-size head) is one line before any work, not a traceback later."""
+    try:
+        return count_macs(model, size)
+    except (RuntimeError, ValueError) as e:
+        raise SlimlabError(f"{name} cannot run on {size}x{size} images ({str(e).splitlines()[0][:160]}): "
+                           f"choose another {flag} or model") from None
+
+
+def refuse_if_too_big(model: torch.nn.Module, name: str, size: int, batch: int, share: float = 0.5) -> None:
+    """One line, before any work, when a batch of ``batch`` images of ``size`` would need more than ``share`` of the
+    memory this machine has free (estimated by :func:`slimlab.profile.macs.activation_bytes`)."""
+    import os
+
+    need = batch * activation_bytes(model, size)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not on this platform: no check
+        return
+    if need > share * free:
+        raise SlimlabError(f"{name}: a batch of {batch} at {size}x{size} needs about {need / 2**30:.1f} GiB of "
+                           f"activations; {free / 2**30:.1f} GiB are free: give a smaller --batch or --input-size")
 
 
 def check_same_classes(what: str, ck: dict, ds: D.DataSet) -> None:

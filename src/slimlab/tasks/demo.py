@@ -3,7 +3,7 @@
 On the embedded digits data by default (8x8 images, trained at 16x16): inject 60% symmetric label noise
 -> train a CE model and a PENCIL model for 40 epochs (long enough for CE to memorise the wrong labels:
 its training accuracy on the noisy labels climbs past the 46% that the true labels allow, and its test
-accuracy falls) -> flag label issues -> prune the PENCIL
+accuracy falls) -> flag label issues (the PENCIL network's predictions) -> prune the PENCIL
 model with ThiNet and with weight sum to half its MACs, fine-tuning on PENCIL's corrected labels ->
 profile every model (params, MACs, CPU and ONNX Runtime latency, median with p10-p90) -> export the
 smallest model within 0.5 points of the best validation accuracy (clean validation labels: the noise

@@ -1,11 +1,19 @@
 """``slimlab labels RUN``: find training samples whose given label is probably wrong.
 
-For a PENCIL run the probabilities are PENCIL's y_d. Otherwise they are *out-of-sample*
-predictions: the training set is split into k stratified folds, a model with the run's config is
-trained on k-1 folds and predicts the held-out one, so no sample is judged by a model that learned
-its (possibly wrong) label. Scoring is :func:`slimlab.noise.label_issues.find_label_issues`; this
-module writes ``label_issues.csv``, ``.json``, ``.png`` and ``pred_probs.npy`` (the probabilities of every
-training sample, [N, K], ready for cleanlab) into the run directory.
+Four detectors (``--detector``), compared in ``benchmarks/label_detectors.py``:
+
+- ``pencil-labels``: PENCIL's label distribution y_d (PENCIL runs);
+- ``model``: the run's own network's predictions on its training images (no augmentation);
+- ``kfold``: *out-of-sample* predictions (the training set split into k stratified folds, a model with the
+  run's config trained on k-1 folds predicts the held-out one, so no sample is judged by a model that
+  learned its label) with confident learning's rule, as cleanlab applies it;
+- ``small-loss``: the run's network's loss on each training image, the largest-loss fraction flagged.
+
+``auto`` takes ``AUTO``'s choice for the run. Ranking is by the suspicion ``1 - p(given label)``
+(:func:`slimlab.noise.label_issues.find_label_issues`); each detector flags by its own rule
+(:func:`slimlab.noise.label_issues.flag_rule`). This module writes ``label_issues.csv``, ``.json``,
+``.png``, ``pred_probs.npy`` (the probabilities of every training sample, [N, K], ready for cleanlab) and
+``corrected_labels.npy`` (the given labels with the flagged ones corrected) into the run directory.
 """
 
 from __future__ import annotations
@@ -28,8 +36,12 @@ from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
-from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
+from slimlab.models.io import model_from_checkpoint
+from slimlab.noise.label_issues import DETECTORS, find_label_issues, flag_quality, flag_rule, pencil_probs
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
+
+# what --detector auto uses, by the kind of run (benchmarks/results/label_detectors.md)
+AUTO = {"pencil": "model", "other": "kfold"}
 
 
 @dataclass
@@ -37,9 +49,11 @@ class LabelsConfig:
     POSITIONAL = ("run",)
     WRITES_INTO = ("run",)  # the run directory gets label_issues.* (a recipe keeps it inside its --out)
     RANGES = {"folds": "[2, 100]", "cv_epochs": ">= 0", "grid": "[0, 400]"}
+    CHOICES = {"detector": ("auto", *DETECTORS)}
 
     run: str = ""  # a run directory
-    folds: int = 3  # cross-validation folds for non-PENCIL runs
+    detector: str = "auto"  # auto | pencil-labels | model | kfold | small-loss (auto: model on PENCIL runs, else kfold)
+    folds: int = 3  # cross-validation folds (--detector kfold)
     cv_epochs: int = 0  # epochs per fold (default: the run's)
     grid: int = 24  # images in label_issues.png (0: none)
 
@@ -95,13 +109,13 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     tcfg = from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
     p = prepare_data(tcfg)
     ck = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else {}
-    probs, source = (pencil_probs(ck) if ck else None), "pencil"
-    if probs is None:
-        source = f"out-of-sample ({cfg.folds}-fold)"
-        probs = out_of_sample_probs(tcfg, p, cfg.folds, cfg.cv_epochs or None)
+    detector = cfg.detector if cfg.detector != "auto" else AUTO["pencil" if ck and pencil_probs(ck) is not None
+                                                                else "other"]
+    probs, source = probabilities(detector, cfg, tcfg, p, ck)
     idx = p.train_idx
     given = p.targets[idx]
     li = find_label_issues(given, probs[idx])
+    li.flagged = flag_rule(detector, given, probs[idx])
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
             for i in li.order.tolist()]
     flips = _flipped(run_dir, len(p.ds.train))  # checked before any file is written
@@ -114,17 +128,61 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
         flipped[flips] = True
         clean = p.ds.train.targets[idx]
         report.update(flag_quality(li.flagged, flipped[idx]),
-                      corrected_accuracy=float((li.corrected == clean).float().mean()),
+                      corrected_accuracy=float((torch.where(li.flagged, li.corrected, given) == clean).float().mean()),
                       given_accuracy=float((given == clean).float().mean()))
     report["warning"] = _weak_detector(report)
     buf = io.BytesIO()
     np.save(buf, probs.numpy().astype(np.float32))  # every training sample, [N, K]
     atomic_write_bytes(run_dir / "pred_probs.npy", buf.getvalue())
+    fixed = p.targets.clone()  # the given labels with the flagged ones corrected: what prune --labels-from uses
+    fixed[idx] = torch.where(li.flagged, li.corrected, given)
+    buf = io.BytesIO()
+    np.save(buf, fixed.numpy().astype(np.int64))
+    atomic_write_bytes(run_dir / "corrected_labels.npy", buf.getvalue())
     atomic_write_json(run_dir / "label_issues.json", report)
     if cfg.grid:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")
     report["csv"] = str(run_dir / "label_issues.csv")
     return report
+
+
+def probabilities(detector: str, cfg: LabelsConfig, tcfg: TrainConfig, p: Prepared, ck: dict) -> tuple:
+    """The [N, K] probabilities a detector judges the labels by, and a line that says where they came from."""
+    if detector == "pencil-labels":
+        probs = pencil_probs(ck) if ck else None
+        if probs is None:
+            raise SlimlabError("--detector pencil-labels needs a PENCIL run (its label variables y~)")
+        return probs, "pencil-labels: PENCIL's label distribution y_d"
+    if detector in ("model", "small-loss"):
+        if not ck:
+            raise SlimlabError(f"--detector {detector} needs the run's last.pt")
+        return in_sample_probs(ck, p), f"{detector}: the run's network on its training images"
+    _check_folds(cfg.folds, p.targets[p.train_idx], p.ds.classes)
+    return (out_of_sample_probs(tcfg, p, cfg.folds, cfg.cv_epochs or None),
+            f"kfold: out-of-sample ({cfg.folds}-fold), confident learning")
+
+
+def in_sample_probs(ck: dict, p: Prepared) -> torch.Tensor:
+    """The checkpoint's network's softmax on every training image (no augmentation); rows outside the training
+    split stay zero."""
+    model = model_from_checkpoint(ck)
+    loader = D.BatchLoader(p.ds.train, p.train_idx, 512, mean=p.ds.mean, std=p.ds.std)
+    pr, ix = predict(model, loader)
+    probs = torch.zeros(len(p.ds.train), p.ds.num_classes)
+    probs[ix] = pr
+    return probs
+
+
+def _check_folds(folds: int, targets: torch.Tensor, classes: list[str]) -> None:
+    """Every fold must hold out some images of every class (as cleanlab requires): refused before any training."""
+    counts = torch.bincount(targets, minlength=len(classes))
+    present = torch.nonzero(counts).flatten()
+    fewest = int(present[counts[present].argmin()])
+    n = int(counts[fewest])
+    if n < folds:
+        fix = f"give --folds {n} or fewer" if n >= 2 else "cross-validation needs at least 2 images of every class"
+        raise SlimlabError(f"--folds {folds}: class '{classes[fewest]}' has only {n} training image(s), and each "
+                           f"fold must hold some out: {fix}")
 
 
 def _flipped(run_dir: Path, n: int) -> torch.Tensor | None:

@@ -16,6 +16,7 @@ from slimlab.models import create_model, get_entry
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, profile_model
 from slimlab.profile.latency import timed_many
+from slimlab.tasks.common import macs_or_refuse, refuse_if_too_big
 
 
 @dataclass
@@ -53,6 +54,8 @@ def run(cfg: ProfileConfig) -> dict:
     if cfg.runs:
         return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)
     model, size, name = model_or_checkpoint(cfg.model, cfg.input_size, cfg.num_classes)
+    macs_or_refuse(model, name, size, flag="--input-size")
+    refuse_if_too_big(model, name, size, max(cfg.batch))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     r = profile_model(model, size, tuple(cfg.batch), threads=cfg.threads or None, iters=cfg.iters, device=cfg.device)

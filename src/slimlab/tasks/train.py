@@ -15,11 +15,12 @@ from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.losses import build_objective
 from slimlab.models.io import resize_to_state_dict
-from slimlab.profile import count_macs, count_params
+from slimlab.profile import count_params
 from slimlab.tasks.common import (
     build_model,
     data_meta,
     default_out,
+    macs_or_refuse,
     make_loaders,
     plot_curves,
     prepare_data,
@@ -98,7 +99,7 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
         if p.noise:
             atomic_write_json(out / "noise.json", {"run_id": run_id, **p.noise})
     loaders = make_loaders(cfg, p, ctx)
-    params, macs = count_params(model), _macs_or_refuse(model, cfg.model, p.ds.image_size)
+    params, macs = count_params(model), macs_or_refuse(model, cfg.model, p.ds.image_size)
     summary = fit(model, loaders, objective, cfg, out, ctx, meta=meta, resume=resume, track_test=cfg.track_test)
     summary.update(run_id=run_id, params=params, macs=macs, model=cfg.model, data=cfg.data, loss=cfg.loss,
                    train_images=len(p.train_idx), num_classes=p.ds.num_classes, image_size=p.ds.image_size)
@@ -112,16 +113,6 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     summary["out"] = str(out)
     summary["rank"] = ctx.rank
     return summary
-
-
-def _macs_or_refuse(model: torch.nn.Module, name: str, size: int) -> int:
-    """The model's MACs at the data's image size, from one forward pass; a size the architecture cannot take (too
-    small for its downsampling, a fixed-size head) is one line before any training, not a traceback mid-epoch."""
-    try:
-        return count_macs(model, size)
-    except (RuntimeError, ValueError) as e:
-        raise SlimlabError(f"{name} cannot run on {size}x{size} images ({str(e).splitlines()[0][:160]}): "
-                           "choose another --image-size or model") from None
 
 
 # what a resume may change: how long and where it runs, not what it computes

@@ -1,0 +1,49 @@
+"""Confident learning against a case worked by hand and against cleanlab itself (the reference)."""
+
+import numpy as np
+import pytest
+
+from slimlab.noise.confident_learning import (
+    confident_joint,
+    confident_thresholds,
+    find_label_issues,
+    round_preserving_sum,
+)
+
+LABELS = np.array([0, 0, 0, 1, 1, 2])
+PROBS = np.array([[0.9, 0.05, 0.05], [0.8, 0.1, 0.1], [0.1, 0.8, 0.1],  # the third is a 1 labelled 0
+                  [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+
+
+def test_a_case_worked_by_hand():
+    # t = (mean(.9, .8, .1), mean(.8, .7), .8) = (.6, .75, .8); x4 reaches no threshold and is not counted
+    assert np.allclose(confident_thresholds(LABELS, PROBS), [0.6, 0.75, 0.8])
+    assert confident_joint(LABELS, PROBS, calibrate=False).tolist() == [[2, 1, 0], [0, 1, 0], [0, 0, 1]]
+    # calibrated: row 1 (one counted example) scales to its 2 labels
+    assert confident_joint(LABELS, PROBS).tolist() == [[2, 1, 0], [0, 2, 0], [0, 0, 1]]
+    # C[0][1] = 1: of the examples labelled 0, the one with the largest p1 - p0 margin is flagged
+    assert find_label_issues(LABELS, PROBS).tolist() == [False, False, True, False, False, False]
+
+
+def test_rounding_keeps_the_row_total():
+    r = round_preserving_sum(np.array([0.4, 0.4, 0.2]))  # each rounds to 0, the total to 1: a 0.4 gets it
+    assert r.sum() == 1 and r[2] == 0
+    r = round_preserving_sum(np.array([1.4, 1.4, 1.2]))  # 4.0 in all; each rounds down to 1
+    assert r.sum() == 4 and sorted(r.tolist()) == [1, 1, 2]
+
+
+@pytest.mark.parametrize("seed,k,n,noise", [(0, 3, 300, 0.2), (1, 10, 2000, 0.4), (2, 5, 800, 0.6)])
+def test_agrees_with_cleanlab(seed, k, n, noise):
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")  # installed by the dev extra (pyproject.toml)
+    from cleanlab.count import compute_confident_joint
+
+    rng = np.random.default_rng(seed)
+    true = rng.integers(0, k, n)
+    labels = np.where(rng.random(n) < noise, rng.integers(0, k, n), true)
+    logits = rng.normal(0, 1, (n, k)) + 2.5 * np.eye(k)[true]
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    assert np.array_equal(confident_joint(labels, probs), compute_confident_joint(labels, probs))
+    ours = find_label_issues(labels, probs)
+    theirs = cleanlab_filter.find_label_issues(labels, probs, n_jobs=1)
+    assert ours.sum() > 0.3 * (labels != true).sum()
+    assert np.array_equal(ours, theirs)
