@@ -15,6 +15,7 @@ def test_weak_detector_warning_by_hand():
     assert "less accurate (50.0%) than the given ones (60.0%)" in w
     assert "disagrees with 90%" in _weak_detector({"flagged_fraction": 0.9})
     assert _weak_detector({"flagged_fraction": 0.3}) is None
+    assert _weak_detector({"flagged_fraction": 0.55, "precision": 0.99}) is None  # 60% noise, flags confirmed
 
 
 def test_labels_writes_pred_probs_for_cleanlab(tmp_path):

@@ -204,7 +204,7 @@ def _weak_detector(report: dict) -> str | None:
     if "corrected_accuracy" in report and report["corrected_accuracy"] < report["given_accuracy"]:
         return (f"the detector's labels are less accurate ({100 * report['corrected_accuracy']:.1f}%) than the given "
                 f"ones ({100 * report['given_accuracy']:.1f}%): train the run longer, or use more --cv-epochs")
-    if report["flagged_fraction"] > 0.5:
+    if report["flagged_fraction"] > 0.5 and "precision" not in report:  # with known flips, precision says more
         return (f"the detector disagrees with {100 * report['flagged_fraction']:.0f}% of the labels: it is probably "
                 "weaker than the labels (train the run longer, or use more --cv-epochs)")
     return None
