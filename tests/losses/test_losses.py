@@ -64,19 +64,60 @@ def test_truncated_gce_by_hand():
     assert gce_loss(logits, target, q).item() == pytest.approx(((1 - 0.7**q) + (1 - 0.3**q)) / q / 2, rel=1e-5)
 
 
-def test_truncated_gce_learns_from_scratch_then_truncates():
-    """At initialisation every p_y is about 1/K < k: truncating from the start would give no gradient at all. The
-    objective trains with plain L_q for the first 40/120 of the epochs, as the paper does, then truncates."""
+def test_truncated_gce_weights_follow_the_paper_schedule_and_rule():
+    """Zhang & Sabuncu's Eq. 11: plain L_q (w = 1) for the first 40/120 of the epochs, then w_i = [p_y > k] from
+    eval-mode predictions every 10/120 of the epochs; a pruned sample adds the constant L_q(k), no gradient."""
     from slimlab.losses import build_objective
 
-    obj = build_objective("gce_trunc", 10, epochs=12)
-    assert obj.start == 4
-    logits = torch.zeros(8, 10, requires_grad=True)  # uniform: p_y = 0.1 < k = 0.5
-    batch = {"target": torch.arange(8) % 10, "index": torch.arange(8)}
+    obj = build_objective("gce_trunc", 10, epochs=24)  # start 8, every 2
+    assert (obj.start, obj.every) == (8, 2)
+    assert [e for e in range(24) if obj.wants_train_predictions(e)] == [8, 10, 12, 14, 16, 18, 20, 22]
+    logits = torch.zeros(4, 10, requires_grad=True)  # uniform: p_y = 0.1
+    batch = {"target": torch.tensor([0, 1, 2, 3]), "index": torch.tensor([3, 2, 1, 0])}
     (g,) = torch.autograd.grad(obj.loss(logits, batch, 0), [logits])
-    assert g.abs().sum() > 0  # learns in the first epochs
-    (g,) = torch.autograd.grad(obj.loss(logits, batch, 4), [logits])
-    assert g.abs().sum() == 0  # truncated afterwards: low-confidence samples give nothing
+    assert (g.abs().sum(1) > 0).all()  # every sample learns before the first weights exist
+
+    # eval-mode predictions of samples 0..3: the given label's probability 0.9, 0.2, 0.6, 0.5 (k = 0.5)
+    probs = torch.full((4, 10), 0.0)
+    targets = torch.tensor([3, 2, 1, 0])  # sample i's given label
+    for i, py in enumerate([0.9, 0.2, 0.6, 0.5]):
+        probs[i, targets[i]] = py
+        probs[i, (targets[i] + 1) % 10] = 1 - py
+    obj.on_train_predictions(8, probs, torch.arange(4), targets)
+    assert obj.weights.tolist() == [1.0, 0.0, 1.0, 0.0]  # p_y > k, strictly
+    loss = obj.loss(logits, batch, 8)
+    lq, const = (1 - 0.1**0.7) / 0.7, (1 - 0.5**0.7) / 0.7
+    assert abs(float(loss.detach()) - (2 * lq + 2 * const) / 4) < 1e-6  # batch order: samples 3, 2, 1, 0
+    (g,) = torch.autograd.grad(loss, [logits])
+    assert g[0].abs().sum() == 0 and g[2].abs().sum() == 0  # samples 3 and 1: pruned
+    assert g[1].abs().sum() > 0 and g[3].abs().sum() > 0
+    fresh = build_objective("gce_trunc", 10, epochs=24)
+    fresh.load_state_dict(obj.state_dict())  # the weights travel in the checkpoint (exact resume)
+    assert fresh.weights.tolist() == obj.weights.tolist()
+
+
+def test_the_engine_hands_truncated_gce_unaugmented_predictions_of_every_training_sample():
+    from slimlab import data as D
+    from slimlab.config import TrainConfig
+    from slimlab.engine import Loaders, fit
+    from slimlab.losses import build_objective
+    from slimlab.models import create_model
+
+    ds = D.build("fake")
+    calls = []
+    obj = build_objective("gce_trunc", 10, epochs=3, kwargs={"start": 1, "every": 1})
+    record = obj.on_train_predictions
+    obj.on_train_predictions = lambda e, p, i, t: (calls.append((e, sorted(i.tolist()), t[i.argsort()].tolist())),
+                                                   record(e, p, i, t))
+    idx = torch.arange(100)
+    loader = D.BatchLoader(ds.train, idx, 32, mean=ds.mean, std=ds.std, shuffle=True, augment=True, pad=4, flip=True,
+                           targets=ds.train.targets)
+    cfg = TrainConfig(epochs=3, lr=0.05, progress="none")
+    fit(create_model("convnet", num_classes=10, width=4), Loaders(loader), obj, cfg, None)
+    assert [c[0] for c in calls] == [1, 2]  # from epoch `start`, every epoch
+    assert all(c[1] == list(range(100)) for c in calls)  # each training sample once
+    assert calls[0][2] == ds.train.targets[torch.arange(100)].tolist()  # with its given label
+    assert len(obj.weights) == 100 and set(obj.weights.tolist()) <= {0.0, 1.0}
 
 
 def test_nce_rce_by_hand():

@@ -12,6 +12,7 @@ single-process step-t batch of the same global batch size.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 
@@ -62,6 +63,13 @@ class BatchLoader:
         if world > 1 and batch_size % world:
             raise ValueError(f"batch size {batch_size} is not divisible by {world} processes")
         self.local_batch = batch_size // world
+
+    def unaugmented(self) -> BatchLoader:
+        """The same samples once each, in order, without augmentation (for predictions on the training set)."""
+        view = copy.copy(self)
+        view.shuffle = view.augment = view.drop_last = False
+        view.epoch_size = 0
+        return view
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch

@@ -304,6 +304,9 @@ def train_one_epoch(model: nn.Module, loader, objective: Objective, opt, cfg, ep
     """One pass over ``loader``: returns the epoch's metrics line (lr, train loss and accuracy, timing)."""
     torch.manual_seed(cfg.seed * 1000003 + epoch)  # exact resume: the global RNG depends on the epoch only
     loader.set_epoch(epoch)
+    if objective.wants_train_predictions(epoch):
+        probs, index = predict(model, loader.unaugmented(), ctx, _eval_amp(cfg, ctx))
+        objective.on_train_predictions(epoch, probs, index, loader.targets[index])
     objective.on_epoch_start(epoch)
     model.train()
     n_steps = len(loader)

@@ -9,6 +9,9 @@ default, so a method overrides only what it changes:
 - ``loss(logits, batch, epoch)``: the scalar to minimise (CE, GCE, PENCIL's staged loss...).
 - ``after_step(batch)``: after the optimiser step (PENCIL: update the batch's label variables).
 - ``on_epoch_start(epoch)``: stage changes; ``lr_at(epoch)`` may override the learning rate.
+- ``wants_train_predictions(epoch)`` / ``on_train_predictions(epoch, probs, index, targets)``: before an epoch
+  the objective asks for, the engine predicts every training sample (eval mode, no augmentation) and hands
+  over the probabilities, sample indices and given labels (truncated GCE: its per-sample weights).
 - ``state_dict()`` / ``load_state_dict()``: per-sample state that travels in the checkpoint.
 - ``bind(ctx)``: the engine hands over the process group (``world``, ``dist``) before training.
 
@@ -51,6 +54,13 @@ class Objective:
         pass
 
     def on_epoch_start(self, epoch: int) -> None:
+        pass
+
+    def wants_train_predictions(self, epoch: int) -> bool:
+        return False
+
+    def on_train_predictions(self, epoch: int, probs: torch.Tensor, index: torch.Tensor,
+                             targets: torch.Tensor) -> None:
         pass
 
     def lr_at(self, epoch: float) -> float | None:
