@@ -57,10 +57,11 @@ def _run_in_process(argv: list[str], cwd: Path | None, env: dict):
         os.environ.clear()
         os.environ.update(saved[1])
         sys.path[:] = saved[2]
+        installed = (sys.prefix, sys.base_prefix, str(ROOT / "src"))
         for name in set(sys.modules) - saved[3]:
-            if not name.startswith(("slimlab", "torch", "torchvision", "timm", "onnx", "matplotlib", "PIL",
-                                    "numpy", "scipy", "sklearn", "safetensors", "yaml", "tensorboard", "google")):
-                del sys.modules[name]  # a user's module: the next call imports it afresh, as a process would
+            f = getattr(sys.modules[name], "__file__", None) or ""
+            if f and not f.startswith(installed):  # a user's module: the next call imports it afresh, as a process
+                del sys.modules[name]  # would (installed packages stay: some cannot be imported twice)
         registry._ALLOWED.clear()
         registry._ALLOWED.update(saved[4])
         torch.set_num_threads(saved[5])

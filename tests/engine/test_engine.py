@@ -199,3 +199,14 @@ def test_cpu_sync_bn_matches_batchnorm_and_reverts(tmp_path):
             assert torch.allclose(model.state_dict()[k].float(), v.float(), rtol=1e-4), k
     finally:
         dist.destroy_process_group()
+
+
+def test_in_process_cli_calls_keep_installed_packages_importable(tmp_path):
+    """conftest.run_cli drops a user's modules after a call, never installed ones (some cannot load twice)."""
+    from conftest import run_cli
+
+    (tmp_path / "usermod_x1.py").write_text("VALUE = 1\n")
+    r = run_cli("profile", "resnet20", "--batch", "1", "--iters", "2", cwd=tmp_path)  # imports onnx and friends
+    assert r.returncode == 0, r.stderr
+    import onnx  # noqa: F401  (still importable in this process)
+    import ml_dtypes  # noqa: F401

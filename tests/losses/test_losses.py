@@ -187,3 +187,13 @@ def test_forward_and_robust_losses_train_from_the_cli(tmp_path):
     # forward correction with no known T is a user error, not a traceback
     r = run_cli("train", "--data", "fake", "--loss", "forward", "--epochs", "1", "--out", str(tmp_path / "x"))
     assert r.returncode == 2 and "transition matrix" in r.stderr
+
+
+def test_truncated_gce_never_truncates_from_an_untrained_model_and_checks_its_schedule():
+    from slimlab.losses import build_objective
+
+    assert build_objective("gce_trunc", 10, epochs=1).start == 1  # one epoch: never truncates (every w would be 0)
+    from slimlab.errors import SlimlabError
+
+    with pytest.raises(SlimlabError, match="every >= 1"):
+        build_objective("gce_trunc", 10, epochs=3, kwargs={"every": 0})

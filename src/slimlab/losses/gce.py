@@ -47,8 +47,11 @@ class TruncatedGCE(Objective):
         super().__init__()
         gce_loss(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), q, k)  # validate q and k now
         self.q, self.k = q, k
-        self.start = round(epochs * 40 / 120) if start is None else start
+        # at least one epoch of plain L_q: weights from an untrained model (every p_y ~ 1/K < k) would all be 0
+        self.start = max(1, round(epochs * 40 / 120)) if start is None else start
         self.every = max(1, round(epochs * 10 / 120)) if every is None else every
+        if self.start < 0 or self.every < 1:
+            raise ValueError(f"truncated GCE needs start >= 0 and every >= 1, got {self.start} and {self.every}")
         self.weights = torch.ones(0)  # [N] 0/1 by training-sample index; empty: not truncating yet
 
     def wants_train_predictions(self, epoch: int) -> bool:

@@ -4,8 +4,9 @@ by default (``filter_by="prune_by_noise_rate"``), written from the paper and che
 Given labels ỹ and out-of-sample probabilities p̂ (N x K):
 
 - thresholds          t_j = mean of p̂_j(x) over the examples labelled j
-- confident joint     C[i][j] = #{x : ỹ = i, y* = j}, where y* = argmax p̂(x) among the classes with p̂_j(x) >= t_j
-                      (examples with no such class are not counted); the diagonal is at least 1
+- confident joint     C[i][j] = #{x : ỹ = i, y* = j}, where y* is the one class with p̂_j(x) >= t_j, or, when
+                      several reach their thresholds, argmax p̂(x) over all classes (as cleanlab does);
+                      examples reaching none are not counted; the diagonal is at least 1
 - calibration         each row scaled to its label count n_i, the whole to N, rounded keeping the row totals
 - prune by noise rate for each given class i and each j != i, flag the C[i][j] examples labelled i with the
                       largest margin p̂_j(x) - p̂_i(x)

@@ -86,10 +86,12 @@ def timed_many(fns: dict[str, Callable[[], object]], warmup: int = 3, min_blocks
     more rounds, up to ``attempts`` times in all. Returns, per name, the fields of :func:`timed` plus
     ``drift``, the relative difference of the two halves' medians."""
     names = list(fns)
+    if not names:
+        return {}
     per = {n: _calls_per_block(fns[n], warmup, block_s) for n in names}
     times: dict[str, list[float]] = {n: [] for n in names}
-    for attempt in range(1, attempts + 1):
-        for r in range(min_blocks):
+    for attempt in range(1, max(1, attempts) + 1):
+        for r in range(max(2, min_blocks)):  # two blocks at least: the halves need one each
             for n in names[r % len(names):] + names[: r % len(names)]:
                 t0 = time.perf_counter()
                 for _ in range(per[n]):

@@ -187,16 +187,29 @@ def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--
 def refuse_if_too_big(model: torch.nn.Module, name: str, size: int, batch: int, share: float = 0.5) -> None:
     """One line, before any work, when a batch of ``batch`` images of ``size`` would need more than ``share`` of the
     memory this machine has free (estimated by :func:`slimlab.profile.macs.activation_bytes`)."""
-    import os
-
-    need = batch * activation_bytes(model, size)
-    try:
-        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # not on this platform: no check
+    free = _available_memory()
+    if free is None:  # not on this platform: no check
         return
+    need = batch * activation_bytes(model, size)
     if need > share * free:
         raise SlimlabError(f"{name}: a batch of {batch} at {size}x{size} needs about {need / 2**30:.1f} GiB of "
                            f"activations; {free / 2**30:.1f} GiB are free: give a smaller --batch or --input-size")
+
+
+def _available_memory() -> int | None:
+    """MemAvailable (free plus reclaimable cache) in bytes, or free pages where /proc/meminfo is missing."""
+    import os
+
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 def check_same_classes(what: str, ck: dict, ds: D.DataSet) -> None:

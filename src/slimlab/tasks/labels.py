@@ -136,6 +136,7 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     atomic_write_bytes(run_dir / "pred_probs.npy", buf.getvalue())
     fixed = p.targets.clone()  # the given labels with the flagged ones corrected: what prune --labels-from uses
     fixed[idx] = torch.where(li.flagged, li.corrected, given)
+    report["changed"] = int((fixed[idx] != given).sum())  # small-loss may flag a sample whose argmax is its label
     buf = io.BytesIO()
     np.save(buf, fixed.numpy().astype(np.int64))
     atomic_write_bytes(run_dir / "corrected_labels.npy", buf.getvalue())

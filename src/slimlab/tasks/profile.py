@@ -55,7 +55,8 @@ def run(cfg: ProfileConfig) -> dict:
         return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)
     model, size, name = model_or_checkpoint(cfg.model, cfg.input_size, cfg.num_classes)
     macs_or_refuse(model, name, size, flag="--input-size")
-    refuse_if_too_big(model, name, size, max(cfg.batch))
+    if cfg.device == "cpu":  # host memory; a GPU reports its own out-of-memory error
+        refuse_if_too_big(model, name, size, max(cfg.batch))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     r = profile_model(model, size, tuple(cfg.batch), threads=cfg.threads or None, iters=cfg.iters, device=cfg.device)
@@ -75,7 +76,7 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20,
     loaded = {}
     for r in runs:
         ck = load_checkpoint(r)
-        loaded[str(r)] = (ck, model_from_checkpoint(ck).eval(), checkpoint_image_size(ck))
+        loaded[str(r)] = ({"path": ck["path"]}, model_from_checkpoint(ck).eval(), checkpoint_image_size(ck))
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
