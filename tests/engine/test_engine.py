@@ -208,5 +208,5 @@ def test_in_process_cli_calls_keep_installed_packages_importable(tmp_path):
     (tmp_path / "usermod_x1.py").write_text("VALUE = 1\n")
     r = run_cli("profile", "resnet20", "--batch", "1", "--iters", "2", cwd=tmp_path)  # imports onnx and friends
     assert r.returncode == 0, r.stderr
-    import onnx  # noqa: F401  (still importable in this process)
     import ml_dtypes  # noqa: F401
+    import onnx  # noqa: F401  (still importable in this process)
