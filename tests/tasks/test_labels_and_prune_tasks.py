@@ -88,3 +88,12 @@ def test_labels_detectors_on_a_ce_run(tmp_path, capsys):
     changed = {i for i in rows if fixed[i] != int(rows[i]["given_label"])}
     assert len(changed) == rep["flagged"] and all(fixed[i] == int(rows[i]["corrected_label"]) for i in changed)
     assert corrected_labels(out).tolist() == fixed.tolist()
+    # the run trains on after labels ran: its corrections are stale and refused in one line
+    import pytest
+
+    from slimlab.errors import SlimlabError
+
+    made = json.loads((out / "corrected_labels.json").read_text())
+    (out / "corrected_labels.json").write_text(json.dumps({**made, "epoch": made["epoch"] - 1}))
+    with pytest.raises(SlimlabError, match="run slimlab labels .* again"):
+        corrected_labels(out)

@@ -140,6 +140,8 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     buf = io.BytesIO()
     np.save(buf, fixed.numpy().astype(np.int64))
     atomic_write_bytes(run_dir / "corrected_labels.npy", buf.getvalue())
+    atomic_write_json(run_dir / "corrected_labels.json", {"run_id": ck.get("run_id"), "epoch": ck.get("epoch"),
+                                                          "detector": detector})  # what prune checks them against
     atomic_write_json(run_dir / "label_issues.json", report)
     if cfg.grid:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")

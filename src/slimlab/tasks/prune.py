@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, to_dict
+from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, read_json_object, to_dict
 from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
 from slimlab.engine.fit import checkpoint_payload, first_non_finite
@@ -79,6 +79,7 @@ def corrected_labels(run_dir: str | Path) -> torch.Tensor:
     run_dir = Path(run_dir)
     f = run_dir / "corrected_labels.npy" if run_dir.is_dir() else None
     if f is not None and f.is_file():
+        _check_fresh(run_dir)
         try:
             arr = np.load(f, allow_pickle=False)
         except (ValueError, OSError):
@@ -91,6 +92,18 @@ def corrected_labels(run_dir: str | Path) -> torch.Tensor:
     if yt is None:
         raise SlimlabError(f"{run_dir} is neither a PENCIL run nor a run that slimlab labels corrected")
     return yt.argmax(1)
+
+
+def _check_fresh(run_dir: Path) -> None:
+    """Corrections made from another state of the run (it trained on after slimlab labels) are refused."""
+    made = read_json_object(run_dir / "corrected_labels.json") if (run_dir / "corrected_labels.json").is_file() else {}
+    if not (run_dir / "last.pt").is_file() or not made:
+        return
+    ck = load_checkpoint(run_dir / "last.pt")
+    if (made.get("run_id"), made.get("epoch")) != (ck.get("run_id"), ck.get("epoch")):
+        raise SlimlabError(f"{run_dir}: corrected_labels.npy was made at epoch {made.get('epoch')} of run "
+                           f"{made.get('run_id')}, the run is now at epoch {ck.get('epoch')} of {ck.get('run_id')}: "
+                           f"run slimlab labels {run_dir} again")
 
 
 def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
