@@ -135,14 +135,11 @@ def onnx_latency(model: nn.Module, input_size: int = 32, batch: int = 1, warmup:
     from slimlab.profile.latency import timed
 
     with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "m.onnx"
-        export_onnx(model, p, input_size, check=False)
-        sess = _session(p, threads)
-        x = np.random.default_rng(0).standard_normal((batch, 3, input_size, input_size)).astype(np.float32)
-        r = timed(lambda: sess.run(None, {"image": x}), warmup=warmup, min_blocks=iters, min_s=min_time_s)
-        threads_used = threads or int(sess.get_session_options().intra_op_num_threads) or torch.get_num_threads()
+        run = onnx_runners({"m": (model, input_size)}, tmp, batch, threads)["m"]
+        r = timed(run, warmup=warmup, min_blocks=iters, min_s=min_time_s)
+        del run  # the session goes before its file
     return {"batch": batch, **r, "iters": r["blocks"], "images_per_s": batch * 1000 / r["median_ms"],
-            "threads": threads_used, "runtime": "onnxruntime"}
+            "threads": threads or torch.get_num_threads(), "runtime": "onnxruntime"}
 
 
 def onnx_runners(models: dict[str, tuple[nn.Module, int]], folder: str | Path, batch: int = 1,

@@ -20,12 +20,17 @@ import torch
 from slimlab.engine.objective import Objective
 
 
+def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(L_q of every sample, its p_y)."""
+    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1).clamp_min(1e-7)
+    return (1 - p_y**q) / q, p_y
+
+
 def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.0) -> torch.Tensor:
     """L_q, truncated at ``k`` when ``k`` > 0 (Eq. 9)."""
     if not 0 < q <= 1 or not 0 <= k < 1:
         raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
-    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1).clamp_min(1e-7)
-    loss = (1 - p_y**q) / q
+    loss, p_y = lq_per_sample(logits, target, q)
     if k > 0:
         loss = torch.where(p_y > k, loss, torch.full_like(loss, (1 - k**q) / q))
     return loss.mean()
@@ -65,8 +70,7 @@ class TruncatedGCE(Objective):
         self.weights[index.to(self.weights.device)] = (p_y > self.k).float().to(self.weights.device)
 
     def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
-        p_y = logits.softmax(1).gather(1, batch["target"][:, None]).squeeze(1).clamp_min(1e-7)
-        lq = (1 - p_y**self.q) / self.q
+        lq, _ = lq_per_sample(logits, batch["target"], self.q)
         if len(self.weights) == 0:
             return lq.mean()
         w = self.weights[batch["index"].to(self.weights.device)].to(lq.device)

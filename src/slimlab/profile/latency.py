@@ -46,18 +46,12 @@ def summarize(times: list[float]) -> dict:
 def timed(fn: Callable[[], object], warmup: int = 3, min_blocks: int = 10, min_s: float = 0.5, block_s: float = 0.05,
           max_spread: float = 0.25, attempts: int = 3, sync: Callable[[], None] = lambda: None) -> dict:
     """Time ``fn`` in blocks (see the module's docstring); returns median/p10/p90 ms, spread, blocks, stable."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    t0 = time.perf_counter()
-    fn()
-    sync()
-    per = max(1, int(block_s / max(time.perf_counter() - t0, 1e-7)))
 
     def call():
         fn()
         sync()
 
+    per = _calls_per_block(call, warmup, block_s)
     best = None
     for attempt in range(1, attempts + 1):
         times = _one_attempt(call, per, min_blocks, min_s)

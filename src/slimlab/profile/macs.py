@@ -29,7 +29,6 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int] = 32, batch: 
     """MACs of one forward pass on a [batch, 3, H, W] zero input (per image when batch=1)."""
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     layers: dict[str, int] = {}
-    hooks = []
 
     def hook(name):
         def fn(m, inp, out):
@@ -39,20 +38,8 @@ def count_macs(model: nn.Module, input_size: int | tuple[int, int] = 32, batch: 
                 layers[name] = layers.get(name, 0) + out.numel() * m.in_features
         return fn
 
-    for name, m in model.named_modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            hooks.append(m.register_forward_hook(hook(name)))
-    was_training = model.training
-    model.eval()
-    try:
-        p = next(model.parameters(), None)
-        dev = p.device if p is not None else torch.device("cpu")
-        with torch.no_grad():
-            model(torch.zeros(batch, in_chans, h, w, device=dev))
-    finally:
-        for hk in hooks:
-            hk.remove()
-        model.train(was_training)
+    hooks = [(m, hook(name)) for name, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    _forward_with_hooks(model, hooks, (batch, in_chans, h, w))
     total = sum(layers.values())
     return (total, layers) if per_layer else total
 
@@ -61,16 +48,23 @@ def activation_bytes(model: nn.Module, input_size: int = 32, in_chans: int = 3) 
     """Rough peak memory of one image's inference activations (fp32): three times the largest tensor any layer
     produces (its input, its output and a kept residual), from one batch-1 forward pass. Multiply by the batch."""
     largest = [in_chans * input_size * input_size]
-    hooks = [m.register_forward_hook(lambda m, i, o: largest.append(o.numel()) if torch.is_tensor(o) else None)
-             for m in model.modules() if not list(m.children())]
+    record = lambda m, i, o: largest.append(o.numel()) if torch.is_tensor(o) else None  # noqa: E731
+    _forward_with_hooks(model, [(m, record) for m in model.modules() if not list(m.children())],
+                        (1, in_chans, input_size, input_size))
+    return 3 * 4 * max(largest)
+
+
+def _forward_with_hooks(model: nn.Module, hooks: list, shape: tuple[int, ...]) -> None:
+    """One eval-mode, no-grad forward pass on zeros of ``shape`` with (module, forward hook) pairs attached; the
+    hooks are removed and the model's mode restored afterwards."""
+    handles = [m.register_forward_hook(fn) for m, fn in hooks]
     was_training = model.training
     model.eval()
     try:
         p = next(model.parameters(), None)
         with torch.no_grad():
-            model(torch.zeros(1, in_chans, input_size, input_size, device=p.device if p is not None else "cpu"))
+            model(torch.zeros(*shape, device=p.device if p is not None else "cpu"))
     finally:
-        for hk in hooks:
-            hk.remove()
+        for h in handles:
+            h.remove()
         model.train(was_training)
-    return 3 * 4 * max(largest)

@@ -116,6 +116,7 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     given = p.targets[idx]
     li = find_label_issues(given, probs[idx])
     li.flagged = flag_rule(detector, given, probs[idx])
+    relabelled = torch.where(li.flagged, li.corrected, given)  # what prune --labels-from fine-tunes on
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
             for i in li.order.tolist()]
     flips = _flipped(run_dir, len(p.ds.train))  # checked before any file is written
@@ -128,18 +129,14 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
         flipped[flips] = True
         clean = p.ds.train.targets[idx]
         report.update(flag_quality(li.flagged, flipped[idx]),
-                      corrected_accuracy=float((torch.where(li.flagged, li.corrected, given) == clean).float().mean()),
+                      corrected_accuracy=float((relabelled == clean).float().mean()),
                       given_accuracy=float((given == clean).float().mean()))
     report["warning"] = _weak_detector(report)
-    buf = io.BytesIO()
-    np.save(buf, probs.numpy().astype(np.float32))  # every training sample, [N, K]
-    atomic_write_bytes(run_dir / "pred_probs.npy", buf.getvalue())
-    fixed = p.targets.clone()  # the given labels with the flagged ones corrected: what prune --labels-from uses
-    fixed[idx] = torch.where(li.flagged, li.corrected, given)
-    report["changed"] = int((fixed[idx] != given).sum())  # small-loss may flag a sample whose argmax is its label
-    buf = io.BytesIO()
-    np.save(buf, fixed.numpy().astype(np.int64))
-    atomic_write_bytes(run_dir / "corrected_labels.npy", buf.getvalue())
+    _write_npy(run_dir / "pred_probs.npy", probs.numpy().astype(np.float32))  # every training sample, [N, K]
+    fixed = p.targets.clone()  # the given labels with the flagged ones corrected
+    fixed[idx] = relabelled
+    report["changed"] = int((relabelled != given).sum())  # small-loss may flag a sample whose argmax is its label
+    _write_npy(run_dir / "corrected_labels.npy", fixed.numpy().astype(np.int64))
     atomic_write_json(run_dir / "corrected_labels.json", {"run_id": ck.get("run_id"), "epoch": ck.get("epoch"),
                                                           "detector": detector})  # what prune checks them against
     atomic_write_json(run_dir / "label_issues.json", report)
@@ -147,6 +144,12 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
         plot_grid(p.ds, rows[: cfg.grid], run_dir / "label_issues.png")
     report["csv"] = str(run_dir / "label_issues.csv")
     return report
+
+
+def _write_npy(path: Path, array: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.save(buf, array)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def probabilities(detector: str, cfg: LabelsConfig, tcfg: TrainConfig, p: Prepared, ck: dict) -> tuple:

@@ -76,7 +76,8 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20,
     loaded = {}
     for r in runs:
         ck = load_checkpoint(r)
-        loaded[str(r)] = ({"path": ck["path"]}, model_from_checkpoint(ck).eval(), checkpoint_image_size(ck))
+        loaded[str(r)] = (str(Path(ck["path"]).parent.resolve()), model_from_checkpoint(ck).eval(),
+                          checkpoint_image_size(ck))
     old = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -87,8 +88,8 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20,
         torch.set_num_threads(old)
     rows = {r: {"params": count_params(m), "macs": count_macs(m, s), "torch_ms": eager[r]["median_ms"],
                 "torch_p10_ms": eager[r]["p10_ms"], "torch_p90_ms": eager[r]["p90_ms"], "stable": eager[r]["stable"],
-                "threads": threads, "run": str(Path(ck["path"]).parent.resolve())}
-            for r, (ck, m, s) in loaded.items()}
+                "threads": threads, "run": run_dir}
+            for r, (run_dir, m, s) in loaded.items()}
     if onnx:
         with tempfile.TemporaryDirectory() as tmp:
             runners = onnx_runners({r: (m, s) for r, (_, m, s) in loaded.items()}, tmp, threads=threads)
