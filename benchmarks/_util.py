@@ -23,7 +23,19 @@ def cifar_spec() -> str:
 def machine() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cpu": platform.processor() or platform.machine(), "cuda": torch.cuda.is_available(),
-            "date": time.strftime("%Y-%m-%d %H:%M")}
+            "date": time.strftime("%Y-%m-%d %H:%M"), **cpu_model()}
+
+
+def cpu_model() -> dict:
+    """The CPU's model name and whether it has bf16 instructions (AVX512-BF16 or AMX): training then runs under
+    bf16 autocast, about 2x faster than fp32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    return {"cpu_model": name, "bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
 
 
 def write(name: str, data: dict, table: str) -> None:

@@ -230,6 +230,8 @@ def read_json_object(path: str | Path, what: str = "") -> dict:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as e:
         raise SlimlabError(f"{what or p}: not valid JSON ({str(e).splitlines()[0][:120]})") from None
+    except OSError as e:
+        raise SlimlabError(f"{what or p}: cannot be read ({e.strerror or e})") from None
     if not isinstance(obj, dict):
         raise SlimlabError(f"{what or p}: expected a JSON object, got {type(obj).__name__}")
     return obj

@@ -39,8 +39,13 @@ class APoZ(Criterion):
         return frozenset({FIRST_INPUT if self.options.apoz_at == "first_input" else ACTIVATION})
 
     def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
-        acts = stats.first_input if self.options.apoz_at == "first_input" else stats.activation
-        return Selection(select_by_apoz(acts, keep))
+        return Selection(select_by_apoz(self._acts(stats), keep))
+
+    def scores(self, layer, stats: LayerStats, generator: torch.Generator) -> torch.Tensor:
+        return 1.0 - apoz_scores(self._acts(stats))  # the fraction of non-zero outputs
+
+    def _acts(self, stats: LayerStats) -> torch.Tensor:
+        return stats.first_input if self.options.apoz_at == "first_input" else stats.activation
 
 
 register_criterion(APoZ)

@@ -12,13 +12,14 @@ class PruneConfig:
     POSITIONAL = ("checkpoint",)
     CHOICES = {"mode": ("layerwise", "oneshot"), "thinet_variant": ("iccv", "tpami"),
                "thinet_target": ("current", "original"), "apoz_at": ("relu", "first_input"),
+               "allocation": ("uniform", "global", "sensitivity"),
                "progress": ("auto", "bar", "log", "none")}
     ALIASES = {"ratio": "keep_ratio"}  # old name -> field (``--ratio`` and ``ratio:`` still work)
     RANGES = {"keep_ratio": "(0, 1]", "prune_ratio": "[0, 1)", "round_to": "[1, 4096]", "bn_images": "[0, 1000000]",
               "target_macs": "(0, 1]", "calib_per_class": ">= 1",
               "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0",
               "ft_layer_epochs": "[0, 1000]", "ft_layer_lr": "> 0", "samples_per_weight": ">= 0",
-              "finetune_epochs": ">= 0",
+              "finetune_epochs": ">= 0", "allocation_floor": "(0, 1]", "sensitivity_images": ">= 1",
               "batch_size": ">= 1", "seed": ">= 0", "threads": "[0, 4096]"}
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
@@ -29,6 +30,10 @@ class PruneConfig:
     prune_ratio: float | None = None  # instead of --keep-ratio: fraction REMOVED (Torch-Pruning's pruning_ratio)
     target_macs: float | None = None  # instead of --keep-ratio: prune to at most this fraction of the MACs (bisection)
     round_to: int = 1  # kept channels a multiple of N in every pruned layer (8: kernels run faster)
+    allocation: str = "uniform"  # uniform (ThiNet) | global (rank across layers) | sensitivity (least predicted loss)
+    allocation_floor: float = 0.1  # global / sensitivity: every layer keeps at least this fraction of its channels
+    sensitivity: str = ""  # --allocation sensitivity: a profile (sensitivity.json of a prune run); default: measure
+    sensitivity_images: int = 1000  # held-out images (validation split, else training) the profile is measured on
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
     ignore_layers: list = field(default_factory=list)  # modules whose convs keep their channels (e.g. layer3.2)
     bn_recalibrate: bool = True  # re-estimate BatchNorm statistics on --bn-images training images after pruning

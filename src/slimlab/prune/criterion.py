@@ -73,6 +73,10 @@ class Criterion:
     def select(self, layer: Any, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
         raise NotImplementedError
 
+    def scores(self, layer: Any, stats: LayerStats, generator: torch.Generator) -> torch.Tensor:
+        """Importance of every output channel of layer i (higher: keep), for ``--allocation global``."""
+        raise SlimlabError(f"{self.name} gives no per-channel importance: --allocation global cannot use it")
+
 
 CRITERIA: dict[str, type[Criterion]] = {}
 ALIASES: dict[str, str] = {}

@@ -32,6 +32,7 @@ from slimlab.prune.config import resolve_keep_ratio
 from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
+_LABEL_KEYS = ("target", "targets", "label", "labels", "y")
 
 
 @dataclass
@@ -64,30 +65,39 @@ class PruneReport:
 
 def images_from(batches: Iterable, max_images: int) -> torch.Tensor:
     """Up to ``max_images`` input images [N, C, H, W] from an iterable of batches."""
-    got, n = [], 0
+    return labelled_from(batches, max_images)[0]
+
+
+def labelled_from(batches: Iterable, max_images: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Up to ``max_images`` input images [N, C, H, W] and their labels (None unless every batch has them)."""
+    got, labels, n = [], [], 0
     for b in batches:
-        x = b
+        x, y = b, None
         if isinstance(b, (tuple, list)):
-            x = b[0] if b else None
+            x, y = (b[0] if b else None), (b[1] if len(b) > 1 else None)
         elif isinstance(b, dict):
             x = next((b[k] for k in _IMAGE_KEYS if k in b), None)
+            y = next((b[k] for k in _LABEL_KEYS if k in b), None)
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise SlimlabError("calibration batches must be image tensors [N, C, H, W], (images, labels) pairs, or "
                                f"dicts with one of {', '.join(_IMAGE_KEYS)}; got {type(b).__name__}")
         got.append(x.detach()[: max_images - n])
+        labels.append(y[: len(got[-1])] if isinstance(y, torch.Tensor) and y.dim() == 1 else None)
         n += len(got[-1])
         if n >= max_images:
             break
     if not got:
         raise SlimlabError("no calibration images: the iterable of batches was empty")
-    return torch.cat(got).float()
+    y_all = None if any(y is None for y in labels) else torch.cat(labels).long()
+    return torch.cat(got).float(), y_all
 
 
 def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thinet", keep_ratio: float | None = None,
                  prune_ratio: float | None = None, target_macs: float | None = None, round_to: int = 1,
                  ignored_layers: Iterable[nn.Module | str] = (), layers: list[str] | None = None,
                  mode: str = "layerwise", max_images: int = 512, recalibrate: bool = True, seed: int = 0,
-                 between_layers: Callable[[nn.Module], None] | None = None,
+                 between_layers: Callable[[nn.Module], None] | None = None, allocation: str = "uniform",
+                 allocation_floor: float = 0.1, sensitivity: dict | str | None = None,
                  **criterion_options) -> tuple[nn.Module, PruneReport]:
     """Prune ``model`` in place; return it and a :class:`PruneReport`.
 
@@ -95,11 +105,16 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     ``prune_ratio`` (removed), or ``target_macs`` (at most this fraction of the MACs: the largest uniform
     keep ratio that reaches it). ``between_layers(model)`` runs after each pruned layer (layerwise mode):
     ThiNet fine-tunes there; pass your own training steps. ``criterion_options``: ``variant`` ("iccv",
-    "tpami"), ``refine``, ``per_image``, ``samples_per_weight``, ``target``, ``apoz_at``."""
+    "tpami"), ``refine``, ``per_image``, ``samples_per_weight``, ``target``, ``apoz_at``.
+
+    ``allocation``: ``uniform`` (one ratio), ``global`` or ``sensitivity`` (per-layer counts at the same MACs:
+    ``target_macs``, or those of the uniform ratio; :mod:`slimlab.prune.allocation`). ``sensitivity`` reads a
+    profile (a dict or a JSON file) or measures one on the calibration batches, which must then carry labels
+    (measured on the images the model trained on, it understates each layer's drop: pass a held-out loader)."""
     t0 = time.time()
     if round_to < 1:
         raise SlimlabError(f"round_to must be >= 1, got {round_to}")
-    images = images_from(calibration, max_images)
+    images, labels = labelled_from(calibration, max_images)
     size, chans = (int(images.shape[-2]), int(images.shape[-1])), int(images.shape[1])
     names = {id(m): n for n, m in model.named_modules()}
     ignored = [m if isinstance(m, str) else names.get(id(m)) for m in ignored_layers]
@@ -114,9 +129,41 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
             raise SlimlabError(f"target_macs must be in (0, 1], got {target_macs}")
         ratio = ratio_for_macs(model, target_macs, size, layers, round_to=round_to, ignored=ignored, in_chans=chans)
     dev = next(model.parameters()).device
-    info = prune_model(model, method, ratio, Calibration(images.to(dev)), input_size=size, layers=layers, mode=mode,
-                       seed=seed, between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans,
+    calib = Calibration(images.to(dev))
+    keep, extra = None, {}
+    if allocation != "uniform":
+        keep, extra = _allocate(model, method, allocation, calib, labels, ratio, target_macs, size, chans, layers,
+                                ignored, round_to, allocation_floor, sensitivity, seed, criterion_options)
+        ratio = sum(keep.values()) / sum(extra.pop("channels").values())
+    info = prune_model(model, method, ratio, calib, input_size=size, layers=layers, mode=mode, seed=seed,
+                       between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans, keep=keep,
                        **criterion_options)
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
     return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
-                              before[1], count_params(model), time.time() - t0, size, n_bn, len(images))
+                              before[1], count_params(model), time.time() - t0, size, n_bn, len(images),
+                              {"allocation": extra} if extra else {})
+
+
+def _allocate(model, method, mode, calib, labels, ratio, target_macs, size, chans, layers, ignored, round_to, floor,
+              sensitivity, seed, options) -> tuple[dict[str, int], dict]:
+    """Per-layer kept counts for ``allocation`` global / sensitivity, and what was decided."""
+    from slimlab.config import read_json_object
+    from slimlab.prune.allocation import Shape, allocate, measure_sensitivity, read_profile
+    from slimlab.prune.criterion import CriterionOptions, build_criterion
+    opts = {k: v for k, v in options.items() if k in ("variant", "per_image", "refine", "samples_per_weight",
+                                                       "apoz_at")}
+    crit = build_criterion(method, CriterionOptions(**opts))
+    shape = Shape(model, size, layers, ignored, chans, round_to)
+    target = target_macs or shape.uniform_macs(ratio)
+    profile = None
+    if mode == "sensitivity":
+        if isinstance(sensitivity, str):
+            sensitivity = read_json_object(sensitivity)
+        if sensitivity is None:
+            if labels is None:
+                raise SlimlabError("allocation='sensitivity' measures each layer's accuracy drop: give calibration "
+                                   "batches with labels, or a profile (sensitivity=...)")
+            sensitivity = measure_sensitivity(model, crit, calib, calib.images, labels, shape, seed=seed)
+        profile = read_profile(sensitivity, "sensitivity")
+    counts, info = allocate(mode, model, crit, calib, shape, target, floor=floor, profile=profile, seed=seed)
+    return counts, dict(info, channels=shape.channels, profile=sensitivity)

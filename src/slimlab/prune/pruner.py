@@ -159,7 +159,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 variant: str = "iccv", per_image: int = 10, seed: int = 0, between_layers=None,
                 target: str = "current", refine: bool = False, samples_per_weight: float = 0.0,
                 apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
-                in_chans: int = 3) -> dict:
+                in_chans: int = 3, keep: dict[str, int] | None = None) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -167,7 +167,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     model's responses from the pruned model's inputs, as He et al. 2017 (channel pruning, Eq. 1) do, so
     that the error of the layers pruned before is corrected rather than carried along.
     ``round_to`` rounds every kept count to a multiple (:func:`keep_count`); ``ignored`` layers keep their
-    output channels; ``input_size`` may be (H, W)."""
+    output channels; ``input_size`` may be (H, W). ``keep`` gives the kept count of some layers instead of
+    ``ratio`` (an allocation: :mod:`slimlab.prune.allocation`)."""
     check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
@@ -180,7 +181,13 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     if not plan:
         raise SlimlabError("no prunable layer found (give --layers)")
     g = torch.Generator().manual_seed(seed)
-    channels = {p.name: [p.conv.out_channels, keep_count(p.conv.out_channels, ratio, round_to)] for p in plan}
+    keep = keep or {}
+    bad = sorted(n for n, k in keep.items() if n not in {p.name: 0 for p in plan}
+                 or not 1 <= k <= model.get_submodule(n).out_channels)
+    if bad:
+        raise SlimlabError(f"kept counts for layers that are not pruned, or out of range: {', '.join(bad[:5])}")
+    channels = {p.name: [p.conv.out_channels, keep.get(p.name, keep_count(p.conv.out_channels, ratio, round_to))]
+                for p in plan}
     if mode == "oneshot":
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
     else:

@@ -18,5 +18,8 @@ class Random(Criterion):
     def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
         return Selection(select_random(layer.conv.out_channels, keep, generator))
 
+    def scores(self, layer, stats: LayerStats, generator: torch.Generator) -> torch.Tensor:
+        return torch.rand(layer.conv.out_channels, generator=generator)
+
 
 register_criterion(Random)

@@ -163,5 +163,10 @@ class ThiNet(Criterion):
         w = reweight(x_hat, y, kept) if len(kept) < layer.conv.out_channels else None
         return Selection(kept, w)
 
+    def scores(self, layer, stats: LayerStats, generator: torch.Generator) -> torch.Tensor:
+        """Eq. 5 for one channel: sum_s x_hat_sc^2, the error of removing c alone, over the response energy."""
+        x_hat, y = collect_samples(stats.consumer_input, layer.consumer, self.options.per_image, generator)
+        return (x_hat.double() ** 2).sum(0) / (y.double() ** 2).sum().clamp_min(1e-30)
+
 
 register_criterion(ThiNet)

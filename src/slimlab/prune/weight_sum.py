@@ -25,5 +25,8 @@ class WeightSum(Criterion):
     def select(self, layer, keep: int, stats: LayerStats, generator: torch.Generator) -> Selection:
         return Selection(select_by_weight_sum(layer.conv, keep))
 
+    def scores(self, layer, stats: LayerStats, generator: torch.Generator) -> torch.Tensor:
+        return weight_sum_scores(layer.conv)
+
 
 register_criterion(WeightSum, aliases=("l1",))

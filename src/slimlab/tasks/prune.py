@@ -18,7 +18,18 @@ import torch
 
 from slimlab import data as D
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, read_json_object, to_dict
-from slimlab.engine import Dist, Loaders, Objective, atomic_save, evaluate, fit, load_checkpoint, setup, write_summary
+from slimlab.engine import (
+    Dist,
+    Loaders,
+    Objective,
+    atomic_save,
+    atomic_write_json,
+    evaluate,
+    fit,
+    load_checkpoint,
+    setup,
+    write_summary,
+)
 from slimlab.engine.distributed import on_main
 from slimlab.engine.fit import checkpoint_payload, first_non_finite
 from slimlab.engine.rundir import claim, config_header, next_free
@@ -26,7 +37,9 @@ from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
 from slimlab.prune import PruneConfig, canonical_name
+from slimlab.prune.allocation import Shape, allocate, measure_sensitivity, read_profile
 from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
+from slimlab.prune.criterion import Criterion, CriterionOptions, build_criterion
 from slimlab.prune.pruner import Calibration, check_options, plot_channels, prune_model, ratio_for_macs
 from slimlab.tasks.common import Prepared, check_same_classes, data_meta, make_loaders, plot_curves, prepare_data
 
@@ -173,6 +186,45 @@ def keep_ratio(job: Job) -> float:
                           round_to=cfg.round_to, ignored=cfg.ignore_layers)
 
 
+def criterion(cfg: PruneConfig) -> Criterion:
+    return build_criterion(cfg.method, CriterionOptions(
+        variant=cfg.thinet_variant, per_image=cfg.samples_per_image, refine=cfg.thinet_refine,
+        samples_per_weight=cfg.samples_per_weight, apoz_at=cfg.apoz_at))
+
+
+def allocation(job: Job, crit: Criterion, calib: Calibration) -> tuple[dict[str, int] | None, float, dict | None]:
+    """(per-layer kept counts or None, the keep ratio, what the allocation decided): ``uniform`` keeps one ratio
+    (:func:`keep_ratio`); ``global`` and ``sensitivity`` meet ``target_macs``, or without it the MACs of the
+    uniform ratio (:mod:`slimlab.prune.allocation`)."""
+    cfg = job.cfg
+    if cfg.allocation == "uniform":
+        return None, keep_ratio(job), None
+    shape = Shape(job.model, job.p.ds.image_size, cfg.layers or None, cfg.ignore_layers, round_to=cfg.round_to)
+    target = cfg.target_macs if cfg.target_macs is not None else shape.uniform_macs(cfg.resolved_keep_ratio())
+    profile = sensitivity_profile(job, crit, calib, shape) if cfg.allocation == "sensitivity" else None
+    counts, info = allocate(cfg.allocation, job.model, crit, calib, shape, target, floor=cfg.allocation_floor,
+                            profile=profile, seed=cfg.seed)
+    return counts, sum(counts.values()) / sum(shape.channels.values()), info
+
+
+def sensitivity_profile(job: Job, crit: Criterion, calib: Calibration, shape: Shape) -> dict:
+    """--sensitivity FILE, or each layer pruned alone and scored on held-out images (written to sensitivity.json)."""
+    cfg, p = job.cfg, job.p
+    if cfg.sensitivity:
+        return read_profile(read_json_object(Path(cfg.sensitivity).expanduser()), cfg.sensitivity)
+    pool = p.val_idx if len(p.val_idx) else p.train_idx  # the validation split when there is one
+    sub = D.stratified_subset(p.targets[pool], total=min(cfg.sensitivity_images, len(pool)), seed=cfg.seed + 1)
+    loader = D.BatchLoader(p.ds.train, pool[sub], 10**9, mean=p.ds.mean, std=p.ds.std, targets=p.targets)
+    batch = next(iter(loader))
+    say = print if cfg.progress != "none" and job.ctx.main else None
+    measured = measure_sensitivity(job.model, crit, calib, batch["image"], batch["target"], shape, seed=cfg.seed,
+                                   progress=say)
+    measured["split"] = "validation" if len(p.val_idx) else "training"
+    if job.ctx.main:
+        atomic_write_json(job.out / "sensitivity.json", measured)
+    return read_profile(measured, "the measured profile")
+
+
 def bn_images(job: Job) -> torch.Tensor | None:
     """``bn_images`` training images (stratified, normalised, no augmentation) for the BatchNorm re-estimation."""
     cfg, p = job.cfg, job.p
@@ -254,6 +306,10 @@ def run(cfg: PruneConfig) -> dict:
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
     check_options(cfg.resolved_keep_ratio(), cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
+    if cfg.sensitivity and cfg.allocation != "sensitivity":
+        raise SlimlabError("--sensitivity is a profile for --allocation sensitivity (give both, or neither)")
+    if cfg.sensitivity:
+        read_profile(read_json_object(Path(cfg.sensitivity).expanduser()), cfg.sensitivity)  # a bad file fails now
     ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
     # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
@@ -272,12 +328,11 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
     original = measure(job)
     timed = cfg.latency and job.ctx.main  # a rank-0 measurement: other ranks would compete for the CPU
     lat_before = latencies(job.model, size) if timed else None
-    ratio = keep_ratio(job)
-    info = prune_model(job.model, cfg.method, ratio, calib, input_size=size, layers=cfg.layers or None,
-                       mode=cfg.mode, variant=cfg.thinet_variant, per_image=cfg.samples_per_image, seed=cfg.seed,
-                       target=cfg.thinet_target, refine=cfg.thinet_refine, samples_per_weight=cfg.samples_per_weight,
-                       apoz_at=cfg.apoz_at, round_to=cfg.round_to, ignored=cfg.ignore_layers,
-                       between_layers=between_layers(job))
+    crit = criterion(cfg)
+    keep, ratio, alloc = allocation(job, crit, calib)
+    info = prune_model(job.model, crit, ratio, calib, input_size=size, layers=cfg.layers or None,
+                       mode=cfg.mode, seed=cfg.seed, target=cfg.thinet_target, round_to=cfg.round_to,
+                       ignored=cfg.ignore_layers, between_layers=between_layers(job), keep=keep)
     pruned = recalibrate(job, measure(job))
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
@@ -289,7 +344,8 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
     summary: dict[str, Any] = {"run_id": run_id, "method": method, "thinet_refine": cfg.thinet_refine,
                                "mode": cfg.mode, "ratio": ratio,
                                "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
-                               "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"]}
+                               "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"],
+                               "allocation": alloc or {"mode": "uniform"}}
     ft = finetune(job, meta)
     if ft is not None:
         summary["finetuned"] = ft

@@ -1,0 +1,319 @@
+"""Whole networks at about 2x fewer MACs, every method with one fine-tuning budget: the zoo's ResNet-20 and
+ResNet-56 on CIFAR-10 (issue 20, items 3 and 6).
+
+A cell is (network, criterion, allocation, seed). It prunes the zoo model to at most ``--target-macs`` of its
+MACs with ``slimlab prune`` (layer by layer, ``--ft-layer-epochs`` of fine-tuning at lr 0.001 after each pruned
+layer, as ThiNet does, then BatchNorm re-estimated on 1,000 training images), and fine-tunes the result with
+``slimlab train --init`` for ``--ft-epochs`` (SGD, cosine from ``--ft-lr``, the zoo recipe's augmentation).
+Every row of a network sees the same number of fine-tuning images: per-layer plus final. The seed changes
+the calibration images, ThiNet's samples, random's draws and the fine-tuning order. Nothing is chosen on the
+test set: rows report the last epoch.
+
+Each cell is resumable: the prune stage is one run directory, the fine-tuning another (``train --resume``
+continues it bit-exactly from ``last.pt``); a finished cell is read from the results JSON and never rerun.
+Latency (eager PyTorch and ONNX Runtime, batch 1 and 64, 1 thread, models interleaved) is timed once the
+cells are done, per distinct architecture; ``--latency`` times them again on a quiet machine.
+
+    python benchmarks/prune_whole.py --net resnet20                      # 4 criteria x seeds 0,1
+    python benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import RESULTS, cifar_spec, machine, md_table  # noqa: E402
+
+WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "prune_whole"
+NETS = {"resnet20": "zoo:resnet20-cifar10", "resnet56": "zoo:resnet56-cifar10"}
+
+# ResNet-56 on CIFAR-10 at about 2x fewer FLOPs (baseline -> pruned, top-1 %), and where each was checked:
+# the papers' tables themselves could not be read here (2026-12-03), so each row says what it was checked against
+PUBLISHED = [
+    ("DepGraph, no sparse training (Fang et al., CVPR 2023)", 93.53, 93.46, "2.11x speed-up",
+     "the official Torch-Pruning benchmark README"),
+    ("HRank (Lin et al., CVPR 2020)", 93.26, 93.17, "50.0% fewer FLOPs", "the official README (93.17, 62.72M FLOPs)"),
+    ("FPGM (He et al., CVPR 2019)", 93.59, 93.26, "41.2% fewer FLOPs", "secondary tables only"),
+    ("FPGM (He et al., CVPR 2019)", 93.59, 92.93, "52.6% fewer FLOPs", "secondary tables only"),
+    ("Channel pruning (He, Zhang & Sun, ICCV 2017)", 92.80, 91.80, "2x", "secondary tables only"),
+    ("ThiNet, as reported in DCP (Zhuang et al., NeurIPS 2018, Table 1)", None, -0.82, "1.99x", "not found"),
+]
+
+
+def cell_name(method: str, alloc: str, seed: int) -> str:
+    return f"{method}-{alloc}-s{seed}"
+
+
+def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path) -> dict:
+    """The pruned model (with per-layer fine-tuning and BatchNorm re-estimation) in ``d/prune``."""
+    from slimlab import api
+    from slimlab.prune.config import PruneConfig
+
+    if (d / "prune" / "summary.json").is_file():
+        return json.loads((d / "prune" / "summary.json").read_text())
+    return api.prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=a.target_macs,
+                                 allocation=alloc, ft_layer_epochs=a.ft_layer_epochs, finetune_epochs=0, seed=seed,
+                                 latency=False, progress="log", out=str(d / "prune"), overwrite=True))
+
+
+def finetune_stage(a, d: Path, seed: int) -> dict:
+    """``--ft-epochs`` of fine-tuning from the pruned model, with the recipe the pruning run recorded."""
+    import dataclasses
+
+    from slimlab import api
+    from slimlab.config import TrainConfig, from_dict
+    from slimlab.engine import load_checkpoint
+
+    out = d / "ft"
+    if (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    if (out / "last.pt").is_file():
+        return api.resume(out)
+    ck = load_checkpoint(d / "prune" / "best.pt")
+    start = from_dict(TrainConfig, ck["config"], "pruned checkpoint")
+    cfg = dataclasses.replace(start, init=str(d / "prune" / "best.pt"), epochs=a.ft_epochs, lr=a.ft_lr, seed=seed,
+                              progress="log", out=str(out), overwrite=True,
+                              train_subset=a.train_subset or start.train_subset)
+    return api.train(cfg)
+
+
+def run_cell(net: str, method: str, alloc: str, seed: int, a) -> dict:
+    d = WORK / net / cell_name(method, alloc, seed)
+    p = prune_stage(net, method, alloc, seed, a, d)
+    f = finetune_stage(a, d, seed)
+    per_layer = len(p["channels"]) * a.ft_layer_epochs
+    return {"method": method, "allocation": alloc, "seed": seed, "base_acc": p["original"]["test_acc"],
+            "params": p["params"], "macs": p["macs"], "macs_base": p["original"]["macs"],
+            "params_base": p["original"]["params"], "pruned_acc_no_bn": p["pruned"].get("test_acc_before_bn"),
+            "pruned_acc": p["pruned"]["test_acc"], "final_acc": f["test_acc"], "channels": p["channels"],
+            "predicted_drop": p.get("allocation", {}).get("predicted_drop"),
+            "ft_epochs_equiv": per_layer + a.ft_epochs, "prune_s": p["prune_s"], "ft_wall_s": f.get("wall_s"),
+            "dir": str(d)}
+
+
+def latency(cells: dict, net: str) -> dict:
+    """Eager and ONNX Runtime latency at batch 1 and 64 (1 thread, interleaved) per distinct architecture."""
+    import tempfile
+    from functools import partial
+
+    import torch
+
+    from slimlab.engine import load_checkpoint
+    from slimlab.export import onnx_runners
+    from slimlab.models.io import model_from_checkpoint
+    from slimlab.profile.latency import timed_many
+    from slimlab.zoo import resolve
+
+    models = {"unpruned": model_from_checkpoint(load_checkpoint(resolve(NETS[net]))).eval()}
+    for c in cells.values():
+        models.setdefault(arch_key(c), model_from_checkpoint(load_checkpoint(Path(c["dir"]) / "ft" / "last.pt")).eval())
+    out: dict = {k: {} for k in models}
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for b in (1, 64):
+            with torch.inference_mode():
+                eager = timed_many({k: partial(m, torch.randn(b, 3, 32, 32)) for k, m in models.items()}, warmup=3)
+            with tempfile.TemporaryDirectory() as tmp:
+                runners = onnx_runners({k: (m, 32) for k, m in models.items()}, tmp, batch=b, threads=1)
+                ort = timed_many(runners, warmup=3)
+                del runners
+            for k in models:
+                out[k][f"eager_b{b}"] = _ms(eager[k])
+                out[k][f"ort_b{b}"] = _ms(ort[k])
+    finally:
+        torch.set_num_threads(old)
+    return out
+
+
+def _ms(t: dict) -> dict:
+    return {"median": t["median_ms"], "p10": t["p10_ms"], "p90": t["p90_ms"], "stable": t["stable"]}
+
+
+def arch_key(c: dict) -> str:
+    return "uniform" if c["allocation"] == "uniform" else f"{c['allocation']}-s{c['seed']}"
+
+
+def cells_wanted(a) -> list[tuple[str, str, int]]:
+    seeds = [int(s) for s in a.seeds.split(",")]
+    out = [(m, "uniform", s) for m in a.methods.split(",") for s in seeds]
+    for alloc in a.allocations.split(","):
+        if alloc != "uniform":
+            alloc_seeds = [int(x) for x in a.alloc_seeds.split(",")]
+            out += [(m, alloc, s) for m in a.alloc_methods.split(",") for s in alloc_seeds]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--net", choices=sorted(NETS), default="resnet20")
+    ap.add_argument("--methods", default="thinet,weight_sum,apoz,random")
+    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--allocations", default="uniform", help="uniform,global,sensitivity")
+    ap.add_argument("--alloc-methods", default="thinet", help="criteria the non-uniform allocations run with")
+    ap.add_argument("--alloc-seeds", default="0")
+    ap.add_argument("--target-macs", type=float, default=0.5)
+    ap.add_argument("--ft-layer-epochs", type=float, default=0.2, help="fine-tuning after each pruned layer")
+    ap.add_argument("--ft-epochs", type=int, default=8, help="final fine-tuning epochs")
+    ap.add_argument("--ft-lr", type=float, default=0.01)
+    ap.add_argument("--latency", action="store_true", help="time the finished models again")
+    ap.add_argument("--train-subset", type=int, default=0, help="final fine-tuning on N images (a quick check only)")
+    ap.add_argument("--results", default=str(RESULTS), help="where the table goes (a quick check: elsewhere)")
+    a = ap.parse_args()
+    path = Path(a.results) / f"prune_whole_{a.net}.json"
+    data = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
+    protocol = {k: getattr(a, k) for k in ("target_macs", "ft_layer_epochs", "ft_epochs", "ft_lr", "train_subset")}
+    if data.get("protocol", protocol) != protocol:
+        sys.exit(f"{path} holds cells of another protocol {data['protocol']}: move it away or use those options")
+    data["protocol"] = protocol
+    for method, alloc, seed in cells_wanted(a):
+        name = cell_name(method, alloc, seed)
+        if name in data["cells"]:
+            print(f"{name}: done ({100 * data['cells'][name]['final_acc']:.2f}%)", flush=True)
+            continue
+        data["cells"][name] = run_cell(a.net, method, alloc, seed, a)
+        save(path, data, a.net)
+    archs = {"unpruned", *map(arch_key, data["cells"].values())}
+    if a.latency or set(data.get("latency", {})) != archs:
+        data["latency"] = latency(data["cells"], a.net)
+    save(path, data, a.net)
+
+
+def save(path: Path, data: dict, net: str) -> None:
+    from slimlab.io import atomic_write_json, atomic_write_text
+
+    data["machine"] = machine()
+    atomic_write_json(path, data)
+    atomic_write_text(path.with_suffix(".md"), table(data, net))
+    plot(data, net, path.with_suffix(".png"))
+
+
+def rows_of(data: dict) -> dict[tuple[str, str], list[dict]]:
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for c in data["cells"].values():
+        groups.setdefault((c["method"], c["allocation"]), []).append(c)
+    return groups
+
+
+def _stat(vals: list[float]) -> str:
+    v = [100 * x for x in vals if x is not None]
+    if not v:
+        return "-"
+    if len(v) == 1:
+        return f"{v[0]:.2f}"
+    return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})"
+
+
+def _lat(data: dict, key: str) -> str:
+    lat = data.get("latency", {}).get(key)
+    if not lat:
+        return "-"
+    return " / ".join(f"{lat[k]['median']:.2f} [{lat[k]['p10']:.2f}-{lat[k]['p90']:.2f}]"
+                      for k in ("eager_b1", "eager_b64", "ort_b1", "ort_b64"))
+
+
+def table(data: dict, net: str) -> str:
+    p, m = data["protocol"], data.get("machine", {})
+    groups = rows_of(data)
+    any_c = next(iter(data["cells"].values()), None)
+    rows = []
+    if any_c:
+        rows.append(["unpruned", "-", "-", f"{any_c['params_base'] / 1e6:.3f}", f"{any_c['macs_base'] / 1e6:.1f}",
+                     f"{100 * any_c['base_acc']:.2f}", "-", "-", "-", "-", _lat(data, "unpruned")])
+    for (method, alloc), cs in groups.items():
+        c0 = cs[0]
+        rows.append([method, alloc, ",".join(str(c["seed"]) for c in cs), f"{c0['params'] / 1e6:.3f}",
+                     f"{c0['macs'] / 1e6:.1f} ({c0['macs_base'] / c0['macs']:.2f}x)", f"{100 * c0['base_acc']:.2f}",
+                     _stat([c["pruned_acc_no_bn"] for c in cs]), _stat([c["pruned_acc"] for c in cs]),
+                     _stat([c["final_acc"] for c in cs]),
+                     f"{100 * (statistics.mean(c['final_acc'] for c in cs) - c0['base_acc']):+.2f}",
+                     _lat(data, arch_key(c0))])
+    head = (f"# Whole-network pruning: the zoo's {net} on CIFAR-10 at <= {p['target_macs']} of its MACs\n\n"
+            f"Every row: layer by layer, {p['ft_layer_epochs']:g} epoch of fine-tuning (lr 0.001) after each pruned "
+            f"layer, BatchNorm re-estimated on 1,000 training images, then {p['ft_epochs']} epochs of fine-tuning "
+            f"(cosine from lr {p['ft_lr']}): {any_c['ft_epochs_equiv'] if any_c else '-'} epochs of images per row, "
+            "equal for every row. Test set: all 10,000 images, last epoch (nothing chosen on it). "
+            f"CPU: {m.get('cpu_model', m.get('cpu', '?'))}, {m.get('threads', '?')} threads; training under "
+            f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32. "
+            "Latency: ms, median [p10-p90], 1 thread, models interleaved.\n\n")
+    t = md_table(["method", "allocation", "seeds", "params (M)", "MACs (M)", "before (%)",
+                  "after pruning, no BN re-est. (%)", "after pruning (%)", "after fine-tuning (%)", "change",
+                  "latency eager b1 / b64 / ORT b1 / b64"], rows)
+    return head + t + "\n\n" + published(net) + "\n" + verdicts(groups, net) + "\n"
+
+
+def published(net: str) -> str:
+    if net != "resnet56":
+        return ""
+    rows = [[name, "-" if b is None else f"{b:.2f}", "-" if b is None else f"{q:.2f}",
+             f"{q:+.2f}" if b is None else f"{q - b:+.2f}", red, src] for name, b, q, red, src in PUBLISHED]
+    return ("Published, ResNet-56 on CIFAR-10 at about 2x fewer FLOPs (their baselines train 160-300 epochs; "
+            "ours is the zoo's 60-epoch model):\n\n"
+            + md_table(["method (source)", "before (%)", "after (%)", "change", "reduction", "checked against"], rows)
+            + "\n")
+
+
+def _vals(groups, method, alloc="uniform") -> list[float]:
+    return [100 * c["final_acc"] for c in groups.get((method, alloc), [])]
+
+
+def verdicts(groups: dict, net: str) -> str:
+    out = ["## Verdicts", ""]
+    t, w = _vals(groups, "thinet"), _vals(groups, "weight_sum")
+    if t and w:
+        gap = statistics.mean(t) - statistics.mean(w)
+        if min(t) > max(w):
+            v = "holds: every ThiNet seed is above every weight-sum seed"
+        elif max(t) < min(w):
+            v = "does not hold: weight sum is above ThiNet on every seed"
+        else:
+            v = "not shown: the seeds' ranges overlap"
+        out.append(f"- ThiNet beats weight sum at equal MACs and equal fine-tuning: {v} (mean gap {gap:+.2f} points, "
+                   f"ThiNet {', '.join(f'{x:.2f}' for x in t)}; weight sum {', '.join(f'{x:.2f}' for x in w)}).")
+    if net == "resnet56" and t:
+        base = 100 * groups[("thinet", "uniform")][0]["base_acc"]
+        drop = base - statistics.mean(t)
+        out.append("- Goal, ThiNet loses at most 0.8 points at 2x fewer MACs: "
+                   f"{'holds' if drop <= 0.8 else 'does not hold'} ({base:.2f} -> {statistics.mean(t):.2f}, "
+                   f"{drop:+.2f} lost"
+                   + ("" if drop <= 0.8 else f", {drop - 0.8:.2f} over the goal") + ").")
+    for alloc in ("global", "sensitivity"):
+        v = _vals(groups, "thinet", alloc)
+        if v and t:
+            c = groups[("thinet", alloc)][0]
+            gap = statistics.mean(v) - statistics.mean(t)
+            out.append(f"- ThiNet with --allocation {alloc}: {statistics.mean(v):.2f}% against uniform's "
+                       f"{statistics.mean(t):.2f}% ({gap:+.2f}; uniform's seeds span "
+                       f"{max(t) - min(t):.2f}) at {c['macs_base'] / c['macs']:.2f}x fewer MACs"
+                       + (f"; predicted drop before fine-tuning {c['predicted_drop']:.2f}" if c.get("predicted_drop")
+                          is not None else "") + ".")
+    return "\n".join(out)
+
+
+def plot(data: dict, net: str, path: Path) -> None:
+    from slimlab.io import pyplot, save_figure
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for (method, alloc), cs in rows_of(data).items():
+        xs = [c["macs"] / 1e6 for c in cs]
+        ax.scatter(xs, [100 * c["final_acc"] for c in cs], label=f"{method} ({alloc})", s=24)
+    c0 = next(iter(data["cells"].values()), None)
+    if c0:
+        ax.axhline(100 * c0["base_acc"], color="grey", ls="--", lw=1, label="unpruned")
+    ax.set_xlabel("MACs (M)")
+    ax.set_ylabel("test accuracy after fine-tuning (%)")
+    ax.set_title(f"{net}: whole network at <= {data['protocol']['target_macs']} of its MACs")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=100)
+
+
+if __name__ == "__main__":
+    main()
