@@ -13,13 +13,16 @@ Claim tested: ThiNet's mean accuracy drop is the smallest.
 
 Usage: python benchmarks/prune_per_layer.py [--checkpoint zoo:resnet56-cifar10] [--ratios 0.5,0.3]
        [--test-images 10000] [--layers N]   (--layers N: the first N layers only, for a quick check)
-Writes benchmarks/results/prune_per_layer.{json,md,png}.
+Writes benchmarks/results/prune_per_layer.{json,md,png}. Resumable: each finished (criterion, ratio) is kept in
+``$SLIMLAB_BENCH_WORK/prune_per_layer/NAME.partial.json`` and read back, never recomputed.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 import statistics
 import sys
 import time
@@ -30,11 +33,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import RESULTS, cifar_spec, md_table, write  # noqa: E402
 from slimlab import data as D  # noqa: E402
-from slimlab.engine import evaluate, load_checkpoint  # noqa: E402
+from slimlab.engine import atomic_write_json, evaluate, load_checkpoint  # noqa: E402
 from slimlab.models.io import model_from_checkpoint  # noqa: E402
 from slimlab.prune import Calibration, prune_model  # noqa: E402
 from slimlab.prune.criterion import CriterionOptions, build_criterion  # noqa: E402
 from slimlab.prune.graph import build_graph, find_prunable  # noqa: E402
+
+WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "prune_per_layer"
 
 # name -> (criterion, options, seeds)
 CRITERIA = {
@@ -70,10 +75,18 @@ def main() -> None:
     ratios = [float(r) for r in a.ratios.split(",")]
     print(f"unpruned {100 * acc0:.2f}% on {a.test_images} test images; {len(names)} layers", flush=True)
     acc: dict = {c: {str(r): {} for r in ratios} for c in a.criteria.split(",")}
+    partial = WORK / f"{a.name}.partial.json"  # finished (criterion, ratio) cells, read back, never rerun
+    done = json.loads(partial.read_text()) if partial.is_file() else {}
+    if done.get("checkpoint") != a.checkpoint or done.get("layers") != names or done.get("images") != a.test_images:
+        done = {"checkpoint": a.checkpoint, "layers": names, "images": a.test_images, "acc": {}}
     t0 = time.time()
     for crit_name in acc:
         method, opts, seeds = CRITERIA[crit_name]
         for r in ratios:
+            if str(r) in done["acc"].get(crit_name, {}):
+                acc[crit_name][str(r)] = done["acc"][crit_name][str(r)]
+                print(f"{crit_name} keep {r}: done", flush=True)
+                continue
             for name in names:
                 vals = []
                 for seed in range(seeds):
@@ -82,6 +95,9 @@ def main() -> None:
                     prune_model(m, crit, r, calib, layers=[name], seed=seed)
                     vals.append(evaluate(m.eval(), test)["acc"])
                 acc[crit_name][str(r)][name] = statistics.mean(vals)
+            done["acc"].setdefault(crit_name, {})[str(r)] = acc[crit_name][str(r)]
+            partial.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(partial, done)
             drop = statistics.mean(acc0 - v for v in acc[crit_name][str(r)].values())
             print(f"{crit_name} keep {r}: mean drop {100 * drop:.2f} points ({time.time() - t0:.0f}s)", flush=True)
     data = {"args": vars(a), "unpruned_acc": acc0, "layers": names, "acc": acc}

@@ -57,7 +57,11 @@ def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path) -> dic
 
     if (d / "prune" / "summary.json").is_file():
         return json.loads((d / "prune" / "summary.json").read_text())
-    return api.prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=a.target_macs,
+    target = a.target_macs
+    if alloc != "uniform":  # compared at the MACs the uniform ratio reached, not at the nominal target
+        u = json.loads((WORK / net / cell_name(method, "uniform", 0) / "prune" / "summary.json").read_text())
+        target = u["macs"] / u["original"]["macs"] + 1e-9
+    return api.prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=target,
                                  allocation=alloc, ft_layer_epochs=a.ft_layer_epochs, finetune_epochs=0, seed=seed,
                                  latency=False, progress="log", out=str(d / "prune"), overwrite=True))
 
@@ -141,12 +145,14 @@ def arch_key(c: dict) -> str:
 
 
 def cells_wanted(a) -> list[tuple[str, str, int]]:
+    """Uniform cells first: the other allocations of a criterion meet its seed-0 uniform cell's MACs."""
     seeds = [int(s) for s in a.seeds.split(",")]
     out = [(m, "uniform", s) for m in a.methods.split(",") for s in seeds]
-    for alloc in a.allocations.split(","):
-        if alloc != "uniform":
-            alloc_seeds = [int(x) for x in a.alloc_seeds.split(",")]
-            out += [(m, alloc, s) for m in a.alloc_methods.split(",") for s in alloc_seeds]
+    others = [x for x in a.allocations.split(",") if x != "uniform"]
+    if others:
+        out += [(m, "uniform", 0) for m in a.alloc_methods.split(",") if (m, "uniform", 0) not in out]
+        out += [(m, alloc, int(s)) for alloc in others for m in a.alloc_methods.split(",")
+                for s in a.alloc_seeds.split(",")]
     return out
 
 

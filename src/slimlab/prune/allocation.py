@@ -227,7 +227,7 @@ def measure_sensitivity(model: nn.Module, crit: Criterion, calib, images: torch.
             layers[name][float(r)] = round(100 * (base - accuracy(m, images, labels)), 4)
             assert m.get_submodule(name).out_channels == keep_count(c, r)
         if progress:
-            progress(f"sensitivity {name}: " + ", ".join(f"keep {r:g}: -{d:.2f}" for r, d in layers[name].items()))
+            progress(f"sensitivity {name}: " + ", ".join(f"keep {r:g}: {-d:+.2f}" for r, d in layers[name].items()))
     return {"metric": "accuracy drop in points, one layer pruned alone, no fine-tuning", "images": len(images),
             "base_acc": base, "criterion": crit.name, "layers": layers}
 
