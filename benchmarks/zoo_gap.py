@@ -202,22 +202,44 @@ def main() -> None:
     report(done, args.epochs)
 
 
-def report(done: dict, epochs: int) -> None:
-    cells = done["cells"]
-    rows = [[k, c["precision"], c["params"], f"{100 * c['train_acc']:.2f}", f"{100 * c['test_acc']:.2f}",
-             f"{c['median_epoch_s']:.0f} s"] for k, c in cells.items()]
-    text = (f"# The zoo's gap: ResNet-20, {epochs} epochs, the same schedule, two loops\n\n"
-            f"CPU: {done['machine']['cpu']}, {done['machine']['threads']} threads.\n\n"
-            + md_table(["cell", "precision", "params", "train acc (%)", "test acc (%)", "per epoch"], rows) + "\n")
+PUBLISHED_R20 = 91.25  # He et al. 2016, Table 6: ResNet-20, 164 epochs (64k iterations) on the original images
+
+
+def verdict(cells: dict, epochs: int) -> str | None:
+    """What the two loops say about the zoo's gap, or None until both cells are done."""
     a, b = cells.get(f"minimal-e{epochs}"), cells.get(f"slimlab-e{epochs}-all")
-    if a and b:
-        gap = 100 * (b["test_acc"] - a["test_acc"])
-        verdict = ("within 0.5 points: the data copy, not the engine, sets the ceiling" if abs(gap) <= 0.5 else
-                   "more than 0.5 points apart: the engine differs from a plain loop")
-        text += f"\nslimlab - minimal = {gap:+.2f} points: {verdict}.\n"
+    if not (a and b):
+        return None
+    gap = 100 * (b["test_acc"] - a["test_acc"])
+    rest = (f"what separates the zoo's ResNet-20 from He et al.'s {PUBLISHED_R20}% is the schedule (40 epochs "
+            "against 164) and the data copy (JPEG re-encoded against the original PNGs), not separated here")
+    if gap < -0.5:
+        return (f"slimlab - minimal = {gap:+.2f} points: **the engine loses to a plain fp32 loop**, a cause to find "
+                "(augmentation, bf16, BatchNorm, schedule).")
+    how = "within 0.5 points of" if gap <= 0.5 else f"{gap:.2f} points above"
+    return (f"slimlab - minimal = {gap:+.2f} points: slimlab's engine (bf16 autocast, channels-last, batched "
+            f"augmentation) is {how} an independent fp32 loop on the same images and schedule "
+            f"({100 * b['test_acc']:.2f}% against {100 * a['test_acc']:.2f}% after {epochs} epochs), so **the engine "
+            f"is not the limit**; {rest}.")
+
+
+def report(done: dict, epochs: int) -> None:
+    cells, m = done["cells"], done["machine"]
+    rows = [[k + (" (45,000 images: a 10% validation split held out; not compared)" if k == f"slimlab-e{epochs}" else ""),
+             c["precision"], c["params"], f"{100 * c['train_acc']:.2f}", f"{100 * c['test_acc']:.2f}",
+             f"{c['median_epoch_s']:.0f} s"] for k, c in cells.items()]
+    rows.append(["He et al. 2016, Table 6 (164 epochs, original images)", "fp32 (GPU)", "0.27M", "-",
+                 f"{PUBLISHED_R20:.2f}", "-"])
+    text = (f"# The zoo's gap: ResNet-20, {epochs} epochs, the same schedule, two loops\n\n"
+            f"CPU: {m.get('cpu_model', m['cpu'])}, {m['threads']} threads. Both cells train on all 50,000 images of "
+            "the CIFAR-10 copy (but the one marked) and report the last epoch on all 10,000 test images. Epoch times are inflated where "
+            "other work shared the CPU.\n\n"
+            + md_table(["cell", "precision", "params", "train acc (%)", "test acc (%)", "per epoch"], rows) + "\n")
+    v = verdict(cells, epochs)
+    if v:
+        text += f"\n{v}\n"
     (RESULTS / "zoo_gap.md").write_text(text)
     print(text)
-
 
 if __name__ == "__main__":
     main()
