@@ -225,15 +225,16 @@ def verdict(cells: dict, epochs: int) -> str | None:
 
 def report(done: dict, epochs: int) -> None:
     cells, m = done["cells"], done["machine"]
-    rows = [[k + (" (45,000 images: a 10% validation split held out; not compared)" if k == f"slimlab-e{epochs}" else ""),
-             c["precision"], c["params"], f"{100 * c['train_acc']:.2f}", f"{100 * c['test_acc']:.2f}",
-             f"{c['median_epoch_s']:.0f} s"] for k, c in cells.items()]
+    held = " (45,000 images: a 10% validation split held out; not compared)"
+    rows = [[k + (held if k == f"slimlab-e{epochs}" else ""), c["precision"], c["params"],
+             f"{100 * c['train_acc']:.2f}", f"{100 * c['test_acc']:.2f}", f"{c['median_epoch_s']:.0f} s"]
+            for k, c in cells.items()]
     rows.append(["He et al. 2016, Table 6 (164 epochs, original images)", "fp32 (GPU)", "0.27M", "-",
                  f"{PUBLISHED_R20:.2f}", "-"])
     text = (f"# The zoo's gap: ResNet-20, {epochs} epochs, the same schedule, two loops\n\n"
-            f"CPU: {m.get('cpu_model', m['cpu'])}, {m['threads']} threads. Both cells train on all 50,000 images of "
-            "the CIFAR-10 copy (but the one marked) and report the last epoch on all 10,000 test images. Epoch times are inflated where "
-            "other work shared the CPU.\n\n"
+            f"CPU: {m.get('cpu_model', m['cpu'])}, {m['threads']} threads. The cells train on all 50,000 images "
+            "of the CIFAR-10 copy (but the one marked) and report the last epoch on all 10,000 test images. Epoch "
+            "times are inflated where other work shared the CPU.\n\n"
             + md_table(["cell", "precision", "params", "train acc (%)", "test acc (%)", "per epoch"], rows) + "\n")
     v = verdict(cells, epochs)
     if v:
