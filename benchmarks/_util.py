@@ -46,6 +46,22 @@ def write(name: str, data: dict, table: str) -> None:
     print(table)
 
 
+def same_run(out: Path, cfg) -> None:
+    """Exit with one line when ``out/config.yaml`` differs from ``cfg`` in anything that changes the result
+    (epochs included: a cached 40-epoch run is no answer to a 60-epoch question)."""
+    from slimlab.config import load_yaml, to_dict
+    from slimlab.tasks.train import config_difference
+
+    stored, asked = load_yaml(out / "config.yaml"), to_dict(cfg)
+    diff = config_difference(stored, asked)
+    if diff is None and stored.get("epochs", asked["epochs"]) != asked["epochs"]:
+        diff = ("epochs", stored.get("epochs"), asked["epochs"])
+    if diff is not None:
+        key, was, now = diff
+        raise SystemExit(f"{out} holds a run with {key} = {was!r}, this benchmark asks {now!r}: move it away "
+                         "(or give the options it was run with)")
+
+
 def md_table(headers: list[str], rows: list[list]) -> str:
     out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
@@ -53,10 +69,13 @@ def md_table(headers: list[str], rows: list[list]) -> str:
 
 
 def cached_train(out: Path, **kw) -> dict:
-    """Train into ``out`` unless a finished run is already there (benchmarks resume where they stopped)."""
+    """Train into ``out`` unless a finished run is already there (benchmarks resume where they stopped). A run
+    found there with other options than ``kw`` stops the benchmark: its result would not be the one asked for."""
     from slimlab import api
     from slimlab.config import TrainConfig
 
+    if (out / "config.yaml").is_file() and ((out / "summary.json").is_file() or (out / "last.pt").is_file()):
+        same_run(out, TrainConfig(out=str(out), progress="log", **kw))
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
     if (out / "last.pt").is_file():  # a run cut short continues bit-exactly

@@ -1,0 +1,57 @@
+"""Benchmarks' shared helpers: a cached run is reused only when it was run with the options asked for, and the
+whole-network pruning protocol's cells and verdicts follow their definitions."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_a_cached_run_of_other_options_is_refused(tmp_path):
+    util = _load("_util")
+    kw = dict(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=120, image_size=16)
+    first = util.cached_train(tmp_path / "r", **kw)
+    assert util.cached_train(tmp_path / "r", **kw)["test_acc"] == first["test_acc"]  # read back, not retrained
+    with pytest.raises(SystemExit, match="lr = 0.1.*asks 0.05"):
+        util.cached_train(tmp_path / "r", **dict(kw, lr=0.05))
+    with pytest.raises(SystemExit, match="epochs"):
+        util.cached_train(tmp_path / "r", **dict(kw, epochs=2))
+
+
+def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds():
+    import argparse
+
+    pw = _load("prune_whole")
+    a = argparse.Namespace(methods="thinet,weight_sum", seeds="0,1", allocations="uniform,global,sensitivity",
+                           alloc_methods="thinet,apoz", alloc_seeds="0")
+    cells = pw.cells_wanted(a)
+    for m, alloc, _ in cells:  # every other allocation comes after its criterion's seed-0 uniform cell
+        if alloc != "uniform":
+            assert cells.index((m, "uniform", 0)) < cells.index((m, alloc, 0))
+    assert len(cells) == len(set(cells)) == 4 + 1 + 4
+
+    def cell(method, seed, acc):
+        return {"method": method, "allocation": "uniform", "seed": seed, "final_acc": acc, "base_acc": 0.90,
+                "macs": 1.0, "macs_base": 2.0}
+
+    def verdict(t, w):
+        groups = {("thinet", "uniform"): [cell("thinet", i, x) for i, x in enumerate(t)],
+                  ("weight_sum", "uniform"): [cell("weight_sum", i, x) for i, x in enumerate(w)]}
+        return pw.verdicts(groups, "resnet56")
+
+    assert "holds: every ThiNet seed" in verdict([0.895, 0.894], [0.890, 0.891])
+    assert "does not hold: weight sum" in verdict([0.880, 0.881], [0.890, 0.891])
+    assert "not shown" in verdict([0.889, 0.893], [0.890, 0.891])
+    assert "Goal, ThiNet loses at most 0.8 points at 2x fewer MACs: holds" in verdict([0.895, 0.894], [0.8, 0.8])
+    assert "does not hold (90.00 -> 88.00, +2.00 lost, 1.20 over" in verdict([0.88, 0.88], [0.8, 0.8])
