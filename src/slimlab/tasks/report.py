@@ -78,7 +78,10 @@ def curves_png(runs: list[dict]) -> bytes | None:
             ax[1].plot(*zip(*pts), label=_plain(r["name"]))
     ax[0].set(xlabel="epoch", ylabel="training loss")
     ax[1].set(xlabel="epoch", ylabel="validation accuracy (%)")
-    ax[1].legend(fontsize=7)
+    if ax[1].lines:
+        ax[1].legend(fontsize=7)
+    else:  # runs trained without a validation split
+        ax[1].text(0.5, 0.5, "no validation split", ha="center", va="center", transform=ax[1].transAxes)
     fig.tight_layout()
     return figure_png(fig)
 
