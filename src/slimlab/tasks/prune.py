@@ -367,7 +367,9 @@ def _finish(job: Job, summary: dict, original: dict, pruned: dict, ft: dict | No
     if job.ctx.main:
         write_summary(job.out, summary)
         plot_channels(summary["channels"], job.out / "channels.png",
-                      f"{job.ck['model_name']} {summary['method']} (keep ratio {ratio:.3f})")
+                      f"{job.ck['model_name']} {summary['method']} " + (
+                          f"(keep ratio {ratio:.3f})" if job.cfg.allocation == "uniform" else
+                          f"({job.cfg.allocation} allocation, {ratio:.1%} of the channels kept)"))
         if (job.out / "metrics.jsonl").is_file():
             plot_curves(job.out)
     return summary
