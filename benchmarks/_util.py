@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -12,6 +13,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpg"
+
+
+def bench_dir(name: str) -> Path:
+    """Where a benchmark keeps its runs: ``$SLIMLAB_BENCH_WORK/name`` when set (commit it between sessions), else
+    ``runs/name`` in the repository."""
+    work = os.environ.get("SLIMLAB_BENCH_WORK")
+    return Path(work) / name if work else ROOT / "runs" / name
 
 
 def cifar_spec() -> str:

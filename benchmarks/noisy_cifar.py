@@ -26,7 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
+from _util import bench_dir, cifar_spec, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 from slimlab.tasks.labels import label_issues_for_run  # noqa: E402
 
@@ -75,7 +75,7 @@ def main() -> None:
     ap.add_argument("--clean-per-class", type=int, default=100)
     ap.add_argument("--noises", default=",".join(NOISES))
     ap.add_argument("--methods", default=",".join(METHODS + EXTRA))
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-noisy-v3"))  # v3: one optimiser, clean validation
+    ap.add_argument("--out", default=str(bench_dir("bench-noisy-v3")))  # v3: one optimiser, clean validation
     ap.add_argument("--name", default="noisy_cifar", help="results file name under benchmarks/results/")
     ap.add_argument("--no-recipe", action="store_true", help="skip the noisy-then-clean part")
     ap.add_argument("--no-augment", action="store_true", help="no crop/flip: the network memorises noise sooner")

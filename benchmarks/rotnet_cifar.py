@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import ROOT, cifar_spec, md_table, write  # noqa: E402
+from _util import bench_dir, cifar_spec, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 
 STEP = {"schedule": "step", "milestones": [0.3, 0.6, 0.8], "gamma": 0.2, "weight_decay": 5e-4}
@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--few-schedule", choices=("official", "equal-steps"), default="official")
     ap.add_argument("--labels-rule", choices=("first", "random"), default="first")
     ap.add_argument("--epoch-size", type=int, default=10000, help="samples per few-label epoch (official: 50,000)")
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-rotnet-v2"))  # v2: the official protocol
+    ap.add_argument("--out", default=str(bench_dir("bench-rotnet-v2")))  # v2: the official protocol
     ap.add_argument("--name", default="rotnet_cifar")
     a = ap.parse_args()
     spec = cifar_spec()

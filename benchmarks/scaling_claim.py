@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, ROOT, cached_train, cifar_spec, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cached_train, cifar_spec, md_table, write  # noqa: E402
 from slimlab.models import create_model  # noqa: E402
 from slimlab.profile import count_macs, measure_latency  # noqa: E402
 from slimlab.scaling.search import PAPER_POINT, scale  # noqa: E402
@@ -111,7 +111,7 @@ def main() -> None:
     ap.add_argument("--train-subset", type=int, default=0)
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--lr", type=float, default=0.1)
-    ap.add_argument("--out", default=str(ROOT / "runs" / "bench-scaling"))
+    ap.add_argument("--out", default=str(bench_dir("bench-scaling")))
     ap.add_argument("--name", default="scaling_claim")
     ap.add_argument("--dry", action="store_true", help="only list the variants and their MACs")
     a = ap.parse_args()
