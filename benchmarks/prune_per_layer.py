@@ -74,24 +74,34 @@ def main() -> None:
     names = names[: a.layers] if a.layers else names
     ratios = [float(r) for r in a.ratios.split(",")]
     print(f"unpruned {100 * acc0:.2f}% on {a.test_images} test images; {len(names)} layers", flush=True)
-    acc: dict = {c: {str(r): {} for r in ratios} for c in a.criteria.split(",")}
-    partial = WORK / f"{a.name}.partial.json"  # finished (criterion, ratio) cells, read back, never rerun
+    setting = {"checkpoint": a.checkpoint, "layers": names, "images": a.test_images, "calib": a.calib_per_class}
+    acc = measure(base, calib, test, acc0, ratios, a.criteria.split(","), setting, WORK / f"{a.name}.partial.json")
+    data = {"args": vars(a), "unpruned_acc": acc0, "layers": names, "acc": acc}
+    write(a.name, data, table(data))
+    plot(data, RESULTS / f"{a.name}.png")
+
+
+def measure(base, calib: Calibration, test, acc0: float, ratios: list[float], criteria: list[str], setting: dict,
+            partial: Path) -> dict:
+    """{criterion: {ratio: {layer: accuracy}}}; each finished (criterion, ratio) is kept in ``partial`` and read
+    back, never recomputed (cells of another ``setting`` are not mixed in)."""
     done = json.loads(partial.read_text()) if partial.is_file() else {}
-    if done.get("checkpoint") != a.checkpoint or done.get("layers") != names or done.get("images") != a.test_images:
-        done = {"checkpoint": a.checkpoint, "layers": names, "images": a.test_images, "acc": {}}
+    if {k: done.get(k) for k in setting} != setting:
+        done = dict(setting, acc={})
+    acc: dict = {c: {} for c in criteria}
     t0 = time.time()
-    for crit_name in acc:
+    for crit_name in criteria:
         method, opts, seeds = CRITERIA[crit_name]
         for r in ratios:
             if str(r) in done["acc"].get(crit_name, {}):
                 acc[crit_name][str(r)] = done["acc"][crit_name][str(r)]
                 print(f"{crit_name} keep {r}: done", flush=True)
                 continue
-            for name in names:
+            acc[crit_name][str(r)] = {}
+            for name in setting["layers"]:
                 vals = []
                 for seed in range(seeds):
-                    m = copy.deepcopy(base)
-                    crit = build_criterion(method, CriterionOptions(**opts))
+                    m, crit = copy.deepcopy(base), build_criterion(method, CriterionOptions(**opts))
                     prune_model(m, crit, r, calib, layers=[name], seed=seed)
                     vals.append(evaluate(m.eval(), test)["acc"])
                 acc[crit_name][str(r)][name] = statistics.mean(vals)
@@ -100,9 +110,7 @@ def main() -> None:
             atomic_write_json(partial, done)
             drop = statistics.mean(acc0 - v for v in acc[crit_name][str(r)].values())
             print(f"{crit_name} keep {r}: mean drop {100 * drop:.2f} points ({time.time() - t0:.0f}s)", flush=True)
-    data = {"args": vars(a), "unpruned_acc": acc0, "layers": names, "acc": acc}
-    write(a.name, data, table(data))
-    plot(data, RESULTS / f"{a.name}.png")
+    return acc
 
 
 def _drops(data: dict, crit: str, r: str) -> list[float]:

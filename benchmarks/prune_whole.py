@@ -50,17 +50,13 @@ def cell_name(method: str, alloc: str, seed: int) -> str:
     return f"{method}-{alloc}-s{seed}"
 
 
-def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path) -> dict:
+def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path, target: float) -> dict:
     """The pruned model (with per-layer fine-tuning and BatchNorm re-estimation) in ``d/prune``."""
     from slimlab import api
     from slimlab.prune.config import PruneConfig
 
     if (d / "prune" / "summary.json").is_file():
         return json.loads((d / "prune" / "summary.json").read_text())
-    target = a.target_macs
-    if alloc != "uniform":  # compared at the MACs the uniform ratio reached, not at the nominal target
-        u = json.loads((WORK / net / cell_name(method, "uniform", 0) / "prune" / "summary.json").read_text())
-        target = u["macs"] / u["original"]["macs"] + 1e-9
     return api.prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=target,
                                  allocation=alloc, ft_layer_epochs=a.ft_layer_epochs, finetune_epochs=0, seed=seed,
                                  latency=False, progress="log", out=str(d / "prune"), overwrite=True))
@@ -87,9 +83,13 @@ def finetune_stage(a, d: Path, seed: int) -> dict:
     return api.train(cfg)
 
 
-def run_cell(net: str, method: str, alloc: str, seed: int, a) -> dict:
-    d = WORK / net / cell_name(method, alloc, seed)
-    p = prune_stage(net, method, alloc, seed, a, d)
+def run_cell(net: str, method: str, alloc: str, seed: int, a, cells: dict) -> dict:
+    d = work_dir(net, a) / cell_name(method, alloc, seed)
+    target = a.target_macs
+    if alloc != "uniform":  # compared at the MACs the uniform ratio reached, not at the nominal target
+        u = cells[cell_name(method, "uniform", 0)]
+        target = u["macs"] / u["macs_base"]
+    p = prune_stage(net, method, alloc, seed, a, d, target)
     f = finetune_stage(a, d, seed)
     per_layer = len(p["channels"]) * a.ft_layer_epochs
     return {"method": method, "allocation": alloc, "seed": seed, "base_acc": p["original"]["test_acc"],
@@ -141,7 +141,14 @@ def _ms(t: dict) -> dict:
 
 
 def arch_key(c: dict) -> str:
-    return "uniform" if c["allocation"] == "uniform" else f"{c['allocation']}-s{c['seed']}"
+    """One uniform ratio gives every criterion the same architecture; another allocation its own per cell."""
+    return "uniform" if c["allocation"] == "uniform" else cell_name(c["method"], c["allocation"], c["seed"])
+
+
+def work_dir(net: str, a) -> Path:
+    """The cells' run directories, one folder per protocol: runs of other options are never picked up."""
+    return WORK / net / (f"t{a.target_macs:g}-l{a.ft_layer_epochs:g}-e{a.ft_epochs}-lr{a.ft_lr:g}"
+                         + (f"-n{a.train_subset}" if a.train_subset else ""))
 
 
 def cells_wanted(a) -> list[tuple[str, str, int]]:
@@ -183,7 +190,7 @@ def main() -> None:
         if name in data["cells"]:
             print(f"{name}: done ({100 * data['cells'][name]['final_acc']:.2f}%)", flush=True)
             continue
-        data["cells"][name] = run_cell(a.net, method, alloc, seed, a)
+        data["cells"][name] = run_cell(a.net, method, alloc, seed, a, data["cells"])
         save(path, data, a.net)
     archs = {"unpruned", *map(arch_key, data["cells"].values())}
     if a.latency or set(data.get("latency", {})) != archs:
@@ -216,6 +223,12 @@ def _stat(vals: list[float]) -> str:
     return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f} ({', '.join(f'{x:.2f}' for x in v)})"
 
 
+def _macs(cs: list[dict]) -> str:
+    lo, hi = min(c["macs"] for c in cs), max(c["macs"] for c in cs)
+    span = f"{lo / 1e6:.1f}" if lo == hi else f"{lo / 1e6:.1f}-{hi / 1e6:.1f}"
+    return f"{span} ({cs[0]['macs_base'] / hi:.2f}x)"
+
+
 def _lat(data: dict, key: str) -> str:
     lat = data.get("latency", {}).get(key)
     if not lat:
@@ -235,7 +248,7 @@ def table(data: dict, net: str) -> str:
     for (method, alloc), cs in groups.items():
         c0 = cs[0]
         rows.append([method, alloc, ",".join(str(c["seed"]) for c in cs), f"{c0['params'] / 1e6:.3f}",
-                     f"{c0['macs'] / 1e6:.1f} ({c0['macs_base'] / c0['macs']:.2f}x)", f"{100 * c0['base_acc']:.2f}",
+                     _macs(cs), f"{100 * c0['base_acc']:.2f}",
                      _stat([c["pruned_acc_no_bn"] for c in cs]), _stat([c["pruned_acc"] for c in cs]),
                      _stat([c["final_acc"] for c in cs]),
                      f"{100 * (statistics.mean(c['final_acc'] for c in cs) - c0['base_acc']):+.2f}",

@@ -171,3 +171,33 @@ def test_allocation_options_fail_in_one_line_before_any_work(tmp_path):
                        (["--allocation", "sensitivity", "--sensitivity", str(tmp_path / "no.json")], "cannot be read")):
         r = run_cli("prune", "no/such.pt", *args)
         assert r.returncode == 2 and said in r.stderr and "Traceback" not in r.stderr, (args, r.stderr)
+
+
+def test_noisy_negative_drops_neither_help_nor_break_monotonicity():
+    curve = {0.75: -0.2, 0.5: 1.0, 0.25: 0.5}  # measured on few images: a "gain" and a dip
+    assert predicted_drop(curve, 0.75) == 0.0
+    assert predicted_drop(curve, 0.25) == 1.0  # never less than at a higher ratio
+    assert predicted_drop(curve, 0.9) == 0.0
+
+
+def test_linear_costs_count_what_round_to_really_keeps():
+    model = create_model("resnet20", 10, width_mult=0.75).eval()
+    shape = Shape(model, 16, round_to=8)
+    m0, per = shape.linear_costs()
+    rng = random.Random(1)
+    for _ in range(3):
+        counts = {n: shape.rounded(n, rng.randint(1, c)) for n, c in shape.channels.items()}
+        assert shape.macs(counts) == pytest.approx(m0 + sum(per[n] * k for n, k in counts.items()), rel=1e-9)
+
+
+def test_sensitivity_on_a_chain_meets_the_uniform_point_exactly():
+    """A VGG's pruned layers feed each other (MACs are not linear in the counts), and the default target is the
+    uniform ratio's own MACs: the allocation must still find a fit, never above it."""
+    model = create_model("vgg16", 10, width_mult=0.25).eval()
+    shape = Shape(model, 32)
+    target = shape.uniform_macs(0.5)
+    profile = {n: {0.75: 0.5 + i, 0.5: 1.0 + i, 0.25: 4.0} for i, n in enumerate(shape.channels)}
+    counts, _ = sensitivity_counts(profile, shape, target, floor=0.1)
+    assert shape.macs(counts) <= shape.cap(target)
+    assert shape.macs(counts) >= 0.9 * target * shape.base  # not far under the target either
+    assert all(k >= 0.25 * shape.channels[n] for n, k in counts.items())  # never below the lowest measured ratio

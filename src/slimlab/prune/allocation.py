@@ -28,6 +28,7 @@ import copy
 import itertools
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from slimlab.profile import count_macs
 from slimlab.prune.criterion import Criterion, LayerStats
 from slimlab.prune.graph import build_graph, find_prunable, prune_out_channels
 
+if TYPE_CHECKING:
+    from slimlab.prune.pruner import Calibration
+
 ALLOCATIONS = ("uniform", "global", "sensitivity")
 GRID_STEP = 0.05  # sensitivity: candidate keep ratios 1, 0.95, 0.9, ... (and the measured ones)
 
@@ -45,7 +49,7 @@ GRID_STEP = 0.05  # sensitivity: candidate keep ratios 1, 0.95, 0.9, ... (and th
 class Shape:
     """The pruned layers of a model and the MACs of any per-layer kept counts (counted on a pruned copy)."""
 
-    def __init__(self, model: nn.Module, input_size, layers: list[str] | None = None,
+    def __init__(self, model: nn.Module, input_size: int | tuple[int, int], layers: list[str] | None = None,
                  ignored: list[str] | None = None, in_chans: int = 3, round_to: int = 1):
         self.model, self.input_size, self.in_chans, self.round_to = model, input_size, in_chans, round_to
         self.layers, self.ignored = layers, ignored
@@ -70,9 +74,14 @@ class Shape:
         """(M_0, {layer: a_l}): MACs = M_0 + sum_l a_l k_l, each a_l from pruning its layer alone to half."""
         per = {}
         for name, c in self.channels.items():
-            half = max(1, c // 2)
-            per[name] = (self.base - self.macs({name: half})) / max(1, c - half)
+            half = self.rounded(name, max(1, c // 2))  # the count macs() will really keep
+            per[name] = (self.base - self.macs({name: half})) / (c - half) if half < c else 0.0
         return self.base - sum(per[n] * c for n, c in self.channels.items()), per
+
+    def cap(self, target: float) -> int:
+        """The most MACs allowed at ``target`` x the unpruned MACs (an integer: a fraction computed from counted
+        MACs and multiplied back must not fall a hair below the count it came from)."""
+        return math.floor(target * self.base + 1e-6)
 
     def uniform_macs(self, ratio: float) -> float:
         """The MACs fraction left by one keep ratio in every layer (the target ``allocate`` meets by default)."""
@@ -161,41 +170,72 @@ def brute_force(drops: list[list[float]], costs: list[list[int]], budget: int) -
 
 
 def predicted_drop(curve: dict[float, float], ratio: float) -> float:
-    """d(ratio), linear between the measured ratios and d(1) = 0; below the lowest measured ratio it is
-    not defined (the grid never goes there)."""
-    pts = sorted({1.0: 0.0, **{float(r): float(v) for r, v in curve.items()}}.items())
-    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-    return float(np.interp(ratio, xs, ys))
+    """d(ratio), linear between the measured ratios and d(1) = 0, made non-negative and non-decreasing as the
+    ratio falls (a negative drop measured on a few images is noise, not a gain that pruning buys); below the
+    lowest measured ratio it is not defined (the grid never goes there)."""
+    pts = sorted({1.0: 0.0, **{float(r): float(v) for r, v in curve.items()}}.items(), reverse=True)
+    ys, running = [], 0.0
+    for _, v in pts:
+        running = max(running, v)
+        ys.append(running)
+    return float(np.interp(ratio, [p[0] for p in pts][::-1], ys[::-1]))
+
+
+def _options(name: str, curve: dict[float, float], shape: Shape, floor: float) -> list[tuple[int, float]]:
+    """(kept count, predicted drop) candidates of one layer: from all its channels down to the lowest measured
+    ratio, never below the floor, on a grid of GRID_STEP and the measured ratios, rounded as ``shape`` keeps."""
+    c = shape.channels[name]
+    lowest = max(floor, min(curve))
+    ratios = {*(r for r in curve if r >= lowest), *np.arange(1.0, lowest - 1e-9, -GRID_STEP).tolist()}
+    least = max(shape.floor_count(name, floor), math.ceil(min(curve) * c - 1e-9))
+    counts = sorted({shape.rounded(name, max(least, math.ceil(r * c - 1e-9))) for r in ratios}, reverse=True)
+    return [(k, predicted_drop(curve, k / c)) for k in counts]
 
 
 def sensitivity_counts(profile: dict[str, dict[float, float]], shape: Shape, target: float, floor: float,
                        resolution: int = 4000) -> tuple[dict[str, int], float]:
-    """Per-layer kept counts with the least predicted drop at <= ``target`` x the MACs, and that drop."""
+    """Per-layer kept counts with the least predicted drop at <= ``target`` x the MACs, and that drop.
+
+    The knapsack runs on the linear MACs model with costs rounded up to 1/``resolution`` of the budget (so at
+    most one unit per layer is given away). Where the counted MACs differ from the model (layers that feed
+    each other), the budget is bisected: the largest that the counted MACs fit."""
     missing = sorted(set(shape.channels) - set(profile))
     if missing:
         raise SlimlabError(f"the sensitivity profile has no entry for {', '.join(missing[:5])}: measure it on "
                            "this model (leave --sensitivity empty)")
     m0, per = shape.linear_costs()
-    options = {}
-    for name, c in shape.channels.items():
-        lowest = max(floor, min(float(r) for r in profile[name]))
-        ratios = sorted({*(float(r) for r in profile[name] if float(r) >= lowest),
-                         *np.arange(1.0, lowest - 1e-9, -GRID_STEP).tolist()}, reverse=True)
-        counts = sorted({shape.rounded(name, max(1, round(r * c))) for r in ratios}, reverse=True)
-        options[name] = [(k, predicted_drop(profile[name], k / c)) for k in counts]
-    limit = target * shape.base
-    for _ in range(8):  # tighten while the true MACs exceed the target (layers that feed each other)
-        unit = max(limit - m0, 1.0) / resolution
+    options = {n: _options(n, profile[n], shape, floor) for n in shape.channels}
+    cap = shape.cap(target)
+    unit = max(cap - m0, 1.0) / resolution
+
+    def solve(limit: float) -> tuple[dict[str, int], float]:
         names = list(options)
         pick = choose([[d for _, d in options[n]] for n in names],
                       [[math.ceil(per[n] * k / unit - 1e-9) for k, _ in options[n]] for n in names],
-                      int((limit - m0) // unit) if limit > m0 else -1)
-        counts = {n: options[n][j][0] for n, j in zip(names, pick)}
-        true = shape.macs(counts)
-        if true <= target * shape.base:
-            return counts, sum(options[n][j][1] for n, j in zip(names, pick))
-        limit -= true - target * shape.base
-    raise SlimlabError("--allocation sensitivity: could not meet the MACs target with the measured profile")
+                      int((limit - m0) // unit) if limit >= m0 else -1)
+        return ({n: options[n][j][0] for n, j in zip(names, pick)},
+                sum(options[n][j][1] for n, j in zip(names, pick)))
+
+    best, lo, hi, limit = None, m0, float(cap), float(cap)
+    for _ in range(16):
+        try:
+            counts, drop = solve(limit)
+        except SlimlabError:  # nothing fits this budget, nor any lower one
+            lo = limit
+        else:
+            if shape.macs(counts) <= cap:
+                best, lo = (counts, drop), limit
+                if limit == cap:
+                    break  # the linear model held: the exact optimum
+            else:
+                hi = limit
+        if hi - lo < unit:
+            break
+        limit = (lo + hi) / 2
+    if best is None:
+        raise SlimlabError("--allocation sensitivity: the MACs target cannot be met at the lowest measured ratios "
+                           "(measure lower ratios, or lower --allocation-floor)")
+    return best
 
 
 @torch.no_grad()
@@ -209,9 +249,9 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     return hits / max(1, len(images))
 
 
-def measure_sensitivity(model: nn.Module, crit: Criterion, calib, images: torch.Tensor, labels: torch.Tensor,
-                        shape: Shape, ratios: tuple[float, ...] = (0.75, 0.5, 0.25), seed: int = 0,
-                        progress: Callable[[str], None] | None = None) -> dict:
+def measure_sensitivity(model: nn.Module, crit: Criterion, calib: Calibration, images: torch.Tensor,
+                        labels: torch.Tensor, shape: Shape, ratios: tuple[float, ...] = (0.75, 0.5, 0.25),
+                        seed: int = 0, progress: Callable[[str], None] | None = None) -> dict:
     """Accuracy drop (points) on ``images`` when each layer alone keeps each ratio, selected by ``crit``
     (one-shot, no fine-tuning, no BatchNorm re-estimation): {"layers": {name: {ratio: drop}}, ...}."""
     from slimlab.prune.pruner import keep_count, prune_model
@@ -224,8 +264,8 @@ def measure_sensitivity(model: nn.Module, crit: Criterion, calib, images: torch.
             m = copy.deepcopy(model)
             prune_model(m, crit, r, calib, input_size=shape.input_size, in_chans=shape.in_chans, layers=[name],
                         mode="oneshot", seed=seed)
-            layers[name][float(r)] = round(100 * (base - accuracy(m, images, labels)), 4)
-            assert m.get_submodule(name).out_channels == keep_count(c, r)
+            # keyed by the fraction really kept (int(r C) / C), so interpolation sees the true ratios
+            layers[name][keep_count(c, r) / c] = round(100 * (base - accuracy(m, images, labels)), 4)
         if progress:
             progress(f"sensitivity {name}: " + ", ".join(f"keep {r:g}: {-d:+.2f}" for r, d in layers[name].items()))
     return {"metric": "accuracy drop in points, one layer pruned alone, no fine-tuning", "images": len(images),
@@ -248,7 +288,8 @@ def read_profile(data: dict, source: str) -> dict[str, dict[float, float]]:
     return out
 
 
-def layer_scores(model: nn.Module, crit: Criterion, calib, shape: Shape, seed: int = 0) -> dict[str, torch.Tensor]:
+def layer_scores(model: nn.Module, crit: Criterion, calib: Calibration, shape: Shape,
+                 seed: int = 0) -> dict[str, torch.Tensor]:
     """The criterion's importance of every channel of every pruned layer, from the unpruned model."""
     dg = build_graph(model, shape.input_size, shape.in_chans)
     plan = find_prunable(model, dg, shape.layers, shape.ignored)
@@ -257,7 +298,7 @@ def layer_scores(model: nn.Module, crit: Criterion, calib, shape: Shape, seed: i
     return {p.name: crit.scores(p, st, g) for p, st in zip(plan, stats)}
 
 
-def allocate(mode: str, model: nn.Module, crit: Criterion, calib, shape: Shape, target: float, *,
+def allocate(mode: str, model: nn.Module, crit: Criterion, calib: Calibration, shape: Shape, target: float, *,
              floor: float = 0.1, profile: dict | None = None, seed: int = 0) -> tuple[dict[str, int], dict]:
     """Per-layer kept counts at <= ``target`` x the MACs (``global`` or ``sensitivity``), and what was decided."""
     if not 0 < floor <= 1:
@@ -265,7 +306,8 @@ def allocate(mode: str, model: nn.Module, crit: Criterion, calib, shape: Shape, 
     floors = {n: shape.floor_count(n, floor) for n in shape.channels}
     if mode == "global":
         scores = layer_scores(model, crit, calib, shape, seed)
-        counts = global_counts(scores, floors, lambda k: shape.macs(k) <= target * shape.base)
+        cap = shape.cap(target)
+        counts = global_counts(scores, floors, lambda k: shape.macs(k) <= cap)
         info: dict = {}
     elif mode == "sensitivity":
         if profile is None:

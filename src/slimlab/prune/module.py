@@ -144,8 +144,10 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
                               {"allocation": extra} if extra else {})
 
 
-def _allocate(model, method, mode, calib, labels, ratio, target_macs, size, chans, layers, ignored, round_to, floor,
-              sensitivity, seed, options) -> tuple[dict[str, int], dict]:
+def _allocate(model: nn.Module, method: str, mode: str, calib: Calibration, labels: torch.Tensor | None,
+              ratio: float, target_macs: float | None, size: tuple[int, int], chans: int, layers: list[str] | None,
+              ignored: list, round_to: int, floor: float, sensitivity: dict | str | None, seed: int,
+              options: dict) -> tuple[dict[str, int], dict]:
     """Per-layer kept counts for ``allocation`` global / sensitivity, and what was decided."""
     from slimlab.config import read_json_object
     from slimlab.prune.allocation import Shape, allocate, measure_sensitivity, read_profile

@@ -201,9 +201,21 @@ def allocation(job: Job, crit: Criterion, calib: Calibration) -> tuple[dict[str,
         return None, keep_ratio(job), None
     shape = Shape(job.model, job.p.ds.image_size, cfg.layers or None, cfg.ignore_layers, round_to=cfg.round_to)
     target = cfg.target_macs if cfg.target_macs is not None else shape.uniform_macs(cfg.resolved_keep_ratio())
-    profile = sensitivity_profile(job, crit, calib, shape) if cfg.allocation == "sensitivity" else None
-    counts, info = allocate(cfg.allocation, job.model, crit, calib, shape, target, floor=cfg.allocation_floor,
-                            profile=profile, seed=cfg.seed)
+    box: list = [None, None, ""]
+    if job.ctx.main:  # decided once, on rank 0: every rank must build the same architecture
+        try:
+            profile = sensitivity_profile(job, crit, calib, shape) if cfg.allocation == "sensitivity" else None
+            box[:2] = allocate(cfg.allocation, job.model, crit, calib, shape, target, floor=cfg.allocation_floor,
+                               profile=profile, seed=cfg.seed)
+        except SlimlabError as e:
+            box[2] = str(e)  # the other ranks stop with the same line instead of waiting for ever
+    if job.ctx.enabled:
+        import torch.distributed as dist
+
+        dist.broadcast_object_list(box, src=0)
+    counts, info, error = box
+    if error:
+        raise SlimlabError(error)
     return counts, sum(counts.values()) / sum(shape.channels.values()), info
 
 
