@@ -27,11 +27,34 @@ def test_every_method_shares_one_optimiser(bench, clip):
     common = {"data": "fake", "model": "resnet20", "train_subset": 100, "epochs": 3, "track_test": True,
               "val_fraction": 0.05, "augment": True}
     for noise in bench.NOISES:
-        rows = {m: bench.row_config(m, noise, common, 0.05, clip, 0) for m in bench.METHODS}
+        rows = {m: bench.row_config(m, noise, common, 0.05, clip, 0, Path("out")) for m in bench.METHODS}
         shared = {k: rows["ce"][k] for k in OPTIMISER}
         assert shared["clip_grad_norm"] == clip and shared["clean_val"] is True
         for m, kw in rows.items():
             assert {k: kw[k] for k in OPTIMISER} == shared, m
-        own = {m: bench.row_config(m, noise, common, 0.05, clip, 0) for m in bench.EXTRA}
+        own = {m: bench.row_config(m, noise, common, 0.05, clip, 0, Path("out")) for m in bench.EXTRA}
         assert {k: own["pencil_official"][k] for k in OPTIMISER} == {k: own["ce_pencil_recipe"][k] for k in OPTIMISER}
         assert own["pencil_official"]["loss"] == "pencil" and own["ce_pencil_recipe"]["loss"] == "ce"
+
+
+def test_forward_estimates_t_from_the_ce_row_of_its_noise_and_seed(bench):
+    common = {"data": "fake", "model": "resnet20", "epochs": 3}
+    kw = bench.row_config("forward", "asymmetric:0.4", common, 0.05, 0.0, 1, Path("out"))
+    assert kw["loss_kwargs"] == {"estimate_from": str(Path("out") / "asymmetric0.4-ce-s1" / "best.pt")}
+
+
+def test_verdicts_follow_the_goals(bench):
+    def entry(last, train=0.95, prec=None, rec=None):
+        return {"last_test_acc": last, "final_train_acc_noisy_labels": train, "flag_precision": prec,
+                "flag_recall": rec}
+
+    groups = {("symmetric:0.4", "ce"): [entry(0.60), entry(0.62)],
+              ("symmetric:0.4", "sce"): [entry(0.67), entry(0.67)],
+              ("symmetric:0.4", "pencil"): [entry(0.64, prec=0.95, rec=0.40), entry(0.64, prec=0.93, rec=0.44)]}
+    text = bench.verdicts(groups)
+    assert "CE memorises the noise (training accuracy on the noisy labels above 90% by the end): holds (95.00%)" in text
+    assert "holds (sce 67.00% against CE 61.00%, +6.00)" in text
+    assert "pencil's corrected labels at precision >= 90% and recall >= 50%: does not hold (precision 94.0%, " \
+           "recall 42.0%)" in text
+    groups[("symmetric:0.4", "sce")] = [entry(0.63), entry(0.63)]
+    assert "does not hold (pencil 64.00% against CE 61.00%, +3.00, 2.00 short)" in bench.verdicts(groups)
