@@ -34,6 +34,13 @@ def machine() -> dict:
             "date": time.strftime("%Y-%m-%d %H:%M"), **cpu_model()}
 
 
+def machine_line(m: dict | None = None) -> str:
+    """'CPU: <model>, N threads, training under bf16 autocast|fp32' for a table (``m``: a recorded machine())."""
+    m = m or machine()
+    return (f"CPU: {m.get('cpu_model') or m.get('cpu', '?')}, {m.get('threads', '?')} threads, training under "
+            f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32.")
+
+
 def cpu_model() -> dict:
     """The CPU's model name and whether it has bf16 instructions (AVX512-BF16 or AMX): training then runs under
     bf16 autocast, about 2x faster than fp32."""

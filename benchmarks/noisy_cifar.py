@@ -30,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, bench_dir, cifar_spec, machine, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cifar_spec, machine_line, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 from slimlab.tasks.labels import label_issues_for_run  # noqa: E402
 
@@ -147,7 +147,6 @@ def run_rows(a, common: dict) -> tuple[dict, dict]:
 
 
 def make_table(a, groups: dict) -> str:
-    m = machine()
     rows = []
     for (noise, method), runs in groups.items():
         scored = method.startswith("pencil") and all(r.get("flag_precision") is not None for r in runs)
@@ -167,8 +166,7 @@ def make_table(a, groups: dict) -> str:
             "PENCIL's own recipe only in the rows marked so, with CE beside it. Mean ± half-range over "
             f"{a.seeds} seeds. The test set (the clean 10,000 images) never chooses: the last epoch, and the epoch "
             "of the best clean-validation accuracy (5% of the subset). Forward: T estimated from the CE row's "
-            f"model (Patrini et al.). CPU: {m.get('cpu_model', m['cpu'])}, {m['threads']} threads, training under "
-            f"{'bf16 autocast' if m.get('bf16') else 'fp32'}.\n\n"
+            f"model (Patrini et al.). {machine_line()}\n\n"
             + md_table(["noise", "symmetric draws", "loss", "optimiser", "last-epoch test acc (%)",
                         "test acc at best clean val (%)", "final train acc on noisy labels (%)",
                         "published (%)", "PENCIL's corrected labels vs the injected flips", "time (s)"], rows)

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, cifar_spec, machine, md_table  # noqa: E402
+from _util import RESULTS, cifar_spec, machine, machine_line, md_table  # noqa: E402
 
 WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "prune_whole"
 NETS = {"resnet20": "zoo:resnet20-cifar10", "resnet56": "zoo:resnet56-cifar10"}
@@ -258,9 +258,7 @@ def table(data: dict, net: str) -> str:
             f"layer, BatchNorm re-estimated on 1,000 training images, then {p['ft_epochs']} epochs of fine-tuning "
             f"(cosine from lr {p['ft_lr']}): {any_c['ft_epochs_equiv'] if any_c else '-'} epochs of images per row, "
             "equal for every row. Test set: all 10,000 images, last epoch (nothing chosen on it). "
-            f"CPU: {m.get('cpu_model', m.get('cpu', '?'))}, {m.get('threads', '?')} threads; training under "
-            f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32. "
-            "Latency: ms, median [p10-p90], 1 thread, models interleaved.\n\n")
+            f"{machine_line(m)} Latency: ms, median [p10-p90], 1 thread, models interleaved.\n\n")
     t = md_table(["method", "allocation", "seeds", "params (M)", "MACs (M)", "before (%)",
                   "after pruning, no BN re-est. (%)", "after pruning (%)", "after fine-tuning (%)", "change",
                   "latency eager b1 / b64 / ORT b1 / b64"], rows)

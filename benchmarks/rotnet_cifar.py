@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import bench_dir, cifar_spec, md_table, write  # noqa: E402
+from _util import bench_dir, cifar_spec, machine_line, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 
 STEP = {"schedule": "step", "milestones": [0.3, 0.6, 0.8], "gamma": 0.2, "weight_decay": 5e-4}
@@ -104,8 +104,8 @@ def table(a, rot: dict, probes: dict, few: dict) -> str:
              f"equal steps (slimlab's alternative, not the official): both {a.few_epochs} epochs at 35/70/85%")
     return (f"NIN-4 at width x{a.width} (the paper: x1.0); RotNet pretext on {a.subset or 50000} CIFAR-10 images for "
             f"{a.epochs} epochs (lr 0.1, x0.2 at 30/60/80%). Pretext (rotation) test accuracy "
-            f"{100 * rot['test_acc']:.2f}% (chance 25%). CPU budget.\n\nProbes on each block's frozen features "
-            f"({a.probe_epochs} epochs, all labels), test accuracy (%):\n\n"
+            f"{100 * rot['test_acc']:.2f}% (chance 25%). CPU budget; {machine_line()}\n\n"
+            f"Probes on each block's frozen features ({a.probe_epochs} epochs, all labels), test accuracy (%):\n\n"
             + md_table(["features", *probes], rows)
             + f"\n\nFew labels: K images per class ({a.labels_rule} K per class); conv classifier on RotNet's frozen "
             f"block 2 vs NIN-3 from scratch; epochs of {a.epoch_size} samples (official 50,000); {sched}:\n\n"

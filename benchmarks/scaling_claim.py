@@ -32,7 +32,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, bench_dir, cached_train, cifar_spec, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cached_train, cifar_spec, machine_line, md_table, write  # noqa: E402
 from slimlab.models import create_model  # noqa: E402
 from slimlab.profile import count_macs, measure_latency  # noqa: E402
 from slimlab.scaling.search import PAPER_POINT, scale  # noqa: E402
@@ -162,7 +162,8 @@ def main() -> None:
                             f"{100 * worst:.1f}% of the depth arm; seed spread up to {100 * spread:.2f} points.")
     table = (f"EfficientNet-B0 base (width {a.base_width}, depth {a.base_depth}, CIFAR stem, 32x32, "
              f"{m0 / 1e6:.1f}M MACs) scaled four ways; each trained {a.epochs} epochs on "
-             f"{a.train_subset or 50000} CIFAR-10 images, SGD lr {a.lr} cosine; latency: CPU, batch 1, median.\n\n"
+             f"{a.train_subset or 50000} CIFAR-10 images, SGD lr {a.lr} cosine; latency: CPU, batch 1, median. "
+             f"{machine_line()}\n\n"
              + md_table(["scaling", "target", "MACs (M)", "x base", "vs depth arm (%)", "resolution", "depth mult",
                          "width mult", "latency (ms)", "test acc (%), per seed"], rows)
              + "\n\nClaim: at equal MACs, compound scaling beats depth, width or resolution alone.\n"
