@@ -291,3 +291,20 @@ def test_ddp_refusal_stops_every_rank(tmp_path):
     assert p.returncode != 0
     assert p.stderr.count("slimlab: error: --out") == 2 and "not a slimlab run" in p.stderr, p.stderr[-2000:]
     assert (r / "notes.txt").read_text() == "mine"
+
+
+def test_a_refused_run_leaves_no_directory_behind(tmp_path):
+    """A command that fails before writing anything removes the directory (and the parents) it created for its
+    run; a directory that was there before, or that the run wrote into, stays."""
+    from conftest import run_cli
+
+    r = run_cli("train", "--data", "imagefolder:/no/such/folder", cwd=tmp_path)
+    assert r.returncode == 2 and "not found" in r.stderr
+    assert list(tmp_path.iterdir()) == []  # neither runs/<name> nor runs/
+    (tmp_path / "mine").mkdir()
+    r = run_cli("train", "--data", "imagefolder:/no/such/folder", "--out", str(tmp_path / "mine"))
+    assert r.returncode == 2 and (tmp_path / "mine").is_dir()  # the user's own folder is kept
+    d = claim(tmp_path / "a" / "b")
+    (d.path / "config.yaml").write_text("x: 1\n")
+    d.release()
+    assert (tmp_path / "a" / "b" / "config.yaml").is_file()

@@ -70,13 +70,27 @@ def next_free(path: str | Path) -> Path:
 class RunDir:
     """A claimed run directory: ``path``, the ``run_id``, and the lock (held until :meth:`release`)."""
 
-    def __init__(self, path: Path, run_id: str, fd: int | None):
-        self.path, self.run_id, self._fd = path, run_id, fd
+    def __init__(self, path: Path, run_id: str, fd: int | None, created: tuple[Path, ...] = ()):
+        self.path, self.run_id, self._fd, self.created = path, run_id, fd, created  # created: the folders made
 
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        """A directory this run created and left with nothing but its lock (it failed before writing anything)
+        goes too: a refused command leaves no trace in the user's runs/."""
+        if not self.created:
+            return
+        try:
+            if [e.name for e in self.path.iterdir()] == [LOCK]:
+                (self.path / LOCK).unlink()
+                for d in self.created:  # the run directory, then the parents made for it (runs/), while empty
+                    d.rmdir()
+        except OSError:
+            pass  # another process took it meanwhile, or a parent holds something else
 
     def __enter__(self) -> RunDir:
         return self
@@ -106,8 +120,9 @@ def lock(path: str | Path) -> RunDir:
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise SlimlabError(f"--out {path} is a file, not a directory")
+    created = tuple(p for p in (path, *path.parents) if not p.exists())
     path.mkdir(parents=True, exist_ok=True)
-    return RunDir(path, "", _lock(path))
+    return RunDir(path, "", _lock(path), created)
 
 
 def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = None) -> RunDir:
@@ -115,12 +130,12 @@ def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = 
 
     A new run (``resume_id`` None) needs an empty directory, or ``overwrite`` and a directory that holds
     only a slimlab run's files (those are deleted). A resumed run keeps the files and its id."""
-    fd = lock(path)._fd
-    path = Path(path)
+    held = lock(path)
+    fd, path = held._fd, Path(path)
     try:
         if resume_id is None:
             _make_room(path, overwrite)
-        return RunDir(path, resume_id or new_run_id(), fd)
+        return RunDir(path, resume_id or new_run_id(), fd, held.created)
     except BaseException:
         os.close(fd)
         raise
