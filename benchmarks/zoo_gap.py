@@ -214,13 +214,13 @@ def verdict(cells: dict, epochs: int) -> str | None:
     rest = (f"what separates the zoo's ResNet-20 from He et al.'s {PUBLISHED_R20}% is the schedule (40 epochs "
             "against 164) and the data copy (JPEG re-encoded against the original PNGs), not separated here")
     if gap < -0.5:
-        return (f"slimlab - minimal = {gap:+.2f} points: **the engine loses to a plain fp32 loop**, a cause to find "
-                "(augmentation, bf16, BatchNorm, schedule).")
+        return (f"slimlab - minimal = {gap:+.2f} points. The engine is not the limit: **does not hold**, it loses to "
+                "a plain fp32 loop, a cause to find (augmentation, bf16, BatchNorm, schedule).")
     how = "within 0.5 points of" if gap <= 0.5 else f"{gap:.2f} points above"
-    return (f"slimlab - minimal = {gap:+.2f} points: slimlab's engine (bf16 autocast, channels-last, batched "
+    return (f"slimlab - minimal = {gap:+.2f} points. The engine is not the limit: **holds**. slimlab's engine "
+            "(bf16 autocast, channels-last, batched "
             f"augmentation) is {how} an independent fp32 loop on the same images and schedule "
-            f"({100 * b['test_acc']:.2f}% against {100 * a['test_acc']:.2f}% after {epochs} epochs), so **the engine "
-            f"is not the limit**; {rest}.")
+            f"({100 * b['test_acc']:.2f}% against {100 * a['test_acc']:.2f}% after {epochs} epochs); {rest}.")
 
 
 def report(done: dict, epochs: int) -> None:
