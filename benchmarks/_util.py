@@ -42,15 +42,16 @@ def machine_line(m: dict | None = None) -> str:
 
 
 def cpu_model() -> dict:
-    """The CPU's model name and whether it has bf16 instructions (AVX512-BF16 or AMX): training then runs under
-    bf16 autocast, about 2x faster than fp32."""
+    """The CPU's model name, and whether training runs under bf16 autocast here (the engine's own test:
+    AVX512-BF16 or AMX; about 2x faster than fp32)."""
+    from slimlab.engine.fit import cpu_has_fast_bf16
+
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return {}
+        text = ""
     name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
-    return {"cpu_model": name, "bf16": "avx512_bf16" in flags or "amx_bf16" in flags}
+    return {"cpu_model": name or platform.processor(), "bf16": cpu_has_fast_bf16()}
 
 
 def write(name: str, data: dict, table: str) -> None:

@@ -28,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, cifar_spec, machine, machine_line, md_table  # noqa: E402
+from _util import RESULTS, cached_train, cifar_spec, machine, machine_line, md_table  # noqa: E402
 
 WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "prune_whole"
 NETS = {"resnet20": "zoo:resnet20-cifar10", "resnet56": "zoo:resnet56-cifar10"}
@@ -63,24 +63,17 @@ def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path, target
 
 
 def finetune_stage(a, d: Path, seed: int) -> dict:
-    """``--ft-epochs`` of fine-tuning from the pruned model, with the recipe the pruning run recorded."""
-    import dataclasses
-
-    from slimlab import api
-    from slimlab.config import TrainConfig, from_dict
+    """``--ft-epochs`` of fine-tuning from the pruned model, with the recipe the pruning run recorded (a finished
+    run is read back, one cut short resumes: ``cached_train``)."""
+    from slimlab.config import TrainConfig, from_dict, to_dict
     from slimlab.engine import load_checkpoint
 
-    out = d / "ft"
-    if (out / "summary.json").is_file():
-        return json.loads((out / "summary.json").read_text())
-    if (out / "last.pt").is_file():
-        return api.resume(out)
-    ck = load_checkpoint(d / "prune" / "best.pt")
-    start = from_dict(TrainConfig, ck["config"], "pruned checkpoint")
-    cfg = dataclasses.replace(start, init=str(d / "prune" / "best.pt"), epochs=a.ft_epochs, lr=a.ft_lr, seed=seed,
-                              progress="log", out=str(out), overwrite=True,
-                              train_subset=a.train_subset or start.train_subset)
-    return api.train(cfg)
+    init = d / "prune" / "best.pt"
+    start = to_dict(from_dict(TrainConfig, load_checkpoint(init)["config"], "pruned checkpoint"))
+    kw = {k: v for k, v in start.items() if k not in ("out", "progress")}
+    kw.update(init=str(init), epochs=a.ft_epochs, lr=a.ft_lr, seed=seed, overwrite=True,
+              train_subset=a.train_subset or start["train_subset"])
+    return cached_train(d / "ft", **kw)
 
 
 def run_cell(net: str, method: str, alloc: str, seed: int, a, cells: dict) -> dict:
