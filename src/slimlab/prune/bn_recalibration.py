@@ -8,6 +8,9 @@ network. Re-estimating them on calibration images, with no gradient step, is the
     mu  = mean_b  E[x_b]        sigma^2 = mean_b Var[x_b]       (PyTorch's cumulative average, momentum=None)
 
 so the result is the exact average of the batch statistics, in whatever order the batches come.
+Feed images drawn as in training, with the training augmentation: the layers after each BatchNorm
+learnt on those statistics, and un-augmented images shift them (the zoo's ResNet-20, unpruned: 87.36% as
+trained, 84.18% after re-estimation on 1,000 un-augmented training images, 87.46% on augmented ones).
 Affine weights and all other parameters are left as they are.
 """
 

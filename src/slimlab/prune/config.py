@@ -37,7 +37,7 @@ class PruneConfig:
     layers: list = field(default_factory=list)  # layer names to prune (default: ThiNet's choice)
     ignore_layers: list = field(default_factory=list)  # modules whose convs keep their channels (e.g. layer3.2)
     bn_recalibrate: bool = True  # re-estimate BatchNorm statistics on --bn-images training images after pruning
-    bn_images: int = 1000  # training images (no augmentation) for the BatchNorm re-estimation
+    bn_images: int = 1000  # training images (augmented as in training) for the BatchNorm re-estimation
     mode: str = "layerwise"  # layerwise | oneshot
     thinet_variant: str = "iccv"  # iccv (greedy removal) | tpami (forward selection)
     apoz_at: str = "relu"  # APoZ measured at layer i's ReLU output (Hu et al.) | first_input (after pooling)

@@ -110,7 +110,9 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     ``allocation``: ``uniform`` (one ratio), ``global`` or ``sensitivity`` (per-layer counts at the same MACs:
     ``target_macs``, or those of the uniform ratio; :mod:`slimlab.prune.allocation`). ``sensitivity`` reads a
     profile (a dict or a JSON file) or measures one on the calibration batches, which must then carry labels
-    (measured on the images the model trained on, it understates each layer's drop: pass a held-out loader)."""
+    (measured on the images the model trained on, it understates each layer's drop: pass a held-out loader).
+    With ``recalibrate``, BatchNorm statistics are re-estimated on the calibration images: pass them augmented
+    as in training (un-augmented ones cost the unpruned zoo ResNet-20 3.2 points)."""
     t0 = time.time()
     if round_to < 1:
         raise SlimlabError(f"round_to must be >= 1, got {round_to}")

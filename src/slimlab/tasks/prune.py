@@ -238,13 +238,22 @@ def sensitivity_profile(job: Job, crit: Criterion, calib: Calibration, shape: Sh
 
 
 def bn_images(job: Job) -> torch.Tensor | None:
-    """``bn_images`` training images (stratified, normalised, no augmentation) for the BatchNorm re-estimation."""
-    cfg, p = job.cfg, job.p
+    """``bn_images`` training images for the BatchNorm re-estimation (``calibration_images``), augmented as the
+    checkpoint was trained; None when re-estimation is off."""
+    cfg = job.cfg
     if not cfg.bn_recalibrate or cfg.bn_images <= 0:
         return None
-    n = min(cfg.bn_images, len(p.train_idx))
-    sub = D.stratified_subset(p.targets[p.train_idx], total=n, seed=cfg.seed)
-    loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std)
+    return calibration_images(job.p, cfg.bn_images, cfg.seed, job.tcfg.augment)
+
+
+def calibration_images(p: Prepared, n: int, seed: int, augment: bool) -> torch.Tensor:
+    """``n`` stratified training images, normalised, with the data set's training augmentation when ``augment``.
+    BatchNorm statistics must come from images drawn as in training: statistics of un-augmented images do not
+    match what the layers after each BatchNorm learnt (the zoo's ResNet-20, unpruned: 87.36% as trained, 84.18%
+    re-estimated on 1,000 un-augmented images, 87.46% on 1,000 augmented ones)."""
+    sub = D.stratified_subset(p.targets[p.train_idx], total=min(n, len(p.train_idx)), seed=seed)
+    loader = D.BatchLoader(p.ds.train, p.train_idx[sub], 10**9, mean=p.ds.mean, std=p.ds.std,
+                           augment=augment, pad=p.ds.pad, flip=p.ds.flip, seed=seed)
     return next(iter(loader))["image"]
 
 
