@@ -3,8 +3,8 @@ ResNet-56 on CIFAR-10 (issue 20, items 3 and 6).
 
 A cell is (network, criterion, allocation, seed). It prunes the zoo model to at most ``--target-macs`` of its
 MACs with ``slimlab prune`` (layer by layer, ``--ft-layer-epochs`` of fine-tuning at lr 0.001 after each pruned
-layer, as ThiNet does, then BatchNorm re-estimated on 1,000 training images), and fine-tunes the result with
-``slimlab train --init`` for ``--ft-epochs`` (SGD, cosine from ``--ft-lr``, the zoo recipe's augmentation).
+layer, as ThiNet does, then BatchNorm re-estimated on 1,000 augmented training images), and fine-tunes the
+result with ``slimlab train --init`` for ``--ft-epochs`` (SGD, cosine from ``--ft-lr``, the zoo recipe's augmentation).
 Every row of a network sees the same number of fine-tuning images: per-layer plus final. The seed changes
 the calibration images, ThiNet's samples, random's draws and the fine-tuning order. Nothing is chosen on the
 test set: rows report the last epoch.
@@ -62,6 +62,32 @@ def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path, target
                                  latency=False, progress="log", out=str(d / "prune"), overwrite=True))
 
 
+def bn_augmented(cell: dict) -> dict:
+    """A cell pruned before BatchNorm re-estimation drew augmented images (slimlab before 2026-12-03 used
+    un-augmented ones, which lowers accuracy: see ``slimlab.tasks.prune.calibration_images``) gets the column
+    re-measured as today's code computes it: the saved pruned model, its statistics re-estimated on the same
+    1,000 images, augmented as in training. Only that column changes: fine-tuning trains on batch statistics,
+    so its result does not depend on the running statistics it starts from."""
+    if cell.get("bn_augmented") is not None or cell.get("pruned_acc_no_bn") is None:
+        return cell
+    import dataclasses
+
+    from slimlab.config import TrainConfig, from_dict
+    from slimlab.engine import evaluate, load_checkpoint
+    from slimlab.engine.distributed import Dist
+    from slimlab.models.io import model_from_checkpoint
+    from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
+    from slimlab.tasks.common import make_loaders, prepare_data
+    from slimlab.tasks.prune import calibration_images
+
+    ck = load_checkpoint(Path(cell["dir"]) / "prune" / "best.pt")
+    cfg = dataclasses.replace(from_dict(TrainConfig, ck["config"], "pruned checkpoint"), data=cifar_spec())
+    p, model = prepare_data(cfg), model_from_checkpoint(ck)
+    recalibrate_bn(model, batches_of(calibration_images(p, 1000, cell["seed"], cfg.augment)))
+    acc = evaluate(model, make_loaders(cfg, p, Dist()).test)["acc"]
+    return dict(cell, pruned_acc_bn_unaugmented=cell["pruned_acc"], pruned_acc=acc, bn_augmented=cfg.augment)
+
+
 def finetune_stage(a, d: Path, seed: int) -> dict:
     """``--ft-epochs`` of fine-tuning from the pruned model, with the recipe the pruning run recorded (a finished
     run is read back, one cut short resumes: ``cached_train``)."""
@@ -88,7 +114,8 @@ def run_cell(net: str, method: str, alloc: str, seed: int, a, cells: dict) -> di
     return {"method": method, "allocation": alloc, "seed": seed, "base_acc": p["original"]["test_acc"],
             "params": p["params"], "macs": p["macs"], "macs_base": p["original"]["macs"],
             "params_base": p["original"]["params"], "pruned_acc_no_bn": p["pruned"].get("test_acc_before_bn"),
-            "pruned_acc": p["pruned"]["test_acc"], "final_acc": f["test_acc"], "channels": p["channels"],
+            "pruned_acc": p["pruned"]["test_acc"], "bn_augmented": p["pruned"].get("bn_augmented"),
+            "final_acc": f["test_acc"], "channels": p["channels"],
             "predicted_drop": p.get("allocation", {}).get("predicted_drop"),
             "ft_epochs_equiv": per_layer + a.ft_epochs, "prune_s": p["prune_s"], "ft_wall_s": f.get("wall_s"),
             "dir": str(d)}
@@ -183,8 +210,10 @@ def main() -> None:
         if name in data["cells"]:
             print(f"{name}: done ({100 * data['cells'][name]['final_acc']:.2f}%)", flush=True)
             continue
-        data["cells"][name] = run_cell(a.net, method, alloc, seed, a, data["cells"])
+        data["cells"][name] = bn_augmented(run_cell(a.net, method, alloc, seed, a, data["cells"]))
         save(path, data, a.net)
+    for name, cell in data["cells"].items():
+        data["cells"][name] = bn_augmented(cell)
     archs = {"unpruned", *map(arch_key, data["cells"].values())}
     if a.latency or set(data.get("latency", {})) != archs:
         data["latency"] = latency(data["cells"], a.net)
@@ -248,7 +277,8 @@ def table(data: dict, net: str) -> str:
                      _lat(data, arch_key(c0))])
     head = (f"# Whole-network pruning: the zoo's {net} on CIFAR-10 at <= {p['target_macs']} of its MACs\n\n"
             f"Every row: layer by layer, {p['ft_layer_epochs']:g} epoch of fine-tuning (lr 0.001) after each pruned "
-            f"layer, BatchNorm re-estimated on 1,000 training images, then {p['ft_epochs']} epochs of fine-tuning "
+            f"layer, BatchNorm re-estimated on 1,000 training images augmented as in training, then {p['ft_epochs']} "
+            "epochs of fine-tuning "
             f"(cosine from lr {p['ft_lr']}): {any_c['ft_epochs_equiv'] if any_c else '-'} epochs of images per row, "
             "equal for every row. Test set: all 10,000 images, last epoch (nothing chosen on it). "
             f"{machine_line(m)} Latency: ms, median [p10-p90], 1 thread, models interleaved.\n\n")

@@ -265,6 +265,7 @@ def recalibrate(job: Job, pruned: dict) -> dict:
         pruned["test_acc_before_bn"] = pruned["test_acc"]
         pruned["bn_layers"] = recalibrate_bn(job.model, batches_of(images.to(job.ctx.device)))
         pruned["bn_images"] = len(images)
+        pruned["bn_augmented"] = job.tcfg.augment
         pruned["test_acc"] = evaluate(job.model, job.loaders.test, job.ctx)["acc"]
     chance = 1.0 / job.p.ds.num_classes
     if pruned["test_acc"] < 1.5 * chance:
