@@ -102,6 +102,18 @@ def variants(base_kw: dict, target: float) -> dict[str, tuple[dict, int]]:
             "resolution": (base_kw, res_only), "compound": ({**kw, "width_mult": kw["width_mult"] * f}, r)}
 
 
+def unmatched(plan: dict) -> list[str]:
+    """The arms whose measured MACs are more than MATCH off their depth arm's, as "way tag: +x.x%"."""
+    out = []
+    for way, points in plan.items():
+        for tag, (kw, res) in points.items():
+            if way not in ("base", "depth"):
+                off = macs_of(kw, res) / macs_of(*plan["depth"][tag]) - 1
+                if abs(off) > MATCH:
+                    out.append(f"{way} {tag}: {100 * off:+.1f}%")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--base-width", type=float, default=0.5)
@@ -122,6 +134,10 @@ def main() -> None:
     for t in [float(x) for x in a.targets.split(",")]:
         for way, v in variants(base_kw, t).items():
             plan.setdefault(way, {})[f"x{t:g}"] = v
+    off = unmatched(plan)
+    if off and not a.dry:
+        sys.exit("scaling_claim: arms not matched to the depth arm's MACs within 3%: " + "; ".join(off)
+                 + " (see --dry; change --base-width/--base-depth or --targets)")
     rows, data = [], {}
     spec = None if a.dry else cifar_spec()
     for way, points in plan.items():
@@ -130,8 +146,6 @@ def main() -> None:
             entry = {"model_kwargs": kw, "resolution": res, "macs": macs, "macs_ratio": macs / m0}
             if way != "base":
                 entry["mismatch"] = macs / macs_of(*plan["depth"][tag]) - 1  # against the depth arm
-                if abs(entry["mismatch"]) > MATCH:
-                    print(f"warning: {way} {tag} is {100 * entry['mismatch']:+.1f}% off the depth arm's MACs")
             if not a.dry:
                 model = create_model(BASE, 10, **kw).eval()
                 entry["latency_ms"] = measure_latency(model, res, 1, warmup=5, iters=30)["median_ms"]

@@ -58,3 +58,14 @@ def test_verdicts_follow_the_goals(bench):
            "recall 42.0%)" in text
     groups[("symmetric:0.4", "sce")] = [entry(0.63), entry(0.63)]
     assert "does not hold (pencil 64.00% against CE 61.00%, +3.00, 2.00 short)" in bench.verdicts(groups)
+
+
+def test_every_rows_first_seed_runs_before_any_second_seed_and_ce_before_forward(bench):
+    order = bench.run_order(["symmetric:0.4", "asymmetric:0.4"], ["gce", "forward", "ce"], 2)
+    assert len(order) == 12 and len(set(order)) == 12
+    seeds = [s for _, _, s in order]
+    assert seeds == sorted(seeds)  # seed 0 everywhere, then seed 1
+    for noise in ("symmetric:0.4", "asymmetric:0.4"):
+        for seed in (0, 1):
+            ms = [m for n, m, s in order if n == noise and s == seed]
+            assert ms.index("ce") < ms.index("forward")

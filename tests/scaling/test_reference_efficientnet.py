@@ -46,3 +46,17 @@ def test_the_search_itself_trains_the_papers_point_and_marks_it():
     assert paper[0][3] > 2.2  # measured outside the band: trained anyway, its ratio recorded
     others = [p for p in points if p is not paper[0]]
     assert others and all(abs(p[3] - 2.0) <= 0.2 for p in others)
+
+
+def test_the_search_chooses_only_inside_the_measured_macs_band():
+    """The paper's point is trained whatever it measures, but at 2.66x it must not beat 2x points by spending more."""
+    from slimlab.tasks.scale import choose
+
+    def row(a, b, g, ratio, val):
+        return {"alpha": a, "beta": b, "gamma": g, "macs_ratio": ratio, "val_acc": val}
+
+    paper = row(1.2, 1.1, 1.15, 2.66, 0.90)
+    inside = [row(1.4, 1.1, 1.05, 2.05, 0.80), row(1.1, 1.2, 1.05, 1.95, 0.82), row(1.0, 1.1, 1.2, 2.0, 0.82)]
+    assert choose([paper, *inside], 2.0, 0.1) is inside[2]  # best inside; a tie goes to the closest to 2x
+    assert choose([paper], 2.0, 0.1) is paper  # nothing inside the band: the rows compete as they are
+    assert choose([row(1, 1, 1, 2.19, 0.7), row(1, 1, 1, 2.21, 0.9)], 2.0, 0.1)["macs_ratio"] == 2.19

@@ -97,3 +97,18 @@ def test_labels_detectors_on_a_ce_run(tmp_path, capsys):
     (out / "corrected_labels.json").write_text(json.dumps({**made, "epoch": made["epoch"] - 1}))
     with pytest.raises(SlimlabError, match="run slimlab labels .* again"):
         corrected_labels(out)
+
+
+def test_auto_detector_is_the_pencil_network_on_pencil_runs_and_kfold_otherwise(tmp_path):
+    from slimlab import api
+    from slimlab.config import TrainConfig
+    from slimlab.engine import load_checkpoint
+    from slimlab.tasks.labels import auto_detector
+
+    common = dict(data="fake", model="convnet", model_kwargs={"width": 8}, noise="symmetric:0.3", epochs=2,
+                  progress="none")
+    api.train(TrainConfig(**common, out=str(tmp_path / "ce")))
+    api.train(TrainConfig(**common, loss="pencil", out=str(tmp_path / "pencil")))
+    assert auto_detector(load_checkpoint(tmp_path / "ce" / "last.pt")) == "kfold"
+    assert auto_detector(load_checkpoint(tmp_path / "pencil" / "last.pt")) == "model"
+    assert auto_detector({}) == "kfold"  # no checkpoint yet

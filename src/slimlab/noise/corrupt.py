@@ -7,7 +7,9 @@ Kinds (T[i, j] = P(noisy label j | true label i)):
 - ``asymmetric``: class-dependent flips of the classes that have a partner, with probability r.
   The mapping is keyed by class *names* (:func:`mapping_for`): CIFAR-10's truck->automobile,
   bird->airplane, deer->horse, cat<->dog (Patrini et al. 2017) for a data set whose classes are
-  CIFAR-10's; CIFAR-100's next class within the superclass (cyclic) for CIFAR-100's; any other data
+  CIFAR-10's; for CIFAR-100's, the next class within consecutive blocks of 5 (``blocks``, the reference
+  code's convention, which published numbers use; the default) or within the true superclass (``superclass``),
+  see ``--noise-convention``; any other data
   set needs a user mapping {true class: noisy class} (``--noise-mapping``), never a guess from the
   number of classes.
 - ``pairflip``: i -> i+1 (mod K) with probability r (Han et al. 2018).

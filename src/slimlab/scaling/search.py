@@ -85,8 +85,9 @@ def measured_ratio(base: str, alpha: float, beta: float, gamma: float, num_class
 def admissible(base: str, budget: float, tolerance: float, step: float, num_classes: int, base_resolution: int,
                max_candidates: int = 8, **kwargs) -> list[tuple[float, float, float, float, Scaled]]:
     """Grid points whose *measured* MACs ratio is within ``tolerance`` of ``budget``, spread to at most
-    ``max_candidates``, and the paper's point whatever it measures (when the budget is the paper's, 2):
-    (alpha, beta, gamma, measured ratio, scaled multipliers) each."""
+    ``max_candidates``, and the paper's point whatever it measures, whenever ``candidates`` holds it (budgets
+    within 15% of its nominal 1.92): (alpha, beta, gamma, measured ratio, scaled multipliers) each. The search
+    trains the paper's point but chooses only among points inside the band (``tasks.scale.choose``)."""
     base_macs = count_macs(create_model(base, num_classes, **kwargs), base_resolution)
     found = []
     for a, b, g in candidates(budget, step):

@@ -84,12 +84,24 @@ def grid_search(cfg: ScaleConfig) -> dict:
         r = train(dataclasses.replace(common, model_kwargs={**kwargs, **s.model_kwargs}, image_size=s.resolution,
                                       out=str(out / f"a{a:g}-b{b:g}-g{g:g}")))
         rows.append(_row(a, b, g, ratio, s.resolution, r, False))
-    best = max(rows[1:], key=lambda r: (r["val_acc"] or 0, -abs(r["macs_ratio"] - cfg.budget)))
+    best = choose(rows[1:], cfg.budget, cfg.tolerance)
     result = {"base": cfg.base, "budget": cfg.budget, "tolerance": cfg.tolerance, "epochs": cfg.epochs,
               "data": cfg.data, "rows": rows,
               "chosen": {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}}
     write_search(out, result)
     return result
+
+
+def in_band(row: dict, budget: float, tolerance: float) -> bool:
+    return abs(row["macs_ratio"] - budget) <= tolerance * budget
+
+
+def choose(rows: list[dict], budget: float, tolerance: float) -> dict:
+    """The best validation accuracy among the rows whose *measured* MACs are within ``tolerance`` of ``budget``
+    (ties: the closest to it). The paper's point is trained whatever it measures, but a point outside the band
+    spends more MACs than the others and does not compete; only when no row is in the band do all compete."""
+    eligible = [r for r in rows if in_band(r, budget, tolerance)] or rows
+    return max(eligible, key=lambda r: (r["val_acc"] or 0, -abs(r["macs_ratio"] - budget)))
 
 
 def _row(a: float, b: float, g: float, ratio: float, res: int, run: dict, base: bool) -> dict:
@@ -107,6 +119,8 @@ def write_search(out: Path, result: dict) -> None:
         mark = " (base)" if r["base"] else (" **chosen**" if (r["alpha"], r["beta"], r["gamma"]) == chosen else "")
         if not r["base"] and is_paper_point(r["alpha"], r["beta"], r["gamma"]):
             mark += " (the paper's point)"
+        if not r["base"] and not in_band(r, result["budget"], result["tolerance"]):
+            mark += " (outside the MACs band: shown, not chosen)"
         lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g}{mark} | {r['macs_ratio']:.3f} | "
                      f"{r['params'] / 1e6:.3f}M | {r['resolution']} | {100 * (r['val_acc'] or 0):.2f} | "
                      f"{100 * r['test_acc']:.2f} |")

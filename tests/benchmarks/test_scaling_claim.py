@@ -1,0 +1,42 @@
+"""scaling_claim.py compares arms at equal measured MACs: the depth arm first (whole blocks), every other arm
+within 3% of it, each arm moving only its own dimension; an unmatched plan is refused before any training."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location("scaling_claim", ROOT / "benchmarks" / "scaling_claim.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_every_arm_meets_the_depth_arms_measured_macs_within_3_percent(bench):
+    base = {"width_mult": 0.5, "depth_mult": 0.5, "cifar_stem": True, "dropout": 0.0, "bn_momentum": 0.1}
+    m0 = bench.macs_of(base, 32)
+    arms = bench.variants(base, 2.0)
+    assert set(arms) == {"depth", "width", "resolution", "compound"}
+    depth = bench.macs_of(*arms["depth"])
+    assert 1.7 < depth / m0 < 3.0  # whole blocks: near the nominal 2x, not at it
+    for way, (kw, res) in arms.items():
+        assert abs(bench.macs_of(kw, res) / depth - 1) <= bench.MATCH, way
+    # each single-dimension arm moves only its own dimension
+    assert arms["depth"][1] == 32 and arms["depth"][0]["width_mult"] == base["width_mult"]
+    assert arms["width"][1] == 32 and arms["width"][0]["depth_mult"] == base["depth_mult"]
+    assert arms["resolution"][0] == base and arms["resolution"][1] > 32
+    assert bench.unmatched({"base": {"x1": (base, 32)}, **{w: {"x2": v} for w, v in arms.items()}}) == []
+
+
+def test_a_plan_off_by_more_than_3_percent_is_named(bench):
+    base = {"width_mult": 0.5, "depth_mult": 0.5, "cifar_stem": True, "dropout": 0.0, "bn_momentum": 0.1}
+    plan = {"depth": {"x2": ({**base, "depth_mult": 1.0}, 32)}, "resolution": {"x2": (base, 36)}}
+    off = bench.unmatched(plan)
+    assert len(off) == 1 and off[0].startswith("resolution x2: ")
