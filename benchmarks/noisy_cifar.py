@@ -115,10 +115,8 @@ def main() -> None:
     ap.add_argument("--no-recipe", action="store_true", help="skip the noisy-then-clean part")
     ap.add_argument("--augment", action="store_true", help="crop + flip (CE then does not memorise in 60 epochs)")
     a = ap.parse_args()
-    # v3: one optimiser, clean validation; a folder per setting, so that no run of another setting is picked up
-    a.out = a.out or str(bench_dir(f"bench-noisy-v3-e{a.epochs}{'-aug' if a.augment else ''}"))
-    common = {"data": cifar_spec(), "model": a.model, "train_subset": a.train_subset, "epochs": a.epochs,
-              "track_test": True, "val_fraction": 0.05, "augment": a.augment}
+    a.out = a.out or str(default_out(a.epochs, a.augment))
+    common = common_options(a.model, a.train_subset, a.epochs, a.augment)
     results, groups = run_rows(a, common)
     table = make_table(a, groups) + verdicts(groups)
     if not a.no_recipe:
@@ -126,6 +124,17 @@ def main() -> None:
         table += recipe_text(recipe, a.clean_per_class)
     write(a.name, {"args": vars(a), "results": results}, table)
     plot(groups, RESULTS / f"{a.name}.png")
+
+
+def default_out(epochs: int, augment: bool) -> Path:
+    """v3: one optimiser, clean validation; a folder per setting, so that no run of another setting is picked up."""
+    return bench_dir(f"bench-noisy-v3-e{epochs}{'-aug' if augment else ''}")
+
+
+def common_options(model: str, train_subset: int, epochs: int, augment: bool) -> dict:
+    """The options every row shares besides ``SHARED`` (label_detectors' memorising preset reuses them)."""
+    return {"data": cifar_spec(), "model": model, "train_subset": train_subset, "epochs": epochs,
+            "track_test": True, "val_fraction": 0.05, "augment": augment}
 
 
 def run_order(noises: list[str], methods: list[str], seeds: int) -> list[tuple[str, str, int]]:

@@ -69,3 +69,20 @@ def test_every_rows_first_seed_runs_before_any_second_seed_and_ce_before_forward
         for seed in (0, 1):
             ms = [m for n, m, s in order if n == noise and s == seed]
             assert ms.index("ce") < ms.index("forward")
+
+
+def test_the_memorising_detector_preset_scores_noisy_cifars_own_rows_on_one_set_of_flips(bench, monkeypatch):
+    spec = importlib.util.spec_from_file_location("label_detectors", ROOT / "benchmarks" / "label_detectors.py")
+    ld = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ld)
+    trained = {}
+    monkeypatch.setattr(ld, "cached_train", lambda out, **kw: trained.setdefault(out, kw))
+    dirs = ld.memorise_runs()
+    out = bench.default_out(40, False)
+    assert dirs == {"ce": out / "symmetric0.4-ce_all-s0", "pencil": out / "symmetric0.4-pencil-s0"}
+    ce, pencil = trained[dirs["ce"]], trained[dirs["pencil"]]
+    common = bench.common_options("resnet20", 10000, 40, False)
+    assert ce == bench.row_config("ce_all", "symmetric:0.4", common, 0.05, 0.0, 0, out)
+    noise = ("noise", "noise_seed", "noise_mode", "noise_exclude_true", "train_subset", "seed", "augment", "epochs")
+    assert {k: ce.get(k) for k in noise} == {k: pencil.get(k) for k in noise}  # the same flips for both detectors
+    assert ce["augment"] is False and ce["noise_exclude_true"] is False and pencil["loss"] == "pencil"
