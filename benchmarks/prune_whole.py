@@ -70,9 +70,13 @@ def bn_augmented(cell: dict) -> dict:
     so its result does not depend on the running statistics it starts from."""
     if cell.get("bn_augmented") is not None or cell.get("pruned_acc_no_bn") is None:
         return cell
+    pruned = Path(cell["dir"]) / "prune"
+    if not (pruned / "best.pt").is_file():
+        print(f"{cell['dir']}: no pruned model here; its BatchNorm column stays as measured (un-augmented)")
+        return cell
     import dataclasses
 
-    from slimlab.config import TrainConfig, from_dict
+    from slimlab.config import TrainConfig, from_dict, load_yaml
     from slimlab.engine import evaluate, load_checkpoint
     from slimlab.engine.distributed import Dist
     from slimlab.models.io import model_from_checkpoint
@@ -80,12 +84,14 @@ def bn_augmented(cell: dict) -> dict:
     from slimlab.tasks.common import make_loaders, prepare_data
     from slimlab.tasks.prune import calibration_images
 
-    ck = load_checkpoint(Path(cell["dir"]) / "prune" / "best.pt")
+    ck = load_checkpoint(pruned / "best.pt")
     cfg = dataclasses.replace(from_dict(TrainConfig, ck["config"], "pruned checkpoint"), data=cifar_spec())
     p, model = prepare_data(cfg), model_from_checkpoint(ck)
-    recalibrate_bn(model, batches_of(calibration_images(p, 1000, cell["seed"], cfg.augment)))
+    n = int(load_yaml(pruned / "config.yaml").get("bn_images", 1000))
+    recalibrate_bn(model, batches_of(calibration_images(p, n, cell["seed"], cfg.augment)))
     acc = evaluate(model, make_loaders(cfg, p, Dist()).test)["acc"]
-    return dict(cell, pruned_acc_bn_unaugmented=cell["pruned_acc"], pruned_acc=acc, bn_augmented=cfg.augment)
+    before = {"pruned_acc_bn_unaugmented": cell["pruned_acc"]} if cfg.augment else {}
+    return dict(cell, **before, pruned_acc=acc, bn_augmented=cfg.augment)
 
 
 def finetune_stage(a, d: Path, seed: int) -> dict:

@@ -5,7 +5,7 @@ Protocol (state the CPU budget when reporting):
 - pretext: NIN-4 at ``--width`` (the paper: 1.0) on ``--subset`` training images (0: all 50,000; labels
   never read), step schedule lr 0.1 x0.2 at 30/60/80%;
 - probes: a linear and a conv classifier (a NIN block, 192 wide scaled with the trunk) on each block's
-  frozen features, all training labels;
+  frozen features, all training labels, lr 0.1 x0.2 at 35/70/85% (the official classifiers' schedule);
 - few labels: K labelled images per class (``--labels-rule first``: the first K per class, the official
   rule; ``random``: a seeded stratified draw), a conv classifier on RotNet's frozen block 2 against
   NIN-3 trained from scratch; an epoch is ``--epoch-size`` samples drawn from the K x 10 images (the

@@ -135,6 +135,8 @@ def main() -> None:
         for way, v in variants(base_kw, t).items():
             plan.setdefault(way, {})[f"x{t:g}"] = v
     off = unmatched(plan)
+    if off and a.dry:
+        print("not matched within 3%:", "; ".join(off))
     if off and not a.dry:
         sys.exit("scaling_claim: arms not matched to the depth arm's MACs within 3%: " + "; ".join(off)
                  + " (see --dry; change --base-width/--base-depth or --targets)")

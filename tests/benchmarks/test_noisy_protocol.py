@@ -71,6 +71,8 @@ def test_every_rows_first_seed_runs_before_any_second_seed_and_ce_before_forward
             assert ms.index("ce") < ms.index("forward")
 
 
+@pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cifar10-jpg").is_dir(),
+                    reason="the CIFAR-10 copy is not beside the project")
 def test_the_memorising_detector_preset_scores_noisy_cifars_own_rows_on_one_set_of_flips(bench, monkeypatch):
     spec = importlib.util.spec_from_file_location("label_detectors", ROOT / "benchmarks" / "label_detectors.py")
     ld = importlib.util.module_from_spec(spec)

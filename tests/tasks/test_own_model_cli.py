@@ -30,6 +30,7 @@ def test_prune_ratio_round_to_ignore_layers_and_bn_reestimation(digits_run, tmp_
     p = s["pruned"]
     # re-estimating BatchNorm on training images alone (no gradient step) repairs part of the damage
     assert p["bn_images"] == 1000 and p["test_acc"] > p["test_acc_before_bn"] + 0.01, p
+    assert p["bn_augmented"] is True  # drawn augmented, as the run trained (its default augmentation)
     assert "before BatchNorm re-estimation on 1000 images" in r.stdout
     r = run_cli("prune", str(digits_run), "--method", "weight_sum", "--keep-ratio", "0.3", "--no-bn-recalibrate",
                 "--ft-layer-epochs", "0", "--no-latency", "--out", str(tmp_path / "nobn"))
