@@ -287,7 +287,11 @@ def table(data: dict, net: str) -> str:
             "epochs of fine-tuning "
             f"(cosine from lr {p['ft_lr']}): {any_c['ft_epochs_equiv'] if any_c else '-'} epochs of images per row, "
             "equal for every row. Test set: all 10,000 images, last epoch (nothing chosen on it). "
-            f"{machine_line(m)} Latency: ms, median [p10-p90], 1 thread, models interleaved.\n\n")
+            f"{machine_line(m)} Latency: ms, median [p10-p90], 1 thread, models interleaved."
+            + (" The BatchNorm column of cells pruned before 2026-12-03 (re-estimated then on un-augmented images) "
+               "was re-measured from their saved pruned models; the old figures stay in the JSON "
+               "(pruned_acc_bn_unaugmented)." if any("pruned_acc_bn_unaugmented" in c for c in data["cells"].values())
+               else "") + "\n\n")
     t = md_table(["method", "allocation", "seeds", "params (M)", "MACs (M)", "before (%)",
                   "after pruning, no BN re-est. (%)", "after pruning (%)", "after fine-tuning (%)", "change",
                   "latency eager b1 / b64 / ORT b1 / b64"], rows)
@@ -309,19 +313,25 @@ def _vals(groups, method, alloc="uniform") -> list[float]:
     return [100 * c["final_acc"] for c in groups.get((method, alloc), [])]
 
 
+def _beats(t: list[float], w: list[float], label: str) -> str:
+    """holds / does not hold / not shown, by the seeds' ranges, with the numbers."""
+    if min(t) > max(w):
+        v = f"holds: every ThiNet seed is above every {label} seed"
+    elif max(t) < min(w):
+        v = f"does not hold: {label} is above ThiNet on every seed"
+    else:
+        v = "not shown: the seeds' ranges overlap"
+    return (f"{v} (mean gap {statistics.mean(t) - statistics.mean(w):+.2f} points, ThiNet "
+            f"{', '.join(f'{x:.2f}' for x in t)}; {label} {', '.join(f'{x:.2f}' for x in w)})")
+
+
 def verdicts(groups: dict, net: str) -> str:
     out = ["## Verdicts", ""]
-    t, w = _vals(groups, "thinet"), _vals(groups, "weight_sum")
-    if t and w:
-        gap = statistics.mean(t) - statistics.mean(w)
-        if min(t) > max(w):
-            v = "holds: every ThiNet seed is above every weight-sum seed"
-        elif max(t) < min(w):
-            v = "does not hold: weight sum is above ThiNet on every seed"
-        else:
-            v = "not shown: the seeds' ranges overlap"
-        out.append(f"- ThiNet beats weight sum at equal MACs and equal fine-tuning: {v} (mean gap {gap:+.2f} points, "
-                   f"ThiNet {', '.join(f'{x:.2f}' for x in t)}; weight sum {', '.join(f'{x:.2f}' for x in w)}).")
+    t = _vals(groups, "thinet")
+    for other, label in (("weight_sum", "weight sum"), ("apoz", "APoZ"), ("random", "random")):
+        w = _vals(groups, other)
+        if t and w:
+            out.append(f"- ThiNet beats {label} at equal MACs and equal fine-tuning: {_beats(t, w, label)}.")
     if net == "resnet56" and t:
         base = 100 * groups[("thinet", "uniform")][0]["base_acc"]
         drop = base - statistics.mean(t)
