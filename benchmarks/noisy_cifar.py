@@ -17,13 +17,13 @@ the robust losses, as GCE, SCE and NCE+RCE were published; drawn from all classe
 official script does, with a CE row in each convention.
 
     python benchmarks/noisy_cifar.py                       # ResNet-20, 10,000 images, 40 epochs, 2 seeds
+    python benchmarks/noisy_cifar.py --model convnet --train-subset 3000 --epochs 10 --seeds 1   # a smoke run
 
 The setting is chosen so that CE memorises the noise (the issue's condition: above 90% training accuracy on
 the noisy labels), measured on CE alone before the campaign: with crop + flip, 60 epochs reached only 65.97%
 (label_detectors' CE run on the same 10,000 images); without augmentation, 100.00% by epoch 24 of 40. So the
 default drops augmentation (``--augment`` puts it back) and trains 40 epochs: the deviation from "standard
 augmentation" that the protocol names.
-    python benchmarks/noisy_cifar.py --model convnet --train-subset 3000 --epochs 10 --seeds 1   # a smoke run
 
 Resumable: every row is a run directory under ``--out``; a finished one is read from its summary.
 """

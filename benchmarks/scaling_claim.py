@@ -102,16 +102,15 @@ def variants(base_kw: dict, target: float) -> dict[str, tuple[dict, int]]:
             "resolution": (base_kw, res_only), "compound": ({**kw, "width_mult": kw["width_mult"] * f}, r)}
 
 
+def mismatch(plan: dict, way: str, tag: str) -> float:
+    """How far an arm's measured MACs are from its depth arm's (relative)."""
+    return macs_of(*plan[way][tag]) / macs_of(*plan["depth"][tag]) - 1
+
+
 def unmatched(plan: dict) -> list[str]:
     """The arms whose measured MACs are more than MATCH off their depth arm's, as "way tag: +x.x%"."""
-    out = []
-    for way, points in plan.items():
-        for tag, (kw, res) in points.items():
-            if way not in ("base", "depth"):
-                off = macs_of(kw, res) / macs_of(*plan["depth"][tag]) - 1
-                if abs(off) > MATCH:
-                    out.append(f"{way} {tag}: {100 * off:+.1f}%")
-    return out
+    return [f"{way} {tag}: {100 * mismatch(plan, way, tag):+.1f}%" for way, points in plan.items()
+            if way not in ("base", "depth") for tag in points if abs(mismatch(plan, way, tag)) > MATCH]
 
 
 def main() -> None:
@@ -137,7 +136,7 @@ def main() -> None:
     off = unmatched(plan)
     if off and a.dry:
         print("not matched within 3%:", "; ".join(off))
-    if off and not a.dry:
+    elif off:
         sys.exit("scaling_claim: arms not matched to the depth arm's MACs within 3%: " + "; ".join(off)
                  + " (see --dry; change --base-width/--base-depth or --targets)")
     rows, data = [], {}
@@ -147,7 +146,7 @@ def main() -> None:
             macs = macs_of(kw, res)
             entry = {"model_kwargs": kw, "resolution": res, "macs": macs, "macs_ratio": macs / m0}
             if way != "base":
-                entry["mismatch"] = macs / macs_of(*plan["depth"][tag]) - 1  # against the depth arm
+                entry["mismatch"] = mismatch(plan, way, tag)  # against the depth arm
             if not a.dry:
                 model = create_model(BASE, 10, **kw).eval()
                 entry["latency_ms"] = measure_latency(model, res, 1, warmup=5, iters=30)["median_ms"]

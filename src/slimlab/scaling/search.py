@@ -76,6 +76,11 @@ def is_paper_point(alpha: float, beta: float, gamma: float) -> bool:
     return bool(np.allclose((alpha, beta, gamma), PAPER_POINT))
 
 
+def in_band(ratio: float, budget: float, tolerance: float) -> bool:
+    """A measured MACs ratio within ``tolerance`` (relative) of ``budget``."""
+    return abs(ratio - budget) <= tolerance * budget
+
+
 def measured_ratio(base: str, alpha: float, beta: float, gamma: float, num_classes: int, base_resolution: int,
                    base_macs: int, **kwargs) -> tuple[float, Scaled]:
     model, s = build_scaled(base, 1.0, alpha, beta, gamma, num_classes, base_resolution, **kwargs)
@@ -92,7 +97,7 @@ def admissible(base: str, budget: float, tolerance: float, step: float, num_clas
     found = []
     for a, b, g in candidates(budget, step):
         ratio, s = measured_ratio(base, a, b, g, num_classes, base_resolution, base_macs, **kwargs)
-        if abs(ratio - budget) <= tolerance * budget or is_paper_point(a, b, g):
+        if in_band(ratio, budget, tolerance) or is_paper_point(a, b, g):
             found.append((a, b, g, ratio, s))
     if not found:
         raise SlimlabError(f"no (alpha, beta, gamma) on the grid reaches {budget}x MACs within {tolerance:.0%}")

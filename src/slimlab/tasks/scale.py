@@ -8,7 +8,7 @@ from pathlib import Path
 
 from slimlab.config import TrainConfig
 from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
-from slimlab.scaling.search import admissible, describe, is_paper_point
+from slimlab.scaling.search import admissible, describe, in_band, is_paper_point
 from slimlab.tasks.common import prepare_data
 from slimlab.tasks.train import train
 
@@ -92,15 +92,11 @@ def grid_search(cfg: ScaleConfig) -> dict:
     return result
 
 
-def in_band(row: dict, budget: float, tolerance: float) -> bool:
-    return abs(row["macs_ratio"] - budget) <= tolerance * budget
-
-
 def choose(rows: list[dict], budget: float, tolerance: float) -> dict:
     """The best validation accuracy among the rows whose *measured* MACs are within ``tolerance`` of ``budget``
     (ties: the closest to it). The paper's point is trained whatever it measures, but a point outside the band
     spends more MACs than the others and does not compete; only when no row is in the band do all compete."""
-    eligible = [r for r in rows if in_band(r, budget, tolerance)] or rows
+    eligible = [r for r in rows if in_band(r["macs_ratio"], budget, tolerance)] or rows
     return max(eligible, key=lambda r: (r["val_acc"] or 0, -abs(r["macs_ratio"] - budget)))
 
 
@@ -119,7 +115,7 @@ def write_search(out: Path, result: dict) -> None:
         mark = " (base)" if r["base"] else (" **chosen**" if (r["alpha"], r["beta"], r["gamma"]) == chosen else "")
         if not r["base"] and is_paper_point(r["alpha"], r["beta"], r["gamma"]):
             mark += " (the paper's point)"
-        if not r["base"] and not in_band(r, result["budget"], result["tolerance"]):
+        if not r["base"] and not in_band(r["macs_ratio"], result["budget"], result["tolerance"]):
             mark += " (outside the MACs band: shown, not chosen)"
         lines.append(f"| {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g}{mark} | {r['macs_ratio']:.3f} | "
                      f"{r['params'] / 1e6:.3f}M | {r['resolution']} | {100 * (r['val_acc'] or 0):.2f} | "
