@@ -1,25 +1,12 @@
 """Benchmarks' shared helpers: a cached run is reused only when it was run with the options asked for, and the
 whole-network pruning protocol's cells and verdicts follow their definitions."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
 
-
-def _load(name: str):
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_a_cached_run_of_other_options_is_refused(tmp_path):
-    util = _load("_util")
+def test_a_cached_run_of_other_options_is_refused(tmp_path, load_bench):
+    util = load_bench("_util")
     kw = dict(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=120, image_size=16)
     first = util.cached_train(tmp_path / "r", **kw)
     assert util.cached_train(tmp_path / "r", **kw)["test_acc"] == first["test_acc"]  # read back, not retrained
@@ -29,10 +16,10 @@ def test_a_cached_run_of_other_options_is_refused(tmp_path):
         util.cached_train(tmp_path / "r", **dict(kw, epochs=2))
 
 
-def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds():
+def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(load_bench):
     import argparse
 
-    pw = _load("prune_whole")
+    pw = load_bench("prune_whole")
     a = argparse.Namespace(methods="thinet,weight_sum", seeds="0,1", allocations="uniform,global,sensitivity",
                            alloc_methods="thinet,apoz", alloc_seeds="0")
     cells = pw.cells_wanted(a)

@@ -1,7 +1,6 @@
 """noisy_cifar.py compares methods, not optimisers: one shared optimiser, clipping for all or none, clean
 validation; PENCIL's own recipe only in its named rows, with CE on the same recipe."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,8 @@ OPTIMISER = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "decay_n
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("noisy_cifar", ROOT / "benchmarks" / "noisy_cifar.py")
-    mod = importlib.util.module_from_spec(spec)
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_bench):
+    return load_bench("noisy_cifar")
 
 
 @pytest.mark.parametrize("clip", [0.0, 5.0])
@@ -73,10 +66,9 @@ def test_every_rows_first_seed_runs_before_any_second_seed_and_ce_before_forward
 
 @pytest.mark.skipif(not (ROOT.parent / "shared" / "data" / "cifar10-jpg").is_dir(),
                     reason="the CIFAR-10 copy is not beside the project")
-def test_the_memorising_detector_preset_scores_noisy_cifars_own_rows_on_one_set_of_flips(bench, monkeypatch):
-    spec = importlib.util.spec_from_file_location("label_detectors", ROOT / "benchmarks" / "label_detectors.py")
-    ld = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ld)
+def test_the_memorising_detector_preset_scores_noisy_cifars_own_rows_on_one_set_of_flips(bench, load_bench,
+                                                                                         monkeypatch):
+    ld = load_bench("label_detectors")
     trained = {}
     monkeypatch.setattr(ld, "cached_train", lambda out, **kw: trained.setdefault(out, kw))
     dirs = ld.memorise_runs()

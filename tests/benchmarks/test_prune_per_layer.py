@@ -2,9 +2,6 @@
 exactly what a full evaluation gives, for every layer, visited in order or not, and for a model it cannot cut."""
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -14,16 +11,10 @@ from slimlab.engine import evaluate
 from slimlab.models import create_model
 from slimlab.prune import prune_model
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("prune_per_layer", ROOT / "benchmarks" / "prune_per_layer.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_bench):
+    return load_bench("prune_per_layer")
 
 
 def _setup(name: str):

@@ -1,22 +1,13 @@
 """scaling_claim.py compares arms at equal measured MACs: the depth arm first (whole blocks), every other arm
 within 3% of it, each arm moving only its own dimension; an unmatched plan is refused before any training."""
 
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location("scaling_claim", ROOT / "benchmarks" / "scaling_claim.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def bench(load_bench):
+    return load_bench("scaling_claim")
 
 
 @pytest.mark.parametrize("target", [2.0, 4.0])  # the benchmark's default targets
