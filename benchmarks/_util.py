@@ -17,9 +17,11 @@ CIFAR = ROOT.parent / "shared" / "data" / "cifar10-jpg"
 
 def bench_dir(name: str) -> Path:
     """Where a benchmark keeps its runs: ``$SLIMLAB_BENCH_WORK/name`` when set (commit it between sessions), else
-    ``runs/name`` in the repository."""
-    work = os.environ.get("SLIMLAB_BENCH_WORK")
-    return Path(work) / name if work else ROOT / "runs" / name
+    ``runs/name`` in the repository. Inside the current directory it is a relative path, so that the paths runs
+    record (``--init``, forward correction's estimate) hold in another worktree of a later session too."""
+    work = Path(os.environ.get("SLIMLAB_BENCH_WORK") or ROOT / "runs").absolute()
+    here = Path.cwd().absolute()
+    return (work.relative_to(here) if work.is_relative_to(here) else work) / name
 
 
 def cifar_spec() -> str:

@@ -25,16 +25,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, cached_train, cifar_spec, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cached_train, cifar_spec, md_table, write  # noqa: E402
 
-WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "label_detectors"
+WORK = bench_dir("label_detectors")
 PRESETS = {
     "digits": dict(data="digits", image_size=16, model="resnet20", noise="symmetric:0.6", epochs=40, batch_size=64,
                    lr=0.05, clean_val=True),

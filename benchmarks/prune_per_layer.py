@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, cifar_spec, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cifar_spec, md_table, write  # noqa: E402
 from slimlab import data as D  # noqa: E402
 from slimlab.engine import atomic_write_json, evaluate, load_checkpoint  # noqa: E402
 from slimlab.models.io import model_from_checkpoint  # noqa: E402
@@ -39,7 +38,7 @@ from slimlab.prune import Calibration, prune_model  # noqa: E402
 from slimlab.prune.criterion import CriterionOptions, build_criterion  # noqa: E402
 from slimlab.prune.graph import build_graph, find_prunable  # noqa: E402
 
-WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "prune_per_layer"
+WORK = bench_dir("prune_per_layer")
 
 # name -> (criterion, options, seeds)
 CRITERIA = {

@@ -32,9 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import CIFAR, RESULTS, machine, md_table  # noqa: E402
+from _util import CIFAR, RESULTS, bench_dir, machine, md_table  # noqa: E402
 
-WORK = Path(os.environ.get("SLIMLAB_BENCH_WORK", Path.home() / ".cache" / "slimlab" / "bench")) / "zoo_gap"
+WORK = bench_dir("zoo_gap")
 
 
 # ---- an independent ResNet-20 (He et al. 2016, Sec. 4.2, option A) ----

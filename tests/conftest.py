@@ -103,3 +103,22 @@ class ListLoader:
 
     def __iter__(self):
         return iter(self.batches)
+
+
+def load_bench_script(name: str):
+    """benchmarks/NAME.py as a module (the scripts are not a package; benchmarks/ goes on the path for _util)."""
+    import importlib.util
+
+    bench = ROOT / "benchmarks"
+    if str(bench) not in sys.path:
+        sys.path.insert(0, str(bench))
+    spec = importlib.util.spec_from_file_location(name, bench / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="session")
+def load_bench():
+    """``load_bench("noisy_cifar")``: the script benchmarks/noisy_cifar.py as a module."""
+    return load_bench_script

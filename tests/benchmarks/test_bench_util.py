@@ -40,5 +40,14 @@ def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(loa
     assert "holds: every ThiNet seed" in verdict([0.895, 0.894], [0.890, 0.891])
     assert "does not hold: weight sum" in verdict([0.880, 0.881], [0.890, 0.891])
     assert "not shown" in verdict([0.889, 0.893], [0.890, 0.891])
-    assert "Goal, ThiNet loses at most 0.8 points at 2x fewer MACs: holds" in verdict([0.895, 0.894], [0.8, 0.8])
-    assert "does not hold (90.00 -> 88.00, +2.00 lost, 1.20 over" in verdict([0.88, 0.88], [0.8, 0.8])
+    assert "not shown yet: fewer than two seeds" in verdict([0.895, 0.894], [0.890])
+    assert "(here 2.00x): holds on every seed; 90.00 -> 89.50, 89.40, lost 0.50, 0.60 (mean 0.55)" in verdict(
+        [0.895, 0.894], [0.8, 0.8])
+    assert "holds on 1 of 2 seeds; 90.00 -> 89.50, 89.00, lost 0.50, 1.00 (mean 0.75)" in verdict([0.895, 0.89], [0.8])
+    assert "does not hold on any seed; 90.00 -> 88.00, 88.00, lost 2.00, 2.00 (mean 2.00, 1.20 over" in verdict(
+        [0.88, 0.88], [0.8, 0.8])
+    budget = {"cells": {"a": {"ft_epochs_equiv": 9.8, "allocation": "uniform"},
+                        "b": {"ft_epochs_equiv": 9.8, "allocation": "uniform"}}}
+    assert pw._budget(budget) == "9.8 epochs of images per row, equal for every row"
+    budget["cells"]["b"]["ft_epochs_equiv"] = 8
+    assert pw._budget(budget).startswith("NOT EQUAL between rows: 8, 9.8")

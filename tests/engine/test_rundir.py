@@ -116,6 +116,18 @@ def test_a_folder_that_is_not_a_run_is_never_overwritten(tmp_path, capsys):
     assert (d / "summary.json").read_text() == "my own notes" and (d / "thesis.tex").read_text() == "precious"
 
 
+@pytest.mark.parametrize("extra", ["sensitivity.json", "corrected_labels.json", "corrected_labels.npy"])
+def test_files_slimlab_writes_beside_a_run_do_not_make_it_foreign(tmp_path, extra):
+    # prune --allocation sensitivity writes sensitivity.json, labels writes corrected_labels.*: a run holding them
+    # is still a slimlab run, replaced by --overwrite (a killed sensitivity prune could not be restarted)
+    d = tmp_path / "r"
+    d.mkdir()
+    for name in ("config.yaml", extra):
+        (d / name).write_text("x")
+    claim(d, overwrite=True).release()
+    assert not (d / extra).exists() and not (d / "config.yaml").exists()
+
+
 def test_default_output_gets_a_numbered_suffix(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     for _ in range(2):

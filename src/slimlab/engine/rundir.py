@@ -23,7 +23,7 @@ LOCK = ".slimlab.lock"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
              "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
              "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json",
-             "tensorboard")
+             "tensorboard", "sensitivity.json", "corrected_labels.json", "corrected_labels.npy")
 # files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
 _KEPT = ("step.json", "step-started.json")
 _HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")
