@@ -92,10 +92,11 @@ def cached_train(out: Path, **kw) -> dict:
     from slimlab import api
     from slimlab.config import TrainConfig
 
-    if (out / "config.yaml").is_file() and ((out / "summary.json").is_file() or (out / "last.pt").is_file()):
-        same_run(out, TrainConfig(out=str(out), progress="log", **kw))
+    if not (out / "config.yaml").is_file():
+        return api.train(TrainConfig(out=str(out), progress="log", **kw))
+    same_run(out, TrainConfig(out=str(out), progress="log", **kw))
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
-    if (out / "last.pt").is_file():  # a run cut short continues bit-exactly
-        return api.resume(out)
-    return api.train(TrainConfig(out=str(out), progress="log", **kw))
+    # a run cut short continues bit-exactly from last.pt; one killed in its first epoch starts again, one killed
+    # before its summary only evaluates (``slimlab train --resume`` does each)
+    return api.resume(out)

@@ -1,7 +1,6 @@
 """Benchmarks' shared helpers: a cached run is reused only when it was run with the options asked for, and the
 whole-network pruning protocol's cells and verdicts follow their definitions."""
 
-
 import pytest
 
 
@@ -14,6 +13,17 @@ def test_a_cached_run_of_other_options_is_refused(tmp_path, load_bench):
         util.cached_train(tmp_path / "r", **dict(kw, lr=0.05))
     with pytest.raises(SystemExit, match="epochs"):
         util.cached_train(tmp_path / "r", **dict(kw, epochs=2))
+
+
+def test_a_cached_run_killed_in_its_first_epoch_or_before_its_summary_is_finished(tmp_path, load_bench):
+    util = load_bench("_util")
+    kw = dict(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=120, image_size=16)
+    first = util.cached_train(tmp_path / "r", **kw)
+    (tmp_path / "r" / "summary.json").unlink()  # killed after its last checkpoint
+    assert util.cached_train(tmp_path / "r", **kw)["test_acc"] == first["test_acc"]
+    for f in ("summary.json", "last.pt", "best.pt", "metrics.jsonl"):  # killed in its first epoch: config.yaml only
+        (tmp_path / "r" / f).unlink()
+    assert util.cached_train(tmp_path / "r", **kw)["test_acc"] == first["test_acc"]  # started again (one seed)
 
 
 def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(load_bench):

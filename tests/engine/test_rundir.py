@@ -66,6 +66,22 @@ def test_issue_reproduction_refused_and_first_run_intact(tmp_path, capsys):
     assert {json.loads(x)["run_id"] for x in (r / "metrics.jsonl").read_text().splitlines()} == {run_id}
 
 
+def test_a_run_killed_before_its_summary_finishes_on_resume(tmp_path, capsys):
+    """Killed after the last epoch's last.pt but before summary.json: --resume trains no epoch, evaluates and
+    writes the summary (it used to refuse: 'already finished'), with the figures the full run would have written."""
+    r = tmp_path / "R"
+    assert main(TRAIN + ["--epochs", "2", "--out", str(r)]) == 0
+    capsys.readouterr()
+    done = json.loads((r / "summary.json").read_text())
+    last = (r / "last.pt").read_bytes()
+    (r / "summary.json").unlink()
+    assert main(["train", "--resume", str(r)]) == 0
+    again = json.loads((r / "summary.json").read_text())
+    assert again["test_acc"] == done["test_acc"] and again["best_val_acc"] == done["best_val_acc"]
+    assert (r / "last.pt").read_bytes() == last  # no epoch was trained again
+    assert len((r / "metrics.jsonl").read_text().splitlines()) == 2
+
+
 def test_overwrite_starts_clean(tmp_path, capsys):
     r = tmp_path / "R"
     assert main(TRAIN + ["--epochs", "3", "--out", str(r)]) == 0

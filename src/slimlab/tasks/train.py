@@ -162,8 +162,10 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         return train(cfg)
     ck = load_checkpoint(last)
     _same_run(run_dir, written, ck)
-    if ck["epoch"] >= cfg.epochs:
+    if ck["epoch"] >= cfg.epochs and (run_dir / "summary.json").is_file():
         raise SlimlabError(f"{run_dir} already finished its {cfg.epochs} epochs (raise them with --set epochs=N)")
+    # killed after the last epoch's checkpoint but before summary.json: training resumes with no epoch left and
+    # only the closing evaluation and summary run
     return train(cfg, resume=ck)
 
 
