@@ -66,7 +66,7 @@ class TrainConfig:
     weight_decay: float = 5e-4
     decay_norm_and_bias: bool = False  # also decay BN weights and biases (the official PENCIL code does)
     clip_grad_norm: float = 0.0  # clip the gradient norm to this; 0 = off (the NCE+RCE reference code: 5)
-    schedule: str = "cosine"  # cosine | step | constant
+    schedule: str = "cosine"  # cosine | step | constant | pencil (PENCIL's official: lr, then lr*10/3 /10 per third)
     milestones: list = field(default_factory=lambda: [0.5, 0.75])  # step: epochs, or fractions < 1
     gamma: float = 0.1  # step: lr factor at each milestone
     warmup_epochs: float = 0.0
@@ -96,7 +96,7 @@ class TrainConfig:
               "clip_grad_norm": ">= 0", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
               "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
               "noise_seed": ">= 0", "seed": ">= 0"}
-    CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant"),
+    CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant", "pencil"),
                "noise_mode": ("exact", "bernoulli"), "labels_rule": ("random", "first"),
                "noise_convention": ("blocks", "superclass"),
                "progress": ("auto", "bar", "log", "none")}

@@ -5,6 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import run_cli
+from slimlab.engine.optim import lr_at
 from slimlab.losses import PencilObjective, pencil_loss
 
 
@@ -110,6 +111,17 @@ def test_stage_transitions_and_learning_rates():
     yd = stage1.y_d[b["index"]]
     lc = (logits.softmax(1) * (logits.log_softmax(1) - yd.log())).mean()
     assert stage1.loss(logits, b, 6).item() == pytest.approx(lc.item(), rel=1e-6)
+
+
+def test_the_pencil_schedule_is_the_objectives_own_curve():
+    """--schedule pencil (for CE on PENCIL's recipe) is the curve PencilObjective applies: 40 epochs, stage 2 ends
+    at round(40 * 200 / 320) = 25, thirds of 5 epochs: 0.06, then 0.2, 0.02, 0.002."""
+    obj = PencilObjective(torch.zeros(4, dtype=torch.long), 10, 40, lr=0.06, lr2=0.06 * 10 / 3)  # build_objective's
+    expected = {0: 0.06, 24.9: 0.06, 25: 0.2, 29.9: 0.2, 30: 0.02, 35: 0.002, 39.99: 0.002}
+    for e, lr in expected.items():
+        assert lr_at(e, 0.06, 40, "pencil") == pytest.approx(lr) == obj.lr_at(e), e
+    for k in range(400):
+        assert lr_at(k / 10, 0.06, 40, "pencil") == obj.lr_at(k / 10)
 
 
 def test_pencil_run_resume_restores_y_tilde(tmp_path):

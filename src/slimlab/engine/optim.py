@@ -42,4 +42,19 @@ def lr_at(epoch_float: float, base_lr: float, epochs: int, schedule: str = "cosi
     if schedule == "step":
         ms = [m * epochs if m < 1 else m for m in (milestones or [])]
         return base_lr * gamma ** sum(epoch_float >= m for m in ms)
-    raise SlimlabError(f"unknown schedule '{schedule}' (cosine, step, constant)")
+    if schedule == "pencil":
+        return pencil_lr(epoch_float, base_lr, epochs)
+    raise SlimlabError(f"unknown schedule '{schedule}' (cosine, step, constant, pencil)")
+
+
+def pencil_lr(epoch_float: float, lr: float, epochs: int, stage2: int | None = None,
+              lr2: float | None = None) -> float:
+    """PENCIL's official schedule (Yi & Wu 2019), scaled to ``epochs``: ``lr`` until stage 2 ends (epoch 200 of
+    320), then ``lr2`` (default lr·10/3: 0.06 -> 0.2) divided by 10 at each third of stage 3. A schedule of its own
+    (``--schedule pencil``), so that CE can train on PENCIL's recipe as its comparator."""
+    stage2 = round(epochs * 200 / 320) if stage2 is None else stage2
+    lr2 = lr * 10 / 3 if lr2 is None else lr2
+    if epoch_float < stage2:
+        return lr
+    third = max(1e-9, (epochs - stage2) / 3)
+    return lr2 / 10 ** min(2, int((epoch_float - stage2) // third))

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from slimlab.engine.distributed import all_gather_cat
 from slimlab.engine.objective import Objective
+from slimlab.engine.optim import pencil_lr
 
 COMPAT = ("official", "paper")
 OFFICIAL_STAGE2_EPOCHS = 130  # the official schedule: stage 2 from epoch 70 to 200
@@ -107,10 +108,9 @@ class PencilObjective(Objective):
     def lr_at(self, epoch: float) -> float | None:
         if self.lr is None:
             return None
-        if epoch < self.stage2 or self.lr2 is None:
+        if self.lr2 is None:
             return self.lr
-        third = max(1e-9, (self.epochs - self.stage2) / 3)
-        return self.lr2 / 10 ** min(2, int((epoch - self.stage2) // third))
+        return pencil_lr(epoch, self.lr, self.epochs, self.stage2, self.lr2)
 
     @property
     def y_d(self) -> torch.Tensor:
