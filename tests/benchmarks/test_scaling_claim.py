@@ -32,3 +32,9 @@ def test_a_plan_off_by_more_than_3_percent_is_named(bench):
     plan = {"depth": {"x2": ({**base, "depth_mult": 1.0}, 32)}, "resolution": {"x2": (base, 36)}}
     off = bench.unmatched(plan)
     assert len(off) == 1 and off[0].startswith("resolution x2: ")
+
+
+def test_the_compound_arms_phi_is_read_back_from_its_depth(bench):
+    base = {"width_mult": 0.5, "depth_mult": 0.5, "cifar_stem": True, "dropout": 0.0, "bn_momentum": 0.1}
+    s = bench.scale(bench.BASE, 1.7, *bench.PAPER_POINT, base_resolution=32, base_kwargs=base)
+    assert bench._phi({**base, **s.model_kwargs}, base) == pytest.approx(1.7)
