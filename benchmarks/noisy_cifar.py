@@ -49,7 +49,8 @@ ALL_CLASSES = ("ce_all", "pencil", "pencil_official", "ce_pencil_recipe")
 # (noise, method) -> (accuracy, where). ELR's Table 1: ResNet-34, mean of 5 noise draws (checked 2026-12-03
 # against a copy of the paper's table; ELR's own 89.15 / 90.12 also in its README). DivideMix's Table 1: PreAct
 # ResNet-18, best epoch, at 50% symmetric (it has no 40% symmetric column) and 40% asymmetric (checked through
-# ELR's Table 2, which copies it).
+# ELR's Table 2, which copies it). The 40% asymmetric column of ELR's Table 1 was checked 2026-12-03 against a
+# translation of the paper (its "SL" row is SCE).
 PUBLISHED = {
     ("symmetric:0.4", "ce"): (81.88, "ELR Tab. 1, ResNet-34"),
     ("symmetric:0.4", "gce"): (87.13, "ELR Tab. 1, ResNet-34"),
@@ -60,6 +61,7 @@ PUBLISHED = {
     ("symmetric:0.4", "pencil_official"): (89.1, "DivideMix Tab. 1, PreAct ResNet-18, 50% sym., best"),
     ("asymmetric:0.4", "ce"): (80.11, "ELR Tab. 1, ResNet-34"),
     ("asymmetric:0.4", "gce"): (76.74, "ELR Tab. 1, ResNet-34"),
+    ("asymmetric:0.4", "sce"): (82.51, "ELR Tab. 1, ResNet-34"),
     ("asymmetric:0.4", "forward"): (83.55, "ELR Tab. 1, ResNet-34"),
     ("asymmetric:0.4", "bootstrap_soft"): (81.21, "ELR Tab. 1, ResNet-34"),
     ("asymmetric:0.4", "pencil_official"): (88.5, "DivideMix Tab. 1, PreAct ResNet-18, best"),
