@@ -78,7 +78,7 @@ def memorise_runs() -> dict[str, Path]:
 def score(run_dir: Path, detector: str) -> dict:
     from slimlab.config import TrainConfig, from_dict, load_yaml
     from slimlab.engine import load_checkpoint
-    from slimlab.noise.label_issues import f1, find_label_issues, flag_quality, flag_rule, precision_recall_curve
+    from slimlab.noise.label_issues import f1, flag_quality, flag_rule, precision_recall_curve, score_label_issues
     from slimlab.tasks.common import prepare_data
     from slimlab.tasks.labels import LabelsConfig, probabilities
 
@@ -93,7 +93,7 @@ def score(run_dir: Path, detector: str) -> dict:
     flipped = flipped[idx]
     flagged = flag_rule(detector, given, probs[idx])
     q = flag_quality(flagged, flipped)
-    curve = precision_recall_curve(find_label_issues(given, probs[idx]).suspicion, flipped)
+    curve = precision_recall_curve(score_label_issues(given, probs[idx]).suspicion, flipped)
     step = max(1, len(idx) // 200)
     return {**q, "f1": f1(q["precision"], q["recall"]), "flagged": int(flagged.sum()),
             "average_precision": curve["average_precision"],

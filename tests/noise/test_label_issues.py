@@ -1,9 +1,10 @@
 """Label-issue scoring is a pure function of (labels, pred_probs), checked by hand."""
 
+import numpy as np
 import pytest
 import torch
 
-from slimlab.noise.label_issues import find_label_issues, flag_quality, pencil_probs
+from slimlab.noise.label_issues import flag_quality, pencil_probs, score_label_issues
 
 
 def test_scores_by_hand():
@@ -12,7 +13,7 @@ def test_scores_by_hand():
                           [0.7, 0.2, 0.1],     # says 0, given 1: suspicion 0.8, flagged
                           [0.1, 0.1, 0.8],     # agrees: suspicion 0.2
                           [0.3, 0.3, 0.4]])    # says 2, given 1: suspicion 0.7, flagged
-    li = find_label_issues(labels, probs)
+    li = score_label_issues(labels, probs)
     assert li.flagged.tolist() == [False, True, False, True]
     assert li.corrected.tolist() == [0, 0, 2, 2]
     assert torch.allclose(li.suspicion, torch.tensor([0.1, 0.8, 0.2, 0.7]))
@@ -29,7 +30,7 @@ def test_flag_quality_by_hand():
 
 def test_shape_mismatch_and_pencil_probs():
     with pytest.raises(ValueError):
-        find_label_issues(torch.tensor([0, 1]), torch.rand(3, 2))
+        score_label_issues(torch.tensor([0, 1]), torch.rand(3, 2))
     yt = torch.tensor([[10.0, 0.0], [0.0, 0.0]])
     p = pencil_probs({"objective": {"y_tilde": yt}})
     assert torch.allclose(p, yt.softmax(1)) and pencil_probs({}) is None
@@ -57,3 +58,28 @@ def test_each_detector_flags_by_its_own_rule():
     assert flag_rule("kfold", labels, probs).tolist() == [False, False, True, False, False, False]
     # small-loss: the calibrated confident joint puts 1 of 6 off the diagonal -> the one largest loss is flagged
     assert flag_rule("small-loss", labels, probs).tolist() == [False, False, True, False, False, False]
+
+
+def test_find_label_issues_on_arrays_returns_their_kind_ranks_and_checks_its_input():
+    from slimlab.noise import find_label_issues
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array([[.9, .05, .05], [.8, .1, .1], [.7, .2, .1], [.1, .8, .1], [.1, .1, .8], [.2, .1, .7]])
+    mask = find_label_issues(labels, probs, method="argmax")
+    assert isinstance(mask, np.ndarray) and mask.tolist() == [False, False, True, False, False, False]
+    t = find_label_issues(torch.as_tensor(labels), torch.as_tensor(probs), method="argmax")
+    assert isinstance(t, torch.Tensor) and t.tolist() == mask.tolist()
+    # confident learning does not flag sample 2: it reaches no class's threshold (t = mean p_j over the samples
+    # labelled j: t0 = .85, t1 = .5, t2 = .75; its .7, .2, .1 are below them), so the confident joint omits it
+    assert find_label_issues(labels, probs).tolist() == [False] * 6
+    # ranked: flagged indices, most suspicious (lowest p(label)) first; here two flips, by hand
+    probs2 = probs.copy()
+    probs2[5] = [.6, .1, .3]  # label 2, p = .3; sample 2 (label 1, p = .2) is more suspicious
+    assert find_label_issues(labels, probs2, method="argmax", return_ranked=True).tolist() == [2, 5]
+    bad = [((labels[:5], probs), "N = 5"), ((labels + 1, probs), r"lie in \[0, 3\)"),
+           ((labels.astype(float), probs), "1-D integer"), ((labels, np.log(probs)), "logits")]
+    for (y, p), needle in bad:
+        with pytest.raises(ValueError, match=needle):
+            find_label_issues(y, p)
+    with pytest.raises(ValueError, match="unknown method 'kfodl'"):
+        find_label_issues(labels, probs, method="kfodl")

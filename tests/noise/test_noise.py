@@ -112,3 +112,18 @@ def test_bad_inputs():
         corrupt(Y, "symmetric", 1.5, K)
     with pytest.raises(SlimlabError, match="unknown noise kind"):
         corrupt(Y, "gaussian", 0.2, K)
+
+
+def test_corrupt_returns_the_kind_it_was_given_and_refuses_bad_labels():
+    y = np.arange(200) % 4
+    noisy, _ = corrupt(y, "symmetric", 0.5, 4, seed=3)
+    as_tensor, _ = corrupt(torch.as_tensor(y), "symmetric", 0.5, 4, seed=3)
+    assert isinstance(noisy, np.ndarray) and isinstance(as_tensor, torch.Tensor)
+    assert noisy.tolist() == as_tensor.tolist()  # the same draw either way
+    assert corrupt(y.astype(np.int32), "symmetric", 0.5, 4, seed=3)[0].tolist() == noisy.tolist()
+    for bad, needle in ((np.arange(10) % 5, r"lie in \[0, 4\), got 0..4"), (np.eye(4, dtype=int), "1-D integer"),
+                        (np.array([0.0, 1.0]), "1-D integer"), (np.array([-1, 0]), "got -1..0")):
+        with pytest.raises(SlimlabError, match=needle):
+            corrupt(bad, "symmetric", 0.5, 4)
+    with pytest.raises(SlimlabError, match="at least 2"):
+        corrupt(np.zeros(3, dtype=int), "symmetric", 0.5, 1)

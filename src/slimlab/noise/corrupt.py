@@ -121,8 +121,33 @@ def _need(mapping: dict[int, int] | None) -> dict[int, int]:
 def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_classes: int, seed: int = 0,
             mode: str = "exact", exclude_true: bool = False, mapping: dict[int, int] | None = None,
             matrix: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
-    """Return (noisy labels, realised transition matrix T[i, j] = fraction of class i labelled j)."""
-    y = torch.as_tensor(labels).long().clone()
+    """Return (noisy labels, realised transition matrix T[i, j] = fraction of class i labelled j).
+
+    ``labels``: [N] integer labels in [0, num_classes), a numpy array or a tensor (any device); the noisy labels
+    come back as the same kind (numpy in, numpy out; tensors on the input's device)."""
+    noisy, t = _corrupt(_labels(labels, num_classes), kind, rate, num_classes, seed, mode, exclude_true, mapping,
+                        matrix)
+    if isinstance(labels, torch.Tensor):
+        return noisy.to(labels.device), t
+    return noisy.numpy(), t
+
+
+def _labels(labels, num_classes: int) -> torch.Tensor:
+    """[N] labels as a CPU int64 tensor, or a one-line error naming what is wrong."""
+    y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
+    if num_classes < 2:
+        raise SlimlabError(f"num_classes must be at least 2, got {num_classes}")
+    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise SlimlabError(f"labels must be a 1-D integer array (class indices, not one-hot), got shape "
+                           f"{tuple(y.shape)} of {y.dtype}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise SlimlabError(f"labels must lie in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
+    return y.long()
+
+
+def _corrupt(y: torch.Tensor, kind: str, rate: float, num_classes: int, seed: int, mode: str, exclude_true: bool,
+             mapping: dict[int, int] | None, matrix: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
+    y = y.clone()
     n, k = len(y), num_classes
     if not 0.0 <= rate <= 1.0:
         raise SlimlabError(f"noise rate must be in [0, 1], got {rate}")

@@ -1,5 +1,6 @@
-"""Label-issue scoring as a pure function over arrays, in the manner of cleanlab's
-``find_label_issues(labels, pred_probs)``.
+"""Label-issue detection as pure functions over arrays, in the manner of cleanlab's
+``find_label_issues(labels, pred_probs)``: :func:`find_label_issues` takes numpy arrays or tensors and returns
+the same kind.
 
 Given the labels a data set carries and predicted class probabilities for every sample (PENCIL's
 label distribution y_d, or out-of-sample predictions of models that never trained on the sample),
@@ -28,7 +29,7 @@ class LabelIssues:
     flagged: torch.Tensor  # bool: corrected != given
 
 
-def find_label_issues(labels: torch.Tensor, pred_probs: torch.Tensor) -> LabelIssues:
+def score_label_issues(labels: torch.Tensor, pred_probs: torch.Tensor) -> LabelIssues:
     """Score every sample: ``labels`` [N] given labels, ``pred_probs`` [N, K] predicted probabilities."""
     if pred_probs.ndim != 2 or len(pred_probs) != len(labels):
         raise ValueError(f"pred_probs must be [N, K] with N = {len(labels)}, got {tuple(pred_probs.shape)}")
@@ -78,7 +79,52 @@ def flag_rule(detector: str, labels: torch.Tensor, pred_probs: torch.Tensor) -> 
         flagged = torch.zeros(len(y), dtype=torch.bool)
         flagged[torch.argsort(loss, descending=True, stable=True)[:m]] = True
         return flagged
-    return pred_probs.argmax(1) != labels.long()
+    if detector in ("pencil-labels", "model"):
+        return pred_probs.argmax(1) != labels.long()
+    raise ValueError(f"unknown detector {detector!r} (choose from {', '.join(DETECTORS)})")
+
+
+# find_label_issues' methods -> the detector rule they apply
+METHODS = {"confident_learning": "kfold", "argmax": "model", "small_loss": "small-loss"}
+
+
+def find_label_issues(labels, pred_probs, *, method: str = "confident_learning", return_ranked: bool = False):
+    """The suspicious labels of a data set, from predicted class probabilities (cleanlab's convention).
+
+    ``labels``: [N] integer labels in [0, K); ``pred_probs``: [N, K] probabilities (rows summing to 1), numpy
+    arrays or tensors on any device. ``method``: ``confident_learning`` (for out-of-sample probabilities, e.g.
+    k-fold; cleanlab's default rule), ``argmax`` (flag where the most probable class is not the label: PENCIL's
+    y_d, or a network's predictions), ``small_loss`` (the largest-loss fraction, that fraction estimated by
+    confident learning). Returns a boolean mask [N], or with ``return_ranked`` the flagged indices, most
+    suspicious first (by 1 - p(label)); numpy in, numpy out; tensors in, CPU tensors out."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    y, p = _checked(labels, pred_probs)
+    mask = flag_rule(METHODS[method], y, p)
+    out = mask
+    if return_ranked:
+        li = score_label_issues(y, p)
+        out = li.order[mask[li.order]]
+    return out if isinstance(labels, torch.Tensor) else out.numpy()
+
+
+def _checked(labels, pred_probs) -> tuple[torch.Tensor, torch.Tensor]:
+    """(labels, probabilities) as CPU tensors, or a one-line ValueError naming what is wrong."""
+    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).detach().cpu()
+    p = torch.as_tensor(np.asarray(pred_probs) if not isinstance(pred_probs, torch.Tensor) else pred_probs)
+    p = p.detach().cpu().double()
+    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"labels must be a 1-D integer array, got shape {tuple(y.shape)} of {y.dtype}")
+    if p.ndim != 2 or len(p) != len(y) or p.shape[1] < 2:
+        raise ValueError(f"pred_probs must be [N, K] with N = {len(y)} labels and K >= 2, got {tuple(p.shape)}")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= p.shape[1]):
+        raise ValueError(f"labels must lie in [0, {p.shape[1]}) (the columns of pred_probs), got "
+                         f"{int(y.min())}..{int(y.max())}")
+    if not torch.isfinite(p).all() or (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p),
+                                                                                               dtype=p.dtype),
+                                                                           atol=1e-3):
+        raise ValueError("pred_probs must be probabilities: non-negative rows summing to 1 (logits? apply softmax)")
+    return y.long(), p
 
 
 def f1(precision: float, recall: float) -> float:

@@ -10,7 +10,7 @@ Four detectors (``--detector``), compared in ``benchmarks/label_detectors.py``:
 - ``small-loss``: the run's network's loss on each training image, the largest-loss fraction flagged.
 
 ``auto`` takes ``AUTO``'s choice for the run. Ranking is by the suspicion ``1 - p(given label)``
-(:func:`slimlab.noise.label_issues.find_label_issues`); each detector flags by its own rule
+(:func:`slimlab.noise.label_issues.score_label_issues`); each detector flags by its own rule
 (:func:`slimlab.noise.label_issues.flag_rule`). This module writes ``label_issues.csv``, ``.json``,
 ``.png``, ``pred_probs.npy`` (the probabilities of every training sample, [N, K], ready for cleanlab) and
 ``corrected_labels.npy`` (the given labels with the flagged ones corrected) into the run directory.
@@ -37,7 +37,7 @@ from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.models.io import model_from_checkpoint
-from slimlab.noise.label_issues import DETECTORS, find_label_issues, flag_quality, flag_rule, pencil_probs
+from slimlab.noise.label_issues import DETECTORS, flag_quality, flag_rule, pencil_probs, score_label_issues
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
 
 # what --detector auto uses, by the kind of run (benchmarks/results/label_detectors.md)
@@ -120,7 +120,7 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     probs, source = probabilities(detector, cfg, tcfg, p, ck)
     idx = p.train_idx
     given = p.targets[idx]
-    li = find_label_issues(given, probs[idx])
+    li = score_label_issues(given, probs[idx])
     li.flagged = flag_rule(detector, given, probs[idx])
     relabelled = torch.where(li.flagged, li.corrected, given)  # what prune --labels-from fine-tunes on
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
@@ -249,5 +249,5 @@ def plot_grid(ds, rows: list[tuple], path: Path, cols: int = 8) -> None:
 
 
 def label_issues_for_run(run_dir: str | Path, folds: int = 3, cv_epochs: int | None = None, grid: int = 24) -> dict:
-    """The functional form of :func:`run` (the old ``slimlab.noise.label_issues.find_label_issues``)."""
+    """:func:`run` on a run directory, with positional options (for arrays: :func:`slimlab.noise.find_label_issues`)."""
     return run(LabelsConfig(str(run_dir), folds, cv_epochs or 0, grid))
