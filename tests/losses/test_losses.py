@@ -197,3 +197,12 @@ def test_truncated_gce_never_truncates_from_an_untrained_model_and_checks_its_sc
 
     with pytest.raises(SlimlabError, match="every >= 1"):
         build_objective("gce_trunc", 10, epochs=3, kwargs={"every": 0})
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int16, torch.uint8])
+def test_every_loss_takes_labels_of_any_integer_dtype(dtype):
+    # a user's own loop may carry int32 or uint8 labels; each loss gives what it gives for int64
+    T = torch.eye(3) * 0.8 + 0.1 / 1.5
+    for fn in (gce_loss, sce_loss, mae_loss, nce_rce_loss, bootstrap_soft_loss, bootstrap_hard_loss,
+               lambda z, t: forward_loss(z, t, T)):
+        assert torch.equal(fn(LOGITS, TARGET.to(dtype)), fn(LOGITS, TARGET)), fn

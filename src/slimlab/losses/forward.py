@@ -11,8 +11,9 @@ import torch.nn.functional as F
 
 
 def forward_loss(logits: torch.Tensor, target: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
+    """CE of the noisy label under T^T p(x): the clean prediction pushed through the transition matrix T [K, K]."""
     p_noisy = logits.softmax(1) @ T.to(logits)
-    return F.nll_loss(p_noisy.clamp_min(1e-12).log(), target)
+    return F.nll_loss(p_noisy.clamp_min(1e-12).log(), target.long())
 
 
 def estimate_transition(probs: torch.Tensor | np.ndarray, percentile: float = 97.0) -> np.ndarray:

@@ -22,7 +22,7 @@ from slimlab.engine.objective import Objective
 
 def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_q of every sample, its p_y)."""
-    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1).clamp_min(1e-7)
+    p_y = logits.softmax(1).gather(1, target.long()[:, None]).squeeze(1).clamp_min(1e-7)
     return (1 - p_y**q) / q, p_y
 
 

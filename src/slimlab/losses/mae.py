@@ -9,5 +9,6 @@ import torch
 
 
 def mae_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
+    """scale * (1 - p_y): the Active-Passive code's MAE (scale 2 is Ghosh et al.'s L1 between p and the one-hot)."""
+    p_y = logits.softmax(1).gather(1, target.long()[:, None]).squeeze(1)
     return (scale * (1 - p_y)).mean()

@@ -11,9 +11,11 @@ from slimlab.losses.sce import rce_loss
 
 
 def nce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Normalised CE: log p_y / sum_k log p_k (Eq. 3); ``target``: class indices [N] of any integer dtype."""
     logp = logits.log_softmax(1)
-    return (logp.gather(1, target[:, None]).squeeze(1) / logp.sum(1)).mean()
+    return (logp.gather(1, target.long()[:, None]).squeeze(1) / logp.sum(1)).mean()
 
 
 def nce_rce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+    """Active-passive NCE+RCE = alpha * NCE + beta * RCE (Sec. 4; the reference code clips gradients at norm 5)."""
     return alpha * nce_loss(logits, target) + beta * rce_loss(logits, target)

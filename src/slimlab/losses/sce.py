@@ -10,10 +10,13 @@ import torch.nn.functional as F
 
 
 def rce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Reverse cross-entropy -sum_k p_k log q_k, the one-hot label q clamped to [1e-4, 1] as in the reference code;
+    ``target``: class indices [N] of any integer dtype."""
     p = logits.softmax(1).clamp(1e-7, 1.0)
-    q = F.one_hot(target, logits.shape[1]).float().clamp(1e-4, 1.0)
+    q = F.one_hot(target.long(), logits.shape[1]).float().clamp(1e-4, 1.0)
     return -(p * q.log()).sum(1).mean()
 
 
 def sce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 0.1, beta: float = 1.0) -> torch.Tensor:
-    return alpha * F.cross_entropy(logits, target) + beta * rce_loss(logits, target)
+    """SCE = alpha * CE + beta * RCE (Eq. 5; the paper's CIFAR-10 values alpha = 0.1, beta = 1.0)."""
+    return alpha * F.cross_entropy(logits, target.long()) + beta * rce_loss(logits, target)
