@@ -119,6 +119,33 @@ def test_recalibrated_bn_statistics_are_the_batch_statistics():
     assert not net.training and net[1].momentum == 0.1  # the mode and the momentum are restored
 
 
+def test_the_command_lines_option_names_work_and_unknown_ones_are_one_line():
+    from slimlab.models import create_model
+
+    x = [torch.randn(8, 3, 16, 16)]
+    a, ra = prune_module(create_model("resnet20", 10).eval(), x, method="thinet", keep_ratio=0.5, seed=1,
+                         ignored_layers=["layer1.0.conv1"], variant="tpami")
+    b, rb = prune_module(create_model("resnet20", 10).eval(), x, method="thinet", keep_ratio=0.5, seed=1,
+                         ignore_layers=["layer1.0.conv1"], thinet_variant="tpami")
+    assert ra.channels == rb.channels and "layer1.0.conv1" not in ra.channels
+    with pytest.raises(SlimlabError, match="unknown option 'varaint'"):
+        prune_module(create_model("resnet20", 10), x, keep_ratio=0.5, varaint="tpami")
+    with pytest.raises(SlimlabError, match="not both"):
+        prune_module(create_model("resnet20", 10), x, keep_ratio=0.5, ignored_layers=["fc"], ignore_layers=["fc"])
+
+
+def test_a_bf16_model_is_refused_in_one_line_and_an_old_optimizer_misses_the_new_tensors():
+    from slimlab.models import create_model
+
+    with pytest.raises(SlimlabError, match="needs a float32 model, this one is torch.bfloat16"):
+        prune_module(create_model("resnet20", 10).to(torch.bfloat16), [torch.randn(4, 3, 16, 16)], keep_ratio=0.5)
+    # what the docstring warns about: pruning swaps the parameters an optimizer built before still holds
+    model = create_model("resnet20", 10)
+    before = {id(p) for p in model.parameters()}
+    prune_module(model, [torch.randn(8, 3, 16, 16)], method="weight_sum", keep_ratio=0.5)
+    assert {id(p) for p in model.parameters()} - before  # new tensors: an old optimizer would not train them
+
+
 def test_calibration_batches_in_every_usual_shape():
     x = torch.randn(10, 3, 8, 8)
     assert images_from([x], 4).shape == (4, 3, 8, 8)

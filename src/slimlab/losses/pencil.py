@@ -128,11 +128,13 @@ class PencilObjective(Objective):
         return pencil_lc(logits, self.y_d[idx])
 
     @torch.no_grad()
-    def after_step(self, batch: dict) -> None:
+    def after_step(self, batch: dict, grad_scale: float = 1.0) -> None:
+        """y~ <- y~ - lambda dL/dy~ for the batch's samples (stage 2). Under an fp16 GradScaler the gradient is
+        scaled: pass ``grad_scale=scaler.get_scale()``."""
         if self._leaf is None or self._leaf.grad is None:
             return
         idx = batch["index"]
-        new = self._leaf - self.lam * self._leaf.grad / self.world
+        new = self._leaf - self.lam * self._leaf.grad / (self.world * grad_scale)
         if self.world > 1:
             idx, new = all_gather_cat(idx, self.dist), all_gather_cat(new.contiguous(), self.dist)
         self.y_tilde[idx] = new

@@ -243,7 +243,7 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch
     was = model.training
     model.eval()
     dev = next(model.parameters()).device
-    hits = sum(int((model(images[s: s + batch].to(dev)).argmax(1).cpu() == labels[s: s + batch]).sum())
+    hits = sum(int((model(images[s: s + batch].to(dev)).argmax(1).cpu() == labels[s: s + batch].cpu()).sum())
                for s in range(0, len(images), batch))
     model.train(was)
     return hits / max(1, len(images))

@@ -13,7 +13,11 @@ model expects. Afterwards, every BatchNorm layer's statistics are re-estimated o
 Conventions are Torch-Pruning's where it has one: ``prune_ratio`` is the fraction of channels
 *removed* (``keep_ratio`` = 1 - ``prune_ratio``, ThiNet's compression rate), ``round_to`` makes
 every kept count a multiple of N, ``ignored_layers`` (modules or their names) keep their output
-channels.
+channels. The command line's names are accepted too (``ignore_layers``, ``thinet_variant``, ...).
+
+Pruning replaces the pruned layers' parameters with smaller tensors: an optimizer (or learning-rate
+scheduler, EMA, GradScaler) built before it still holds the old ones and would silently stop training
+them. Build it after pruning, and inside ``between_layers`` from the model it is given.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ from slimlab.prune.config import resolve_keep_ratio
 from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
+# the command line's (and PruneConfig's) names of prune_module's options
+_ALIASES = {"ignore_layers": "ignored_layers", "thinet_variant": "variant", "thinet_refine": "refine",
+            "thinet_target": "target", "thinet_per_image": "per_image"}
+_CRITERION_OPTIONS = ("variant", "refine", "per_image", "samples_per_weight", "target", "apoz_at")
 _LABEL_KEYS = ("target", "targets", "label", "labels", "y")
 
 
@@ -114,6 +122,8 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     With ``recalibrate``, BatchNorm statistics are re-estimated on the calibration images: pass them augmented
     as in training (un-augmented ones cost the unpruned zoo ResNet-20 3.2 points)."""
     t0 = time.time()
+    ignored_layers, criterion_options = _options(ignored_layers, criterion_options)
+    _check_model(model)
     if round_to < 1:
         raise SlimlabError(f"round_to must be >= 1, got {round_to}")
     images, labels = labelled_from(calibration, max_images)
@@ -144,6 +154,32 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
                               before[1], count_params(model), time.time() - t0, size, n_bn, len(images),
                               {"allocation": extra} if extra else {})
+
+
+def _options(ignored_layers: Iterable, options: dict) -> tuple[Iterable, dict]:
+    """``options`` under their Python names (the command line's accepted), and unknown ones refused in one line."""
+    out = {}
+    for key, value in options.items():
+        name = _ALIASES.get(key, key)
+        if name == "ignored_layers":
+            if ignored_layers:
+                raise SlimlabError("give ignored_layers or ignore_layers, not both")
+            ignored_layers = value
+        elif name in _CRITERION_OPTIONS:
+            out[name] = value
+        else:
+            raise SlimlabError(f"prune_module: unknown option {key!r} (criterion options: "
+                               f"{', '.join(_CRITERION_OPTIONS)})")
+    return ignored_layers, out
+
+
+def _check_model(model: nn.Module) -> None:
+    p = next(model.parameters(), None)
+    if p is None:
+        raise SlimlabError("prune_module: the model has no parameters")
+    if p.dtype != torch.float32:
+        raise SlimlabError(f"prune_module needs a float32 model, this one is {p.dtype}: prune model.float() and "
+                           "convert it back afterwards (the least squares and the statistics need float32)")
 
 
 def _allocate(model: nn.Module, method: str, mode: str, calib: Calibration, labels: torch.Tensor | None,
