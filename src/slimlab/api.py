@@ -22,7 +22,8 @@ Your own model, in your own training loop (any ``nn.Module``; a timm model here)
     model = api.load_pruned("r18-pruned.safetensors")  # its pruned shapes, from tensors alone
 
 ``api.train(cfg, model=my_module, data=(train_set, test_set))`` trains your module on your data with
-slimlab's loop (losses for noisy labels included).
+slimlab's loop (losses for noisy labels included). Noise and label issues on your own arrays:
+``api.corrupt(labels, "symmetric", 0.4, num_classes=10)``, ``api.find_label_issues(labels, pred_probs)``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any
 from slimlab.data import from_datasets
 from slimlab.models.io import load_pruned, save_pruned
 from slimlab.models.registry import allow_module
+from slimlab.noise import corrupt, find_label_issues
 from slimlab.prune import PruneReport, prune_module, recalibrate_bn
 from slimlab.tasks.common import Prepared, build_model, data_meta, default_out, make_loaders, plot_curves, prepare_data
 from slimlab.tasks.demo import DemoConfig, run_demo
@@ -60,15 +62,14 @@ from slimlab.tasks.scale import run as scale
 from slimlab.tasks.table import TASKS
 from slimlab.tasks.train import resume, train
 
-__all__ = ["PruneReport", "allow_module", "from_datasets", "load_pruned", "prune_module", "recalibrate_bn",
-           "save_pruned", "DemoConfig", "EvaluateConfig", "ExportConfig", "LabelsConfig", "ModelsConfig",
-           "PretrainConfig",
-           "Prepared", "ProbeConfig", "ProfileConfig", "ReportConfig", "RunConfig", "ScaleConfig", "TASKS",
-           "best_run", "build_eval_loader", "build_model", "build_report", "check_recipe", "corrected_labels",
-           "data_meta", "default_out", "demo", "evaluate", "evaluate_checkpoint", "export", "label_issues_for_run",
-           "labels", "load_recipe", "make_loaders", "models", "plot_curves", "prepare_data", "pretrain", "probe",
-           "profile", "profile_runs", "prune", "report", "resume", "run_demo", "run_recipe", "run_task", "scale",
-           "train"]
+__all__ = ["PruneReport", "allow_module", "corrupt", "find_label_issues", "from_datasets", "load_pruned",
+           "prune_module", "recalibrate_bn", "save_pruned", "DemoConfig", "EvaluateConfig", "ExportConfig",
+           "LabelsConfig", "ModelsConfig", "PretrainConfig", "Prepared", "ProbeConfig", "ProfileConfig",
+           "ReportConfig", "RunConfig", "ScaleConfig", "TASKS", "best_run", "build_eval_loader", "build_model",
+           "build_report", "check_recipe", "corrected_labels", "data_meta", "default_out", "demo", "evaluate",
+           "evaluate_checkpoint", "export", "label_issues_for_run", "labels", "load_recipe", "make_loaders", "models",
+           "plot_curves", "prepare_data", "pretrain", "probe", "profile", "profile_runs", "prune", "report", "resume",
+           "run_demo", "run_recipe", "run_task", "scale", "train"]
 
 
 def run_task(name: str, cfg: Any) -> dict:
