@@ -48,3 +48,20 @@ def test_api_train_on_a_users_module_and_data(tmp_path):
     ck = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ck["model_name"] == "custom:Sequential" or ck["model_name"].endswith(":Sequential")
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["num_classes"] == 2
+
+
+def test_api_train_leaves_the_callers_config_and_threads_as_they_were(tmp_path):
+    import dataclasses
+
+    cfg = TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=60,
+                      image_size=16, threads=1, overwrite=True, out=str(tmp_path / "r"), progress="none",
+                      loss="pencil", loss_kwargs={"compat": "official"})
+    given = dataclasses.asdict(cfg)
+    torch.set_num_threads(2)
+    try:
+        api.train(cfg)
+        assert torch.get_num_threads() == 2  # the run used 1, the caller's setting is back
+    finally:
+        torch.set_num_threads(2)
+    assert dataclasses.asdict(cfg) == given  # overwrite, loss_kwargs (PENCIL adds lr there) untouched
+    api.train(cfg)  # the same config again: overwrite still says so

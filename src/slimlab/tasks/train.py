@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import torch
@@ -39,8 +40,18 @@ def train(cfg: TrainConfig | None = None, resume: dict | None = None, ctx: Dist 
     torchvision data sets (:func:`slimlab.data.from_datasets`). The model is trained in place.
 
     The run owns its directory while it runs (:mod:`slimlab.engine.rundir`): a non-empty ``cfg.out``
-    is refused unless ``cfg.overwrite``, and a default one that is taken gets a numbered suffix."""
-    cfg = cfg or TrainConfig()
+    is refused unless ``cfg.overwrite``, and a default one that is taken gets a numbered suffix. ``cfg`` itself
+    is left as given (the resolved config is the run's config.yaml), and so is torch's thread count."""
+    cfg = copy.deepcopy(cfg) if cfg is not None else TrainConfig()
+    threads = torch.get_num_threads()
+    try:
+        return _claim_and_train(cfg, resume, ctx, model, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _claim_and_train(cfg: TrainConfig, resume: dict | None, ctx: Dist | None, model: torch.nn.Module | None,
+                     data: DataSet | tuple | None) -> dict:
     check_ranges(cfg)
     if isinstance(data, tuple):
         data = from_datasets(*data)
