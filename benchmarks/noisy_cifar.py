@@ -179,7 +179,7 @@ def pencil_flags(run_dir: Path) -> dict:
     against the injected flips: precision and recall of the flagged labels, and how many labels are right after
     the flagged ones are replaced."""
     out = {}
-    for key, detector in (("flag", "pencil-labels"), ("net", "model")):
+    for key, detector in (("net", "model"), ("flag", "pencil-labels")):  # y~'s corrections are the ones kept
         li = find_labels(LabelsConfig(str(run_dir), detector=detector, grid=0))
         out.update({f"{key}_precision": li.get("precision"), f"{key}_recall": li.get("recall"),
                     f"{key}_corrected_acc": li.get("corrected_accuracy")})

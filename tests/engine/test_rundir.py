@@ -78,6 +78,8 @@ def test_a_run_killed_before_its_summary_finishes_on_resume(tmp_path, capsys):
     assert main(["train", "--resume", str(r)]) == 0
     again = json.loads((r / "summary.json").read_text())
     assert again["test_acc"] == done["test_acc"] and again["best_val_acc"] == done["best_val_acc"]
+    assert again["test_acc_at_best_val"] == done["test_acc_at_best_val"]
+    assert again["train_s"] == pytest.approx(done["train_s"]) and again["wall_s"] >= done["train_s"]  # both runs' time
     assert (r / "last.pt").read_bytes() == last  # no epoch was trained again
     assert len((r / "metrics.jsonl").read_text().splitlines()) == 2
 

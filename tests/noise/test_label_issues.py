@@ -83,3 +83,13 @@ def test_find_label_issues_on_arrays_returns_their_kind_ranks_and_checks_its_inp
             find_label_issues(y, p)
     with pytest.raises(ValueError, match="unknown method 'kfodl'"):
         find_label_issues(labels, probs, method="kfodl")
+
+
+def test_find_label_issues_and_corrupt_take_strided_and_unsigned_labels():
+    from slimlab.noise import corrupt, find_label_issues
+
+    labels = (np.arange(6) % 3)[::-1]  # a negative-stride view
+    probs = np.eye(3)[labels] * 0.8 + 0.2 / 3
+    assert find_label_issues(labels.astype(np.uint64), probs, method="argmax").tolist() == [False] * 6
+    assert corrupt(labels, "symmetric", 0.5, 3, seed=1)[0].tolist() == corrupt(
+        labels.copy().astype(np.uint64), "symmetric", 0.5, 3, seed=1)[0].tolist()

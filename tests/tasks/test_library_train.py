@@ -56,12 +56,12 @@ def test_api_train_leaves_the_callers_config_and_threads_as_they_were(tmp_path):
     cfg = TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=60,
                       image_size=16, threads=1, overwrite=True, out=str(tmp_path / "r"), progress="none",
                       loss="pencil", loss_kwargs={"compat": "official"})
-    given = dataclasses.asdict(cfg)
+    given, was = dataclasses.asdict(cfg), torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         api.train(cfg)
         assert torch.get_num_threads() == 2  # the run used 1, the caller's setting is back
     finally:
-        torch.set_num_threads(2)
+        torch.set_num_threads(was)
     assert dataclasses.asdict(cfg) == given  # overwrite, loss_kwargs (PENCIL adds lr there) untouched
     api.train(cfg)  # the same config again: overwrite still says so

@@ -191,7 +191,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
     progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
     if len(loaders.train) == 0:
         raise SlimlabError("the training set is empty")
-    t_run = time.time()
+    t_run = time.time() - _elapsed(st.history)  # a resumed run's clock goes on from its earlier processes
     with open_loggers(list(getattr(cfg, "log", None) or []), run_dir if writes else None) as log:
         for epoch in range(st.start, cfg.epochs):
             t0 = time.time()
@@ -200,6 +200,7 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
             st.train_images += m.pop("_seen")
             _evaluate_epoch(model, loaders, objective, cfg, epoch, ctx, track_test, m, st)
             check_divergence(model, m, st.history, getattr(cfg, "diverge_factor", 0.0), ctx)
+            m["elapsed_s"] = time.time() - t_run
             _end_epoch(model, opt, objective, meta, m, st, run_dir if writes else None, loaders.val is not None)
             log(m)
             progress.end_epoch(m, (time.time() - t0) * (cfg.epochs - epoch - 1))
@@ -282,6 +283,9 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
         rid = resume.get("run_id")
         st.history = [h for h in read_jsonl(run_dir / "metrics.jsonl")
                       if isinstance(h.get("epoch"), int) and h["epoch"] <= st.start and h.get("run_id", rid) == rid]
+        st.train_time = sum(float(h.get("epoch_s", 0.0)) for h in st.history)
+        st.train_images = round(sum(float(h.get("epoch_s", 0.0)) * float(h.get("images_per_s", 0.0))
+                                    for h in st.history))
     if run_dir is not None and st.best_epoch and (run_dir / "best.pt").is_file():
         best = load_checkpoint(run_dir / "best.pt")  # test_acc_at_best_val needs it
         if best.get("run_id") != resume.get("run_id"):
@@ -290,6 +294,14 @@ def _restore(model: nn.Module, opt, objective: Objective, resume: dict | None, r
         _check_same_shapes(model, best["state_dict"], best["path"])
         st.best_state = best["state_dict"]
     return st
+
+
+def _elapsed(history: list[dict]) -> float:
+    """Seconds the run had taken by its last recorded epoch (runs written before ``elapsed_s``: its epochs' time)."""
+    if not history:
+        return 0.0
+    last = history[-1].get("elapsed_s")
+    return float(last) if last is not None else sum(float(h.get("epoch_s", 0.0)) for h in history)
 
 
 def _check_same_shapes(model: nn.Module, sd: dict, where: str) -> None:

@@ -132,9 +132,19 @@ def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_class
     return noisy.numpy(), t
 
 
+def label_array(labels) -> np.ndarray:
+    """A contiguous array; unsigned or wide integers as int64 (torch has no uint64)."""
+    a = np.ascontiguousarray(np.asarray(labels))
+    if a.dtype.kind in "ui" and a.dtype != np.int64:
+        if a.size and a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
+            raise SlimlabError("labels too large for class indices")
+        a = a.astype(np.int64)
+    return a
+
+
 def _labels(labels, num_classes: int) -> torch.Tensor:
     """[N] labels as a CPU int64 tensor, or a one-line error naming what is wrong."""
-    y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(np.asarray(labels))
+    y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(label_array(labels))
     if num_classes < 2:
         raise SlimlabError(f"num_classes must be at least 2, got {num_classes}")
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:

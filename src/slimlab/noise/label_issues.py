@@ -110,8 +110,10 @@ def find_label_issues(labels, pred_probs, *, method: str = "confident_learning",
 
 def _checked(labels, pred_probs) -> tuple[torch.Tensor, torch.Tensor]:
     """(labels, probabilities) as CPU tensors, or a one-line ValueError naming what is wrong."""
-    y = torch.as_tensor(np.asarray(labels) if not isinstance(labels, torch.Tensor) else labels).detach().cpu()
-    p = torch.as_tensor(np.asarray(pred_probs) if not isinstance(pred_probs, torch.Tensor) else pred_probs)
+    from slimlab.noise.corrupt import label_array
+
+    y = (labels if isinstance(labels, torch.Tensor) else torch.as_tensor(label_array(labels))).detach().cpu()
+    p = pred_probs if isinstance(pred_probs, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(pred_probs))
     p = p.detach().cpu().double()
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ValueError(f"labels must be a 1-D integer array, got shape {tuple(y.shape)} of {y.dtype}")

@@ -38,7 +38,7 @@ from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 _IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
 # the command line's (and PruneConfig's) names of prune_module's options
 _ALIASES = {"ignore_layers": "ignored_layers", "thinet_variant": "variant", "thinet_refine": "refine",
-            "thinet_target": "target", "thinet_per_image": "per_image"}
+            "thinet_target": "target", "samples_per_image": "per_image"}
 _CRITERION_OPTIONS = ("variant", "refine", "per_image", "samples_per_weight", "target", "apoz_at")
 _LABEL_KEYS = ("target", "targets", "label", "labels", "y")
 

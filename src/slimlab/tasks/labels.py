@@ -250,4 +250,4 @@ def plot_grid(ds, rows: list[tuple], path: Path, cols: int = 8) -> None:
 
 def label_issues_for_run(run_dir: str | Path, folds: int = 3, cv_epochs: int | None = None, grid: int = 24) -> dict:
     """:func:`run` on a run directory, with positional options (for arrays: :func:`slimlab.noise.find_label_issues`)."""
-    return run(LabelsConfig(str(run_dir), folds, cv_epochs or 0, grid))
+    return run(LabelsConfig(str(run_dir), folds=folds, cv_epochs=cv_epochs or 0, grid=grid))
