@@ -35,7 +35,6 @@ from slimlab.models.io import load_pruned, save_pruned
 from slimlab.models.registry import allow_module
 from slimlab.noise import corrupt, find_label_issues
 from slimlab.prune import PruneReport, prune_module, recalibrate_bn
-from slimlab.tasks.common import Prepared, build_model, data_meta, default_out, make_loaders, plot_curves, prepare_data
 from slimlab.tasks.demo import DemoConfig, run_demo
 from slimlab.tasks.demo import run as demo
 from slimlab.tasks.evaluate import EvaluateConfig, build_eval_loader, evaluate_checkpoint
@@ -64,11 +63,10 @@ from slimlab.tasks.train import resume, train
 
 __all__ = ["PruneReport", "allow_module", "corrupt", "find_label_issues", "from_datasets", "load_pruned",
            "prune_module", "recalibrate_bn", "save_pruned", "DemoConfig", "EvaluateConfig", "ExportConfig",
-           "LabelsConfig", "ModelsConfig", "PretrainConfig", "Prepared", "ProbeConfig", "ProfileConfig",
-           "ReportConfig", "RunConfig", "ScaleConfig", "TASKS", "best_run", "build_eval_loader", "build_model",
-           "build_report", "check_recipe", "corrected_labels", "data_meta", "default_out", "demo", "evaluate",
-           "evaluate_checkpoint", "export", "label_issues_for_run", "labels", "load_recipe", "make_loaders", "models",
-           "plot_curves", "prepare_data", "pretrain", "probe", "profile", "profile_runs", "prune", "report", "resume",
+           "LabelsConfig", "ModelsConfig", "PretrainConfig", "ProbeConfig", "ProfileConfig", "ReportConfig",
+           "RunConfig", "ScaleConfig", "TASKS", "best_run", "build_eval_loader", "build_report", "check_recipe",
+           "corrected_labels", "demo", "evaluate", "evaluate_checkpoint", "export", "label_issues_for_run", "labels",
+           "load_recipe", "models", "pretrain", "probe", "profile", "profile_runs", "prune", "report", "resume",
            "run_demo", "run_recipe", "run_task", "scale", "train"]
 
 

@@ -74,11 +74,14 @@ Config = DemoConfig
 
 
 def run(cfg: DemoConfig) -> dict:
+    """``slimlab demo``: the main job on noisy data (CE vs PENCIL, label issues, pruning, profile, export,
+    report); the summary rows."""
     return run_demo(cfg.out, data=cfg.data, model=cfg.model, noise=cfg.noise, epochs=cfg.epochs,
                     finetune_epochs=cfg.finetune_epochs, train_subset=cfg.train_subset, image_size=cfg.image_size)
 
 
 def run_demo(out: str | Path = "runs/demo", **kwargs) -> dict:
+    """The demo into ``out`` (its recipe's options as keywords: data, model, noise, epochs, ...); resumable."""
     out = Path(out)
     results = run_recipe(demo_recipe(**kwargs), out)
     rows = []

@@ -34,6 +34,7 @@ Config = EvaluateConfig
 
 def build_eval_loader(ckpt: dict, data: str | None, root: str, download: bool, batch_size: int = 256,
                       device: torch.device | str = "cpu", subset: int = 0) -> tuple[Any, D.DataSet]:
+    """The test loader of the data a checkpoint was trained on (or ``data``), with its normalisation."""
     dmeta = ckpt.get("data") or {}
     spec = data or (ckpt.get("config") or {}).get("data")
     if not spec:
@@ -45,6 +46,7 @@ def build_eval_loader(ckpt: dict, data: str | None, root: str, download: bool, b
 
 
 def run(cfg: EvaluateConfig) -> dict:
+    """``slimlab evaluate``: a checkpoint's test accuracy and loss (the figure a run or the zoo recorded)."""
     ck = load_checkpoint(cfg.checkpoint)
     dev = resolve_device(cfg.device)
     model = model_from_checkpoint(ck).to(dev)

@@ -87,6 +87,8 @@ def _onnx_ms(run: str) -> float:
 
 
 def run(cfg: ExportConfig) -> dict:
+    """``slimlab export``: a run's model as ONNX (checked against ONNX Runtime) or TorchScript, or the best of
+    several candidates (``select``); what was exported and why goes beside it."""
     if not cfg.run:
         raise SlimlabError("export: give the run (a run directory or checkpoint)")
     why = ""

@@ -46,6 +46,7 @@ def build_table() -> dict:
 
 
 def run(cfg: ModelsConfig) -> dict:
+    """``slimlab models``: the registry with parameters, MACs and (for the zoo) accuracies."""
     table = json.loads(TABLE.read_text()) if TABLE.is_file() else {}
     rows = []
     for name in list_models(cfg.family or None):

@@ -31,6 +31,7 @@ Config = PretrainConfig
 
 
 def run(cfg: PretrainConfig) -> dict:
+    """``slimlab pretrain``: self-supervised pretraining (RotNet) into a run directory."""
     return train(as_train_config(cfg))
 
 

@@ -27,6 +27,7 @@ Config = ProbeConfig
 
 
 def run(cfg: ProbeConfig) -> dict:
+    """``slimlab probe``: a linear, MLP or conv classifier on a frozen block of a pretrained trunk."""
     return train(as_train_config(cfg))
 
 

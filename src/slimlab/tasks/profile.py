@@ -51,6 +51,8 @@ def model_or_checkpoint(spec: str, input_size: int = 0, num_classes: int = 0):
 
 
 def run(cfg: ProfileConfig) -> dict:
+    """``slimlab profile``: parameters, MACs and latency (PyTorch and ONNX Runtime) of a model or of runs
+    timed interleaved."""
     if cfg.runs:
         return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)
     model, size, name = model_or_checkpoint(cfg.model, cfg.input_size, cfg.num_classes)

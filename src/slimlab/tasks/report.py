@@ -398,6 +398,7 @@ Config = ReportConfig
 
 
 def run(cfg: ReportConfig) -> dict:
+    """``slimlab report``: runs compared in one HTML or Markdown page (accuracy, size, latency, curves)."""
     name = "report.md" if cfg.format == "md" else "report.html"
     out = Path(cfg.out or name)
     if out.is_dir() or not out.suffix:

@@ -44,6 +44,7 @@ _REF = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 def load_recipe(path: str | Path) -> dict:
+    """A recipe file (YAML: ``steps``, ``vars``, budgets), checked for shape before anything runs."""
     r = load_yaml(path)
     if not isinstance(r.get("steps"), list) or not r["steps"]:
         raise SlimlabError(f"{path}: a recipe needs a non-empty 'steps' list")

@@ -52,6 +52,7 @@ Config = ScaleConfig
 
 
 def run(cfg: ScaleConfig) -> dict:
+    """``slimlab scale``: the grid search for (alpha, beta, gamma), or a base model scaled by phi."""
     return grid_search(cfg) if cfg.action == "search" else apply(cfg)
 
 

@@ -1,0 +1,14 @@
+"""The Python API's surface: every name it exports exists and says what it does; no internal helper leaks."""
+
+from slimlab import api
+
+
+def test_every_export_exists_and_has_a_docstring():
+    missing = [n for n in api.__all__ if not hasattr(api, n)]
+    undocumented = [n for n in api.__all__ if callable(getattr(api, n)) and not (getattr(api, n).__doc__ or "").strip()]
+    assert missing == [] and undocumented == []
+
+
+def test_internal_helpers_are_not_exported():
+    assert not {"Prepared", "make_loaders", "plot_curves", "default_out", "data_meta", "prepare_data"} & set(api.__all__)
+    assert {"prune_module", "save_pruned", "load_pruned", "find_label_issues", "corrupt", "train"} <= set(api.__all__)
