@@ -12,11 +12,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+TMP_SUFFIX = ".slimlab-tmp"  # an atomic write's temporary file: .NAME.XXXXXXXX.slimlab-tmp beside NAME
+
 
 def _atomic(path: str | Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)

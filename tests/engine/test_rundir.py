@@ -338,3 +338,27 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path):
     (d.path / "config.yaml").write_text("x: 1\n")
     d.release()
     assert (tmp_path / "a" / "b" / "config.yaml").is_file()
+
+
+def test_overwrite_never_follows_a_link_nor_deletes_a_users_swap_file(tmp_path, capsys):
+    """--overwrite (and recipes, and --resume of a run without last.pt, which overwrite) deletes run files only:
+    a run-file name linking to a folder is refused with the folder intact; a link to a file loses the link, not
+    the file; an editor's .config.yaml.swp stays."""
+    user = tmp_path / "thesis"
+    user.mkdir()
+    (user / "thesis.tex").write_text("years of work")
+    (tmp_path / "notes.txt").write_text("mine")
+    r = _stopped_run(tmp_path / "r", capsys)
+    (r / "best.pt").unlink()
+    (r / "best.pt").symlink_to(user, target_is_directory=True)
+    _refused(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"], capsys, "not a slimlab run")
+    (r / "last.pt").unlink()
+    (r / "summary.json").unlink()
+    _refused(["train", "--resume", str(r)], capsys, "not a slimlab run")  # no last.pt: a resume starts over
+    assert (user / "thesis.tex").read_text() == "years of work"
+    (r / "best.pt").unlink()
+    (r / "best.pt").symlink_to(tmp_path / "notes.txt")
+    (r / ".config.yaml.swp").write_text("vim")
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (r / ".config.yaml.swp").read_text() == "vim"
+    assert not (r / "best.pt").is_symlink()  # the link went; the new run wrote its own best.pt

@@ -121,3 +121,23 @@ def test_init_from_a_torchvision_pth_and_a_safetensors_file_reports_the_match(tm
     r = run_cli("train", "--model", "tv:resnet18", "--init", str(tmp_path / "junk.pth"), "--data", "fake",
                 "--epochs", "1", "--out", str(tmp_path / "c"))
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_a_module_named_by_a_file_is_never_imported_without_allow_module(tmp_path):
+    """A recipe, a --config or a run's config.yaml from someone else cannot make slimlab import code: only a name
+    typed on the command line (--model, --set model=) or --allow-module allows a module."""
+    (tmp_path / "marker_nets.py").write_text("open('IMPORTED', 'w').write('x')\n" + NETS)
+    model = "module:marker_nets:tiny"
+    (tmp_path / "evil.yaml").write_text(
+        f"steps: [{{name: t, kind: train, with: {{data: fake, model: '{model}', epochs: 1, train_subset: 32}}}}]\n")
+    (tmp_path / "cfg.yaml").write_text(f"model: '{model}'\ndata: fake\nepochs: 1\ntrain_subset: 32\n")
+    (tmp_path / "dl").mkdir()
+    for argv in (("run", "evil.yaml", "--out", "o"), ("train", "--config", "cfg.yaml", "--out", "c"),
+                 ("train", "--resume", "dl"), ("labels", "dl")):
+        (tmp_path / "dl" / "config.yaml").write_text(f"model: '{model}'\ndata: fake\nepochs: 1\ntrain_subset: 32\n")
+        r = run_cli(*argv, cwd=tmp_path)
+        assert r.returncode == 2 and "not allowed" in r.stderr, (argv, r.stderr[-500:])
+        assert not (tmp_path / "IMPORTED").exists(), argv
+    r = run_cli("train", "--config", "cfg.yaml", "--allow-module", "marker_nets", "--out", "c2", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "IMPORTED").exists()  # allowed by name on the command line: imported

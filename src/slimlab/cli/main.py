@@ -196,6 +196,7 @@ def dispatch(args: argparse.Namespace) -> dict:
             allow_module(module)
     names = {f.name for f in dataclasses.fields(task.config)}
     flags = {k: v for k, v in vars(args).items() if k in names}
+    allow_typed_modules(flags, getattr(args, "set", None) or [])
     if getattr(args, "resume", None):
         if flags:
             given = ", ".join("--" + k.replace("_", "-") for k in flags)
@@ -210,6 +211,17 @@ def dispatch(args: argparse.Namespace) -> dict:
         cfg = resolve(task.config, args.config, flags, args.set)
     args._cfg = cfg  # the task fills in its output directory: the interrupt hint reads it from here
     return task.run(cfg)
+
+
+def allow_typed_modules(flags: dict, sets: list[str]) -> None:
+    """A ``module:`` model typed on this command line (``--model``, ``--set model=...``) is the user's to run; one
+    read from a file (``--config``, a recipe, a run's config.yaml, a checkpoint) needs ``--allow-module``."""
+    from slimlab.models.registry import allow_module
+
+    typed = [flags.get("model")] + [s.split("=", 1)[1].strip() for s in sets if s.split("=", 1)[0].strip() == "model"]
+    for value in typed:
+        if isinstance(value, str) and value.startswith("module:"):
+            allow_module(value)
 
 
 def run_command(args: argparse.Namespace) -> None:

@@ -17,6 +17,7 @@ import uuid
 from pathlib import Path
 
 from slimlab.errors import SlimlabError
+from slimlab.io import TMP_SUFFIX
 
 LOCK = ".slimlab.lock"
 # every file a slimlab command writes into its run directory
@@ -145,7 +146,7 @@ def _make_room(path: Path, overwrite: bool) -> None:
     found = _entries(path)
     if not found:
         return
-    foreign = [n for n in found if n not in RUN_FILES or (n == "tensorboard" and not _event_dir(path / n))]
+    foreign = [n for n in found if n not in RUN_FILES or _foreign_kind(path / n)]
     if foreign:
         raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(foreign)}): "
                            "choose another --out")
@@ -153,17 +154,26 @@ def _make_room(path: Path, overwrite: bool) -> None:
         raise SlimlabError(f"--out {path} already holds a run ({_some(found)}): pass --overwrite to replace it, "
                            "`slimlab train --resume` to continue it, or choose another --out")
     for name in found:
-        if (path / name).is_dir():  # the tensorboard/ folder of event files (checked above)
-            for f in (path / name).iterdir():
+        p = path / name
+        if p.is_dir() and not p.is_symlink():  # the tensorboard/ folder of event files (checked above)
+            for f in p.iterdir():
                 f.unlink()
-            (path / name).rmdir()
-        else:
-            (path / name).unlink()
+            p.rmdir()
+        else:  # a file, or a link (only the link goes: nothing it points to is touched)
+            p.unlink()
     if (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
         (path / "step.json").unlink()
-    for e in path.iterdir():  # temporary files of atomic writes that were killed half-way
-        if any(e.name.startswith(f".{n}.") for n in RUN_FILES):
+    for e in path.iterdir():  # temporary files of atomic writes that were killed half-way (never a user's .swp)
+        if e.name.endswith(TMP_SUFFIX) and any(e.name.startswith(f".{n}.") for n in RUN_FILES) and e.is_file():
             e.unlink()
+
+
+def _foreign_kind(p: Path) -> bool:
+    """A run file's name on something a run does not write there: a real folder (other than tensorboard/ of event
+    files), or a tensorboard/ that is not one. A link is a run's only if it points at no folder."""
+    if p.name == "tensorboard":
+        return not _event_dir(p)
+    return p.is_dir()
 
 
 def _event_dir(d: Path) -> bool:

@@ -93,8 +93,9 @@ def allow_module(spec: str) -> None:
     """Allow ``module:`` models from this module (a dotted name, or a ``module:pkg.mod:callable`` spec).
 
     Building such a model imports and runs the module's code, so slimlab does it only for modules the user
-    named: on the command line (``--model``, ``--allow-module``), in a config, through this function, or in
-    the environment variable ``SLIMLAB_ALLOW_MODULES`` (comma-separated). A checkpoint alone never allows one."""
+    named: typed on the command line (``--model``, ``--set model=``, ``--allow-module``), through this function,
+    or in the environment variable ``SLIMLAB_ALLOW_MODULES`` (comma-separated). A file never allows one: not a
+    checkpoint, a ``--config``, a recipe, nor a run's config.yaml (``--resume``, ``labels``)."""
     _ALLOWED.add(_split_spec(spec[7:] if spec.startswith("module:") else spec + ":_")[0])
 
 
@@ -118,7 +119,8 @@ def _user_module(target: str, num_classes: int = 10, **kwargs) -> nn.Module:
     allowed = allowed_modules()
     if not any(mod_name == a or mod_name.startswith(a + ".") for a in allowed):
         raise SlimlabError(f"model 'module:{target}' would import and run {mod_name}'s code, which was not allowed: "
-                           f"pass --allow-module {mod_name} (or set {ALLOW_ENV}={mod_name}) if you trust it")
+                           f"pass --allow-module {mod_name} (or set {ALLOW_ENV}={mod_name}; in Python, "
+                           f"slimlab.api.allow_module({mod_name!r})) if you trust it")
     fn = _import_attr(mod_name, attr)
     params = inspect.signature(fn).parameters if _has_signature(fn) else {}
     takes_nc = "num_classes" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
