@@ -10,5 +10,6 @@ def test_every_export_exists_and_has_a_docstring():
 
 
 def test_internal_helpers_are_not_exported():
-    assert not {"Prepared", "make_loaders", "plot_curves", "default_out", "data_meta", "prepare_data"} & set(api.__all__)
+    internal = {"Prepared", "make_loaders", "plot_curves", "default_out", "data_meta", "prepare_data"}
+    assert not internal & set(api.__all__)
     assert {"prune_module", "save_pruned", "load_pruned", "find_label_issues", "corrupt", "train"} <= set(api.__all__)

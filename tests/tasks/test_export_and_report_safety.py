@@ -51,3 +51,28 @@ def test_report_escapes_run_names(tmp_path):
     html = build_report([evil], tmp_path / "r.html").read_text()
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "<b>m</b>" not in html
+
+
+def test_report_replaces_only_its_own_files(tmp_path):
+    from slimlab.errors import SlimlabError
+    from slimlab.tasks.report import build_report
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text(json.dumps({"model": "m", "test_acc": 0.5}))
+    (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "train_loss": 1.0, "train_acc": 0.4, "lr": 0.1}) + "\n")
+    mine = tmp_path / "notes.md"
+    mine.write_text("my notes")
+    for fmt, name in (("md", "notes.md"), ("html", "notes.md")):
+        with pytest.raises(SlimlabError, match="not a slimlab report"):
+            build_report([run], tmp_path / name, fmt)
+    assert mine.read_text() == "my notes"
+    first = build_report([run], tmp_path / "r.md", "md")  # a new report; then the same again replaces it
+    figures = sorted(p.name for p in tmp_path.glob("r-*.png"))
+    assert figures  # the curves, beside the report
+    assert build_report([run], first, "md") == first and sorted(p.name for p in tmp_path.glob("r-*.png")) == figures
+    first.unlink()  # its figures stay: a new report named r.md would replace files it cannot know are its own
+    with pytest.raises(SlimlabError, match="not this report's"):
+        build_report([run], first, "md")
+    html = build_report([run], tmp_path / "r.html")
+    assert build_report([run], html) == html  # a slimlab HTML report is replaced

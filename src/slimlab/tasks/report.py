@@ -276,8 +276,34 @@ def _figures(runs: list[dict], exported: str | None = None) -> list[tuple[str, s
     return figures
 
 
+# what marks a file as a slimlab report: only such a file (and its figures) is replaced
+MARK_HTML = '<meta name="generator" content="slimlab report">'
+MARK_MD = "<!-- slimlab report -->"
+
+
+def _ours(out: Path) -> bool:
+    try:
+        with open(out, encoding="utf-8", errors="replace") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return MARK_HTML in head or head.startswith(MARK_MD)
+
+
+def _check_out(out: Path, figure_names: list[str]) -> None:
+    """Refuse to replace a file slimlab did not write: ``out`` unless it is a slimlab report, and a figure's name
+    beside it unless ``out`` is one (its figures are then its own)."""
+    if out.is_symlink() or out.is_dir():
+        raise SlimlabError(f"report: {out} is a link or a folder; choose another --out")
+    if out.exists() and not _ours(out):
+        raise SlimlabError(f"report: {out} exists and is not a slimlab report: choose another --out")
+    taken = [n for n in figure_names if (out.parent / n).exists() or (out.parent / n).is_symlink()]
+    if taken and not (out.exists() and _ours(out)):
+        raise SlimlabError(f"report: {out.parent / taken[0]} exists and is not this report's: choose another --out")
+
+
 def _markdown(out: Path, title: str, head: list[str], rows: list[list[str]], figures, lead: str = "") -> None:
-    lines = [f"# {_md_text(title)}", ""] + ([_md_text(lead), ""] if lead else [])
+    lines = [MARK_MD, f"# {_md_text(title)}", ""] + ([_md_text(lead), ""] if lead else [])
     lines += ["| " + " | ".join(_md_text(h) for h in head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(_md_text(c) for c in row) + " |" for row in rows]
     for sec, slug, png in figures:
@@ -313,7 +339,7 @@ def _html(title: str, head: list[str], rows: list[list[str]], figures, lead: str
     for sec, _, png in figures:
         if png:
             body.append(f"<h2>{html.escape(sec)}</h2>{_img(png, sec)}")
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">{MARK_HTML}<title>{html.escape(title)}</title>'
             f"<style>{CSS}</style></head><body>{''.join(body)}</body></html>")
 
 
@@ -374,6 +400,7 @@ def build_report(run_dirs: list[str | Path], out: str | Path, fmt: str = "html",
         lead = f"Exported {Path(star).name} as {Path(str(rec.get('path', ''))).name}: {why}."
     figures = _figures(runs, star)
     head, rows = table_rows(runs)
+    _check_out(out, [f"{out.stem}-{_slug(slug)}.png" for _, slug, png in figures if png] if fmt == "md" else [])
     if fmt == "md":
         _markdown(out, title, head, rows, figures, lead)
     else:
