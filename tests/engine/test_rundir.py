@@ -334,6 +334,11 @@ def test_a_refused_run_leaves_no_directory_behind(tmp_path):
     (tmp_path / "mine").mkdir()
     r = run_cli("train", "--data", "imagefolder:/no/such/folder", "--out", str(tmp_path / "mine"))
     assert r.returncode == 2 and (tmp_path / "mine").is_dir()  # the user's own folder is kept
+    assert list((tmp_path / "mine").iterdir()) == []  # with no lock file of ours left in it
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "train.py").write_text("print('mine')\n")
+    r = run_cli("train", "--data", "digits", "--out", str(tmp_path / "code"))  # refused: not a run's folder
+    assert r.returncode == 2 and sorted(e.name for e in (tmp_path / "code").iterdir()) == ["train.py"]
     d = claim(tmp_path / "a" / "b")
     (d.path / "config.yaml").write_text("x: 1\n")
     d.release()

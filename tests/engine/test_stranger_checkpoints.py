@@ -76,3 +76,18 @@ def test_export_of_a_malformed_checkpoint_is_one_line(tmp_path, capsys):
     assert main(["export", str(tmp_path / "x.pt"), "--out", str(tmp_path / "m.onnx")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not an image size" in err[0]
+
+
+def test_a_checkpoint_with_compressed_entries_is_refused_before_torch_inflates_it(tmp_path):
+    """torch.save stores its zip entries; a deflated one could inflate a small file into gigabytes (a zip bomb)."""
+    import zipfile
+
+    good = tmp_path / "good.pt"
+    torch.save(_ckpt(), good)
+    assert load_checkpoint(good)["model_name"] == "convnet"  # torch's own files pass
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            dst.writestr(info.filename, src.read(info.filename))
+    with pytest.raises(SlimlabError, match="is not a PyTorch checkpoint"):
+        load_checkpoint(bomb)

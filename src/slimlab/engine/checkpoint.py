@@ -58,11 +58,16 @@ def read_weights_only(path: str | Path) -> tuple[Path, object]:
 
 
 def _looks_like_torch_file(p: Path) -> bool:
-    """A torch.save file: a zip archive (the current format) or a pickle stream (the legacy one)."""
+    """A torch.save file: a zip archive of stored entries (the current format) or a pickle stream (the legacy
+    one)."""
     import zipfile
 
     if zipfile.is_zipfile(p):
-        return True
+        try:
+            with zipfile.ZipFile(p) as z:  # torch.save stores its entries: a compressed one could inflate without
+                return all(i.compress_type == zipfile.ZIP_STORED for i in z.infolist())  # bound (a zip bomb)
+        except (zipfile.BadZipFile, OSError):
+            return False
     with open(p, "rb") as f:
         head = f.read(2)
     return len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5  # PROTO opcode, protocols 2-5

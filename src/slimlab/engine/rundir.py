@@ -71,8 +71,9 @@ def next_free(path: str | Path) -> Path:
 class RunDir:
     """A claimed run directory: ``path``, the ``run_id``, and the lock (held until :meth:`release`)."""
 
-    def __init__(self, path: Path, run_id: str, fd: int | None, created: tuple[Path, ...] = ()):
+    def __init__(self, path: Path, run_id: str, fd: int | None, created: tuple[Path, ...] = (), own_lock: bool = True):
         self.path, self.run_id, self._fd, self.created = path, run_id, fd, created  # created: the folders made
+        self.own_lock = own_lock  # the lock file was made by this claim
 
     def release(self) -> None:
         if self._fd is not None:
@@ -81,9 +82,9 @@ class RunDir:
             self._remove_if_unused()
 
     def _remove_if_unused(self) -> None:
-        """A directory this run created and left with nothing but its lock (it failed before writing anything)
-        goes too: a refused command leaves no trace in the user's runs/."""
-        if not self.created:
+        """A directory left with nothing but the lock this run made (it failed before writing anything) loses the
+        lock, and goes too when this run created it: a refused command leaves no trace in the user's folders."""
+        if not (self.created or self.own_lock):
             return
         try:
             if [e.name for e in self.path.iterdir()] == [LOCK]:
@@ -131,14 +132,17 @@ def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = 
 
     A new run (``resume_id`` None) needs an empty directory, or ``overwrite`` and a directory that holds
     only a slimlab run's files (those are deleted). A resumed run keeps the files and its id."""
+    had_lock = (Path(path) / LOCK).exists()
     held = lock(path)
     fd, path = held._fd, Path(path)
     try:
         if resume_id is None:
             _make_room(path, overwrite)
-        return RunDir(path, resume_id or new_run_id(), fd, held.created)
+        return RunDir(path, resume_id or new_run_id(), fd, held.created, own_lock=not had_lock)
     except BaseException:
         os.close(fd)
+        if not had_lock and not held.created:  # a folder of the user's that was refused keeps no lock file of ours
+            (path / LOCK).unlink(missing_ok=True)
         raise
 
 

@@ -39,7 +39,7 @@ def as_train_config(cfg: ProbeConfig) -> TrainConfig:
     trunk_cfg = ck.get("config") or {}
     if not cfg.data:  # the trunk's data set, where it lives
         t.data = trunk_cfg.get("data") or "digits"
-        t.root, t.download = trunk_cfg.get("root", t.root), bool(trunk_cfg.get("download", t.download))
+        t.root = trunk_cfg.get("root", t.root)  # downloading stays the user's choice (--download), never the file's
     t.model_kwargs = {"trunk": ck["model_name"], "trunk_kwargs": ck.get("model_kwargs", {}),
                       "trunk_classes": ck["num_classes"], "block": cfg.block, "head": cfg.head,
                       "input_size": checkpoint_image_size(ck)}

@@ -123,7 +123,7 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
     """The checkpoint's training config, turned into a fine-tuning run (cosine from ``ft_lr``, plain CE)."""
     raw = dict(ck.get("config") or {})
     tcfg = from_dict(TrainConfig, raw, "checkpoint config") if raw else TrainConfig()
-    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root or tcfg.root,
+    tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root or tcfg.root, download=False,
                                epochs=max(1, cfg.finetune_epochs),
                                lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
