@@ -89,3 +89,32 @@ def test_image_file_name_that_is_not_utf8_loads(tmp_path):
     os.rename(root / "train" / "a" / "001.png", os.fsencode(root / "train" / "a") + b"/\xff\xfe.png")
     ds = D.build(f"imagefolder:{root}")
     assert len(ds.train.targets) == 4 and ds.classes == ["a", "b"]
+
+
+def test_huge_images_are_reduced_while_decoding_and_small_ones_resize_as_before(tmp_path, monkeypatch):
+    """An image at least 4x the target side is box-reduced as it is decoded (a folder of 8000x8000 PNGs held
+    every one at full size); below that the resize is the one it always was (antialiased bilinear, torch)."""
+    import torch
+
+    from slimlab.data.datasets import _decode, _resize
+
+    g = np.random.default_rng(0)
+    big = g.integers(0, 256, (256, 320, 3), dtype=np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    small = g.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+    Image.fromarray(small).save(tmp_path / "small.png")
+    assert min(_decode(str(tmp_path / "big.png"), 16).shape[:2]) == 32  # 256 // 32 = 8: reduced to 32x40
+    assert np.array_equal(_decode(str(tmp_path / "small.png"), 16), small)  # 24 < 4 * 16: decoded as it is
+    # the reduced image's box averages, then the usual resize: close to resizing the full image at once
+    direct = _resize(torch.from_numpy(big).permute(2, 0, 1)[None], 16)[0].float()
+    via = _resize(torch.from_numpy(_decode(str(tmp_path / "big.png"), 16)).permute(2, 0, 1)[None], 16)[0].float()
+    assert (direct - via).abs().mean() < 3
+
+
+def test_a_folder_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
+    root = _folder(tmp_path / "f", [8] * 2)
+    monkeypatch.setattr(os, "sysconf", lambda name: 1024 if name == "SC_AVPHYS_PAGES" else 4096)  # 4 MiB free
+    with pytest.raises(SlimlabError, match=r"need .* GiB of memory, more than half of the 0.0 GiB free"):
+        D.build(f"imagefolder:{root}", image_size=512)
+    with pytest.raises(SlimlabError, match="digits: 1797 images at 1024x1024"):
+        D.build("digits", image_size=1024)

@@ -13,6 +13,7 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,19 @@ def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def check_memory(n: int, size: int, what: str) -> None:
+    """Refuse, in one line, ``n`` RGB uint8 images of ``size`` x ``size`` that would not fit in the memory free
+    now (with a margin for the model and a copy): a typo in --image-size should not exhaust the machine."""
+    need = n * 3 * size * size
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # not a POSIX system: no estimate
+        return
+    if need > 0.5 * free:
+        raise SlimlabError(f"{what}: {n} images at {size}x{size} need {need / 2**30:.1f} GiB of memory, more than half "
+                           f"of the {free / 2**30:.1f} GiB free; give a smaller --image-size")
+
+
 def digits(image_size: int = 32) -> DataSet:
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images), upsampled to 32x32.
 
@@ -82,6 +96,7 @@ def digits(image_size: int = 32) -> DataSet:
     from sklearn.datasets import load_digits
 
     d = load_digits()
+    check_memory(len(d.images), image_size or 32, "digits")
     x = torch.from_numpy(d.images.astype(np.float32) * (255.0 / 16.0)).round().to(torch.uint8)
     x = _resize(x[:, None], image_size or 32).repeat(1, 3, 1, 1)
     y = torch.from_numpy(d.target.astype(np.int64))
@@ -125,17 +140,38 @@ def _to_rgb8(im) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
-def _decode(path: str) -> np.ndarray | str:
+def _decode(path: str, size: int = 0) -> np.ndarray | str:
+    """The image as an RGB uint8 array [H, W, 3]; or a string saying why it cannot be read. An image at least 4x
+    ``size`` on its shorter side is first reduced by an integer factor (PIL's box filter) to between 2x and 4x
+    ``size``, so that a folder of huge images never sits in memory at full size; the exact resize to ``size``
+    follows in the calling process (no torch in the decoding workers)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            factor = min(im.size) // (2 * size) if size else 0
+            if factor >= 2 and im.mode in ("L", "RGB", "RGBA"):  # the modes PIL reduces (16-bit: full size)
+                im.draft(im.mode, (im.size[0] // factor, im.size[1] // factor))  # JPEG: decode at a lower scale
+                im = im.reduce(max(1, min(im.size) // (2 * size)))
             return _to_rgb8(im)
     except Image.DecompressionBombError:
         return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
     except ValueError as e:
         return f"{path} ({e})" if "non-finite" in str(e) else f"{path} (ValueError)"
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        return f"{path} ({type(e).__name__})"
+
+
+def _shape(path: str) -> tuple[int, int] | str:
+    """(height, width) from the file's header, without decoding it; or why it cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size[1], im.size[0]
+    except Image.DecompressionBombError:
+        return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         return f"{path} ({type(e).__name__})"
 
 
@@ -181,7 +217,7 @@ def common_size(shapes: list[tuple[int, ...]]) -> int:
     return min(h, w)
 
 
-CACHE_VERSION = 2  # bump when decoding changes (2: most common size, 16-bit scaling)
+CACHE_VERSION = 3  # bump when decoding changes (2: most common size, 16-bit scaling; 3: huge images reduced first)
 
 
 def _cache_key(files: list[tuple[str, int]], size: int) -> str:
@@ -203,26 +239,23 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
         except Exception:  # a damaged cache is rebuilt, never trusted
             pass
     paths = [f for f, _ in files]
-    workers = min(os.cpu_count() or 1, 8)
-    if workers > 1 and len(paths) > 2000:
-        with ProcessPoolExecutor(workers) as ex:
-            arrays = list(ex.map(_decode, paths, chunksize=512))
-    else:
-        arrays = [_decode(p) for p in paths]
+    shapes = _parallel(_shape, paths)  # headers only: the size is known before any image is decoded
+    problems = [a for a in shapes if isinstance(a, str)]
+    if problems:
+        raise unreadable(split_dir, problems)
+    size = image_size or common_size(shapes)
+    if not 8 <= size <= MAX_SIDE:
+        raise SlimlabError(f"{split_dir}: its images are {size}x{size}; give --image-size in [8, {MAX_SIDE}]")
+    check_memory(len(paths), size, str(split_dir))
+    arrays = _parallel(partial(_decode, size=size), paths)
     problems = [a for a in arrays if isinstance(a, str)]
     if problems:
         raise unreadable(split_dir, problems)
-    size = image_size or common_size([a.shape for a in arrays])
-    if not 8 <= size <= MAX_SIDE:
-        raise SlimlabError(f"{split_dir}: its images are {size}x{size}; give --image-size in [8, {MAX_SIDE}]")
     out = torch.empty(len(arrays), 3, size, size, dtype=torch.uint8)
-    resized = 0
+    resized = sum(tuple(s) != (size, size) for s in shapes)
     for i, a in enumerate(arrays):
-        t = torch.from_numpy(a).permute(2, 0, 1)
-        if t.shape[1] != size or t.shape[2] != size:
-            t = _resize(t[None], size)[0]
-            resized += 1
-        out[i] = t
+        out[i] = _resize(torch.from_numpy(a).permute(2, 0, 1)[None], size)[0]
+        arrays[i] = None  # each decoded image is let go once it is in place
     if resized and not image_size:
         _NOTES.append(f"slimlab: note: resized {resized} of {len(arrays)} images of {split_dir} to {size}x{size}, "
                       "their most common size (--image-size sets another)")
@@ -236,6 +269,14 @@ def _load_split(split_dir: Path, image_size: int, cache_dir: Path | None) -> tup
         except OSError:
             pass
     return classes, Split(out, targets)
+
+
+def _parallel(fn, paths: list[str]) -> list:
+    workers = min(os.cpu_count() or 1, 8)
+    if workers > 1 and len(paths) > 2000:
+        with ProcessPoolExecutor(workers) as ex:
+            return list(ex.map(fn, paths, chunksize=512))
+    return [fn(p) for p in paths]
 
 
 _NOTES: list[str] = []  # printed once the whole folder has loaded: an error comes alone, on one line
