@@ -367,3 +367,16 @@ def test_overwrite_never_follows_a_link_nor_deletes_a_users_swap_file(tmp_path, 
     assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0
     assert (tmp_path / "notes.txt").read_text() == "mine" and (r / ".config.yaml.swp").read_text() == "vim"
     assert not (r / "best.pt").is_symlink()  # the link went; the new run wrote its own best.pt
+
+
+def test_overwrite_keeps_a_users_own_config_yaml(tmp_path, capsys):
+    mine = tmp_path / "proj"
+    mine.mkdir()
+    (mine / "config.yaml").write_text("lr: 0.1  # my notes\n")
+    _refused(TRAIN + ["--epochs", "1", "--out", str(mine), "--overwrite"], capsys, "not a slimlab run")
+    assert (mine / "config.yaml").read_text() == "lr: 0.1  # my notes\n"
+    r = _stopped_run(tmp_path / "r", capsys)  # a run's config.yaml (its header names the run) is replaced
+    for f in r.iterdir():
+        if f.name != "config.yaml":
+            f.unlink()
+    assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0

@@ -134,7 +134,8 @@ def test_a_module_named_by_a_file_is_never_imported_without_allow_module(tmp_pat
     (tmp_path / "dl").mkdir()
     for argv in (("run", "evil.yaml", "--out", "o"), ("train", "--config", "cfg.yaml", "--out", "c"),
                  ("train", "--resume", "dl"), ("labels", "dl")):
-        (tmp_path / "dl" / "config.yaml").write_text(f"model: '{model}'\ndata: fake\nepochs: 1\ntrain_subset: 32\n")
+        (tmp_path / "dl" / "config.yaml").write_text(  # a downloaded run's, with a run's header
+            f"# slimlab run 0123456789ab\nmodel: '{model}'\ndata: fake\nepochs: 1\ntrain_subset: 32\n")
         r = run_cli(*argv, cwd=tmp_path)
         assert r.returncode == 2 and "not allowed" in r.stderr, (argv, r.stderr[-500:])
         assert not (tmp_path / "IMPORTED").exists(), argv

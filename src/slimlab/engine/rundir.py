@@ -151,6 +151,8 @@ def _make_room(path: Path, overwrite: bool) -> None:
     if not found:
         return
     foreign = [n for n in found if n not in RUN_FILES or _foreign_kind(path / n)]
+    if not foreign and set(found) <= _PLAIN_NAMES and not config_run_id(path / "config.yaml"):
+        foreign = found  # a user's own config.yaml (or model.yaml) alone, not a run's: never deleted
     if foreign:
         raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(foreign)}): "
                            "choose another --out")
@@ -170,6 +172,10 @@ def _make_room(path: Path, overwrite: bool) -> None:
     for e in path.iterdir():  # temporary files of atomic writes that were killed half-way (never a user's .swp)
         if e.name.endswith(TMP_SUFFIX) and any(e.name.startswith(f".{n}.") for n in RUN_FILES) and e.is_file():
             e.unlink()
+
+
+# names a user's own files often have: alone in a folder, they make it a run's only with a run's config header
+_PLAIN_NAMES = {"config.yaml", "model.yaml"}
 
 
 def _foreign_kind(p: Path) -> bool:
