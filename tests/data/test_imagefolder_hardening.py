@@ -118,3 +118,5 @@ def test_a_folder_too_large_for_memory_is_one_line(tmp_path, monkeypatch):
         D.build(f"imagefolder:{root}", image_size=512)
     with pytest.raises(SlimlabError, match="digits: 1797 images at 1024x1024"):
         D.build("digits", image_size=1024)
+    with pytest.raises(SlimlabError, match="fake: 600 images at 4096x4096"):  # a checkpoint's image size, too
+        D.build("fake", image_size=4096)

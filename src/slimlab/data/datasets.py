@@ -111,6 +111,7 @@ def digits(image_size: int = 32) -> DataSet:
 def fake(num_classes: int = 10, n_train: int = 400, n_test: int = 200, image_size: int = 32,
          seed: int = 0) -> DataSet:
     """Synthetic, learnable images: each class is a fixed colour pattern plus noise. For tests."""
+    check_memory(n_train + n_test, image_size, "fake")
     g = torch.Generator().manual_seed(seed)
     protos = torch.rand(num_classes, 3, 4, 4, generator=g) * 200
 
