@@ -172,6 +172,12 @@ def _drops(data: dict, crit: str, r: str) -> list[float]:
     return [100 * (data["unpruned_acc"] - v) for v in data["acc"][crit][r].values()]
 
 
+def _machine(m: dict) -> str:
+    """The CPU the table was measured on (no training here: every figure is an fp32 evaluation)."""
+    return (f"CPU: {m.get('cpu_model') or m.get('cpu', '?')}, {m.get('threads', '?')} threads; no training, every "
+            "accuracy an fp32 evaluation.")
+
+
 def table(data: dict) -> str:
     a = data["args"]
     ratios = list(next(iter(data["acc"].values())))
@@ -197,7 +203,8 @@ def table(data: dict) -> str:
     return (f"Each prunable layer of `{a['checkpoint']}` pruned alone, no fine-tuning (ThiNet's Fig. 4 protocol "
             f"on CIFAR-10). Unpruned: {100 * data['unpruned_acc']:.2f}% on the first {a['test_images']} test images; "
             f"{len(data['layers'])} layers; calibration {a['calib_per_class']} images per class. Drops in accuracy "
-            "points (mean over layers, and the worst layer); random: mean of 3 seeds.\n\n"
+            "points (mean over layers, and the worst layer); random: mean of 3 seeds. "
+            + _machine(data.get("machine", {})) + "\n\n"
             + md_table(head, rows) + "\n\nClaim: ThiNet's drop is the smallest.\n" + "\n".join(verdicts) + "\n")
 
 
