@@ -41,7 +41,9 @@ def train(cfg: TrainConfig | None = None, resume: dict | None = None, ctx: Dist 
 
     The run owns its directory while it runs (:mod:`slimlab.engine.rundir`): a non-empty ``cfg.out``
     is refused unless ``cfg.overwrite``, and a default one that is taken gets a numbered suffix. ``cfg`` itself
-    is left as given (the resolved config is the run's config.yaml), and so is torch's thread count."""
+    is left as given (the resolved config is the run's config.yaml), and so is torch's thread count; torch's
+    global random generator is seeded with ``cfg.seed`` (as any seeded training loop does), and your model is
+    left on ``cfg.device``, in channels-last memory format when ``cfg.channels_last``."""
     cfg = copy.deepcopy(cfg) if cfg is not None else TrainConfig()
     threads = torch.get_num_threads()
     try:
