@@ -156,11 +156,17 @@ def _decode(path: str, size: int = 0) -> np.ndarray | str:
                 im = im.reduce(max(1, min(im.size) // (2 * size)))
             return _to_rgb8(im)
     except Image.DecompressionBombError:
-        return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+        return _too_large(path)
     except ValueError as e:
         return f"{path} ({e})" if "non-finite" in str(e) else f"{path} (ValueError)"
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         return f"{path} ({type(e).__name__})"
+
+
+def _too_large(path: str) -> str:
+    from PIL import Image
+
+    return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
 
 
 def _shape(path: str) -> tuple[int, int] | str:
@@ -171,7 +177,7 @@ def _shape(path: str) -> tuple[int, int] | str:
         with Image.open(path) as im:
             return im.size[1], im.size[0]
     except Image.DecompressionBombError:
-        return f"{path} (too large: over {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} megapixels)"
+        return _too_large(path)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         return f"{path} ({type(e).__name__})"
 

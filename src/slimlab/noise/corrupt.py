@@ -125,33 +125,34 @@ def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_class
 
     ``labels``: [N] integer labels in [0, num_classes), a numpy array or a tensor (any device); the noisy labels
     come back as the same kind (numpy in, numpy out; tensors on the input's device)."""
-    noisy, t = _corrupt(_labels(labels, num_classes), kind, rate, num_classes, seed, mode, exclude_true, mapping,
+    noisy, t = _corrupt(label_tensor(labels, num_classes), kind, rate, num_classes, seed, mode, exclude_true, mapping,
                         matrix)
     if isinstance(labels, torch.Tensor):
         return noisy.to(labels.device), t
     return noisy.numpy(), t
 
 
-def label_array(labels) -> np.ndarray:
+def _label_array(labels, error: type[Exception]) -> np.ndarray:
     """A contiguous array; unsigned or wide integers as int64 (torch has no uint64)."""
     a = np.ascontiguousarray(np.asarray(labels))
     if a.dtype.kind in "ui" and a.dtype != np.int64:
         if a.size and a.dtype.kind == "u" and a.max() > np.iinfo(np.int64).max:
-            raise SlimlabError("labels too large for class indices")
+            raise error("labels too large for class indices")
         a = a.astype(np.int64)
     return a
 
 
-def _labels(labels, num_classes: int) -> torch.Tensor:
-    """[N] labels as a CPU int64 tensor, or a one-line error naming what is wrong."""
-    y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(label_array(labels))
+def label_tensor(labels, num_classes: int, error: type[Exception] = SlimlabError) -> torch.Tensor:
+    """[N] class indices (numpy, a list or a tensor on any device) as a CPU int64 tensor, or one line (``error``)
+    naming what is wrong: not 1-D integers, or outside [0, num_classes)."""
+    y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(_label_array(labels, error))
     if num_classes < 2:
-        raise SlimlabError(f"num_classes must be at least 2, got {num_classes}")
+        raise error(f"num_classes must be at least 2, got {num_classes}")
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise SlimlabError(f"labels must be a 1-D integer array (class indices, not one-hot), got shape "
-                           f"{tuple(y.shape)} of {y.dtype}")
+        raise error(f"labels must be a 1-D integer array (class indices, not one-hot), got shape "
+                    f"{tuple(y.shape)} of {y.dtype}")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise SlimlabError(f"labels must lie in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
+        raise error(f"labels must lie in [0, {num_classes}), got {int(y.min())}..{int(y.max())}")
     return y.long()
 
 

@@ -110,23 +110,20 @@ def find_label_issues(labels, pred_probs, *, method: str = "confident_learning",
 
 def _checked(labels, pred_probs) -> tuple[torch.Tensor, torch.Tensor]:
     """(labels, probabilities) as CPU tensors, or a one-line ValueError naming what is wrong."""
-    from slimlab.noise.corrupt import label_array
+    from slimlab.noise.corrupt import label_tensor
 
-    y = (labels if isinstance(labels, torch.Tensor) else torch.as_tensor(label_array(labels))).detach().cpu()
     p = pred_probs if isinstance(pred_probs, torch.Tensor) else torch.as_tensor(np.ascontiguousarray(pred_probs))
     p = p.detach().cpu().double()
-    if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"labels must be a 1-D integer array, got shape {tuple(y.shape)} of {y.dtype}")
-    if p.ndim != 2 or len(p) != len(y) or p.shape[1] < 2:
-        raise ValueError(f"pred_probs must be [N, K] with N = {len(y)} labels and K >= 2, got {tuple(p.shape)}")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= p.shape[1]):
-        raise ValueError(f"labels must lie in [0, {p.shape[1]}) (the columns of pred_probs), got "
-                         f"{int(y.min())}..{int(y.max())}")
+    if p.ndim != 2 or p.shape[1] < 2:
+        raise ValueError(f"pred_probs must be [N, K] with K >= 2 classes, got {tuple(p.shape)}")
+    y = label_tensor(labels, p.shape[1], ValueError)  # the columns of pred_probs are the classes
+    if len(p) != len(y):
+        raise ValueError(f"pred_probs must be [N, K] with N = {len(y)} labels, got {tuple(p.shape)}")
     if not torch.isfinite(p).all() or (p < 0).any() or not torch.allclose(p.sum(1), torch.ones(len(p),
                                                                                                dtype=p.dtype),
                                                                            atol=1e-3):
         raise ValueError("pred_probs must be probabilities: non-negative rows summing to 1 (logits? apply softmax)")
-    return y.long(), p
+    return y, p
 
 
 def f1(precision: float, recall: float) -> float:

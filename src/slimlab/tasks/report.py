@@ -295,10 +295,11 @@ def _check_out(out: Path, figure_names: list[str]) -> None:
     beside it unless ``out`` is one (its figures are then its own)."""
     if out.is_symlink() or out.is_dir():
         raise SlimlabError(f"report: {out} is a link or a folder; choose another --out")
-    if out.exists() and not _ours(out):
+    ours = out.exists() and _ours(out)
+    if out.exists() and not ours:
         raise SlimlabError(f"report: {out} exists and is not a slimlab report: choose another --out")
     taken = [n for n in figure_names if (out.parent / n).exists() or (out.parent / n).is_symlink()]
-    if taken and not (out.exists() and _ours(out)):
+    if taken and not ours:
         raise SlimlabError(f"report: {out.parent / taken[0]} exists and is not this report's: choose another --out")
 
 
