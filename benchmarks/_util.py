@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -78,6 +79,26 @@ def same_run(out: Path, cfg) -> None:
         key, was, now = diff
         raise SystemExit(f"{out} holds a run with {key} = {was!r}, this benchmark asks {now!r}: move it away "
                          "(or give the options it was run with)")
+
+
+def cached_prune(cfg) -> dict:
+    """``api.prune(cfg)`` into ``cfg.out`` unless a finished prune is there; one killed mid-way continues from the
+    layers it had pruned (``slimlab prune --resume``). A prune there with other options stops the benchmark."""
+    from slimlab import api
+    from slimlab.config import load_yaml, to_dict
+    from slimlab.engine.rundir import config_run_id
+
+    out = Path(cfg.out)
+    if (out / "summary.json").is_file():
+        return json.loads((out / "summary.json").read_text())
+    if not (out / "config.yaml").is_file() or not config_run_id(out / "config.yaml"):
+        return api.prune(dataclasses.replace(cfg, overwrite=True))  # never started, or by a slimlab without resume
+    skip = ("out", "overwrite", "progress", "threads", "device")
+    stored, asked = load_yaml(out / "config.yaml"), to_dict(cfg)
+    diff = sorted(k for k in set(stored) | set(asked) if k not in skip and stored.get(k) != asked.get(k))
+    if diff:
+        raise SystemExit(f"{out} holds a prune with other options ({', '.join(diff)}): move it away")
+    return api.resume_prune(out)
 
 
 def md_table(headers: list[str], rows: list[list]) -> str:

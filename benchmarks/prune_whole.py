@@ -9,8 +9,9 @@ Every row of a network sees the same number of fine-tuning images: per-layer plu
 the calibration images, ThiNet's samples, random's draws and the fine-tuning order. Nothing is chosen on the
 test set: rows report the last epoch.
 
-Each cell is resumable: the prune stage is one run directory, the fine-tuning another (``train --resume``
-continues it bit-exactly from ``last.pt``); a finished cell is read from the results JSON and never rerun.
+Each cell is resumable: the prune stage is one run directory (``prune --resume`` keeps the layers pruned so far,
+each saved with its fine-tuning), the fine-tuning another (``train --resume`` continues it bit-exactly from
+``last.pt``); a finished cell is read from the results JSON and never rerun.
 Latency (eager PyTorch and ONNX Runtime, batch 1 and 64, 1 thread, models interleaved) is timed once the
 cells are done, per distinct architecture; ``--latency`` times them again on a quiet machine.
 
@@ -27,7 +28,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, bench_dir, cached_train, cifar_spec, machine, machine_line, md_table  # noqa: E402
+from _util import RESULTS, bench_dir, cached_prune, cached_train, cifar_spec, machine, machine_line, md_table  # noqa: E402
 
 WORK = bench_dir("prune_whole")
 NETS = {"resnet20": "zoo:resnet20-cifar10", "resnet56": "zoo:resnet56-cifar10"}
@@ -51,14 +52,11 @@ def cell_name(method: str, alloc: str, seed: int) -> str:
 
 def prune_stage(net: str, method: str, alloc: str, seed: int, a, d: Path, target: float) -> dict:
     """The pruned model (with per-layer fine-tuning and BatchNorm re-estimation) in ``d/prune``."""
-    from slimlab import api
     from slimlab.prune.config import PruneConfig
 
-    if (d / "prune" / "summary.json").is_file():
-        return json.loads((d / "prune" / "summary.json").read_text())
-    return api.prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=target,
-                                 allocation=alloc, ft_layer_epochs=a.ft_layer_epochs, finetune_epochs=0, seed=seed,
-                                 latency=False, progress="log", out=str(d / "prune"), overwrite=True))
+    return cached_prune(PruneConfig(checkpoint=NETS[net], data=cifar_spec(), method=method, target_macs=target,
+                                    allocation=alloc, ft_layer_epochs=a.ft_layer_epochs, finetune_epochs=0,
+                                    seed=seed, latency=False, progress="log", out=str(d / "prune")))
 
 
 def bn_augmented(cell: dict) -> dict:

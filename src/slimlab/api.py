@@ -9,7 +9,9 @@ Every command is a function of a typed config that returns its summary::
     summary = api.train(TrainConfig(data="digits", model="resnet20", epochs=10, out="runs/r20"))
     pruned = api.prune(PruneConfig(checkpoint="runs/r20/best.pt", method="thinet", target_macs=0.5))
 
-``api.run_task(name, cfg)`` runs any task of the table by name.
+``api.run_task(name, cfg)`` runs any task of the table by name. A killed run continues where it stopped:
+``api.resume("runs/r20")`` (training), ``api.resume_prune("runs/r20-thinet")`` (a prune: the layers pruned so far
+are kept).
 
 Your own model, in your own training loop (any ``nn.Module``; a timm model here)::
 
@@ -52,6 +54,7 @@ from slimlab.tasks.probe import run as probe
 from slimlab.tasks.profile import ProfileConfig, profile_runs
 from slimlab.tasks.profile import run as profile
 from slimlab.tasks.prune import corrected_labels
+from slimlab.tasks.prune import resume as resume_prune
 from slimlab.tasks.prune import run as prune
 from slimlab.tasks.report import ReportConfig, build_report
 from slimlab.tasks.report import run as report
@@ -67,7 +70,7 @@ __all__ = ["PruneReport", "allow_module", "corrupt", "find_label_issues", "from_
            "RunConfig", "ScaleConfig", "TASKS", "best_run", "build_eval_loader", "build_report", "check_recipe",
            "corrected_labels", "demo", "evaluate", "evaluate_checkpoint", "export", "label_issues_for_run", "labels",
            "load_recipe", "models", "pretrain", "probe", "profile", "profile_runs", "prune", "report", "resume",
-           "run_demo", "run_recipe", "run_task", "scale", "train"]
+           "resume_prune", "run_demo", "run_recipe", "run_task", "scale", "train"]
 
 
 def run_task(name: str, cfg: Any) -> dict:

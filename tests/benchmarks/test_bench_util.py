@@ -26,6 +26,37 @@ def test_a_cached_run_killed_in_its_first_epoch_or_before_its_summary_is_finishe
     assert util.cached_train(tmp_path / "r", **kw)["test_acc"] == first["test_acc"]  # started again (one seed)
 
 
+def test_a_cached_prune_killed_between_layers_continues_there(tmp_path, load_bench, monkeypatch):
+    from slimlab import api
+    from slimlab.config import TrainConfig
+    from slimlab.prune.config import PruneConfig
+    from slimlab.tasks import prune as P
+
+    util = load_bench("_util")
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, epochs=1, train_subset=120,
+                          image_size=16, progress="none", out=str(tmp_path / "t")))
+    cfg = PruneConfig(checkpoint=str(tmp_path / "t"), method="weight_sum", keep_ratio=0.5, ft_per_layer=2,
+                      finetune_epochs=0, latency=False, progress="none", out=str(tmp_path / "p"))
+    calls, real = [0], P.LayerFinetune.__call__
+
+    def dies_at_the_second(self, model):
+        calls[0] += 1
+        if calls[0] == 2:
+            raise KeyboardInterrupt
+        real(self, model)
+
+    monkeypatch.setattr(P.LayerFinetune, "__call__", dies_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        util.cached_prune(cfg)
+    with pytest.raises(SystemExit, match=r"other options \(keep_ratio\)"):
+        util.cached_prune(PruneConfig(**{**vars(cfg), "keep_ratio": 0.25}))
+    calls[0] = -100
+    done = util.cached_prune(cfg)
+    assert calls[0] + 100 == len(done["channels"]) - 1  # the first layer was kept, not pruned again
+    calls[0] = -100
+    assert util.cached_prune(cfg) == done and calls[0] == -100  # finished: read back
+
+
 def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(load_bench):
     import argparse
 

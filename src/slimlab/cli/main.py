@@ -112,14 +112,18 @@ def config_fields(cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> list[d
     return out
 
 
-def add_config_args(p: argparse.ArgumentParser, fields: list[dict]) -> None:
-    """One flag per entry of :func:`config_fields`; defaults are left to the config."""
+def add_config_args(p: argparse.ArgumentParser, fields: list[dict], resumable: bool = False) -> None:
+    """One flag per entry of :func:`config_fields`; defaults are left to the config. A resumable command's
+    positionals may be left out for ``--resume`` (:func:`dispatch` asks for them otherwise)."""
     for f in fields:
         kw: dict = {"help": f["help"]}
         if "choices" in f:
             kw["choices"] = f["choices"]
         if f.get("positional"):
-            p.add_argument(f["name"], nargs="+" if f["type"] == "list" else None, **kw)
+            if resumable:
+                kw["default"] = argparse.SUPPRESS
+            p.add_argument(f["name"], nargs=("*" if resumable else "+") if f["type"] == "list" else
+                           ("?" if resumable else None), **kw)
             continue
         kw.update(dest=f["name"], default=argparse.SUPPRESS)
         if f["type"] == "bool":
@@ -139,6 +143,7 @@ def add_config_args(p: argparse.ArgumentParser, fields: list[dict]) -> None:
 def command_spec() -> dict:
     """Every command's help and options, computed from the task table (what ``commands.json`` ships)."""
     return {name: {"help": t.help, "config_flags": getattr(t.config, "CONFIG_FLAGS", True),
+                   "resumable": t.resume is not None,
                    "fields": config_fields(t.config, t.cli_skip)} for name, t in commands().items()}
 
 
@@ -175,13 +180,14 @@ def build_parser(spec: dict | None = None) -> argparse.ArgumentParser:
         if cmd["config_flags"]:
             p.add_argument("--config", help="YAML with this command's options; flags override it")
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
-        if name == "train":
-            p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its last.pt")
+        if cmd.get("resumable"):
+            p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run where it stopped, with its own "
+                                                               "config (--set may change progress, threads, device)")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                        help="trust the module of a module:MODULE:callable model that a checkpoint names (it imports "
                             "and runs that module's code); repeatable; also SLIMLAB_ALLOW_MODULES=a,b")
-        add_config_args(p, cmd["fields"])
+        add_config_args(p, cmd["fields"], cmd.get("resumable", False))
         p.set_defaults(func=run_command)
     return parser
 
@@ -202,9 +208,11 @@ def dispatch(args: argparse.Namespace) -> dict:
             given = ", ".join("--" + k.replace("_", "-") for k in flags)
             raise SlimlabError(f"--resume continues a run with its own config: drop {given} "
                                "(use --set for the options a resume may change)")
-        from slimlab.tasks.train import resume
-
-        return resume(args.resume, args.set)
+        return task.resume(args.resume, args.set)
+    missing = [f.name for f in dataclasses.fields(task.config)
+               if f.name in getattr(task.config, "POSITIONAL", ()) and f.name not in flags]
+    if getattr(task, "resume", None) and missing:
+        raise SlimlabError(f"the following arguments are required: {', '.join(missing)} (or --resume RUN_DIR)")
     if not getattr(task.config, "CONFIG_FLAGS", True):
         cfg = check_ranges(task.config(**flags))
     else:
@@ -235,10 +243,10 @@ def run_command(args: argparse.Namespace) -> None:
 
 def resume_hint(args: argparse.Namespace) -> str:
     """How to continue the interrupted command: the command that resumes that step."""
-    if args.cmd in ("train", "pretrain", "probe"):  # runs of the training loop: resumable
+    if args.cmd in ("train", "pretrain", "probe", "prune"):  # runs of the training loop, and prune: resumable
         cfg = getattr(args, "_cfg", None)
         run_dir = getattr(args, "resume", None) or getattr(cfg, "out", None) or "RUN_DIR"
-        return f"`slimlab train --resume {run_dir}` continues it"
+        return f"`slimlab {'prune' if args.cmd == 'prune' else 'train'} --resume {run_dir}` continues it"
     if args.cmd in ("run", "demo"):
         return "the same command continues it: finished steps are skipped and a training step resumes"
     return "run the same command again (with --overwrite) to start it over"

@@ -24,7 +24,7 @@ LOCK = ".slimlab.lock"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
              "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
              "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json",
-             "tensorboard", "sensitivity.json", "corrected_labels.json", "corrected_labels.npy")
+             "tensorboard", "sensitivity.json", "corrected_labels.json", "corrected_labels.npy", "prune_state.pt")
 # files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
 _KEPT = ("step.json", "step-started.json")
 _HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")
@@ -158,7 +158,7 @@ def _make_room(path: Path, overwrite: bool) -> None:
                            "choose another --out")
     if not overwrite:
         raise SlimlabError(f"--out {path} already holds a run ({_some(found)}): pass --overwrite to replace it, "
-                           "`slimlab train --resume` to continue it, or choose another --out")
+                           "--resume to continue it (train, prune), or choose another --out")
     for name in found:
         p = path / name
         if p.is_dir() and not p.is_symlink():  # the tensorboard/ folder of event files (checked above)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -159,7 +160,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 variant: str = "iccv", per_image: int = 10, seed: int = 0, between_layers=None,
                 target: str = "current", refine: bool = False, samples_per_weight: float = 0.0,
                 apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
-                in_chans: int = 3, keep: dict[str, int] | None = None) -> dict:
+                in_chans: int = 3, keep: dict[str, int] | None = None,
+                state_file: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -168,7 +170,12 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     that the error of the layers pruned before is corrected rather than carried along.
     ``round_to`` rounds every kept count to a multiple (:func:`keep_count`); ``ignored`` layers keep their
     output channels; ``input_size`` may be (H, W). ``keep`` gives the kept count of some layers instead of
-    ``ratio`` (an allocation: :mod:`slimlab.prune.allocation`)."""
+    ``ratio`` (an allocation: :mod:`slimlab.prune.allocation`).
+
+    ``state_file`` (layer by layer): after every layer the selections so far, the weights and the random state
+    are written there atomically (:class:`LayerwiseState`); a file found there continues the same plan where it
+    stopped, with the same result as a run never stopped. ``between_layers`` may carry state too (its
+    ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned."""
     check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
@@ -193,7 +200,20 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     else:
         original = target == "original" and crit.reweights
         originals = _original_inputs(model, plan, calib) if original else None
-        _prune_layerwise(model, dg, plan, crit, calib, channels, g, originals, between_layers)
+        state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers)
+        start = state.restore(model, dg, plan, g)
+        t0 -= state.elapsed
+        if start and progress:
+            progress(f"resumed: {start} of {len(plan)} layers pruned already ({state.path})")
+
+        def done(name: str, kept: torch.Tensor) -> None:
+            state.save(model, name, kept, g, time.time() - t0)
+            if progress:
+                n = len(state.kept)
+                progress(f"layer {n}/{len(plan)} {name}: {channels[name][0]} -> {channels[name][1]} channels "
+                         f"({time.time() - t0:.0f}s)")
+
+        _prune_layerwise(model, dg, plan[start:], crit, calib, channels, g, originals, between_layers, done)
     return {"channels": channels, "prune_s": time.time() - t0}
 
 
@@ -206,8 +226,9 @@ def _prune_oneshot(model, dg, plan, crit: Criterion, calib, channels: dict, g: t
 
 
 def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g: torch.Generator,
-                     originals: dict | None, between_layers) -> None:
-    """ThiNet's schedule: each layer's statistics from the current, partly pruned model."""
+                     originals: dict | None, between_layers, done=None) -> None:
+    """ThiNet's schedule: each layer's statistics from the current, partly pruned model (``done(name, kept)``
+    after each layer and its fine-tuning)."""
     for p in plan:
         st = calib.stats(model, [p], crit.needs)[0] if crit.needs else LayerStats()
         if originals is not None:
@@ -220,6 +241,71 @@ def _prune_layerwise(model, dg, plan, crit: Criterion, calib, channels: dict, g:
         apply_selection(dg, p, sel.kept, sel.scales)
         if between_layers is not None:
             between_layers(model)
+        if done is not None:
+            done(p.name, sel.kept)
+
+
+class LayerwiseState:
+    """A layer-by-layer prune's progress in one file: the kept indices of the layers done (replayed on the unpruned
+    model they rebuild its architecture), the weights after the last of them (its fine-tuning included), the
+    selection generator's state and the state of ``between_layers``. Loaded with ``weights_only=True``."""
+
+    VERSION = 1
+
+    def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None):
+        self.path = None if path is None else Path(path)
+        self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
+        self.kept: dict[str, torch.Tensor] = {}
+
+    def save(self, model: nn.Module, name: str, kept: torch.Tensor, g: torch.Generator, elapsed: float) -> None:
+        import torch.distributed as dist
+
+        self.kept[name] = kept.cpu()
+        if self.path is None or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
+            return
+        from slimlab.io import atomic_save
+
+        between = getattr(self.between, "state_dict", None)
+        atomic_save({"version": self.VERSION, "plan": self.plan, "channels": self.channels, "kept": self.kept,
+                     "model": model.state_dict(), "generator": g.get_state(), "elapsed": elapsed,
+                     "between_layers": between() if between else {}}, self.path)
+
+    def restore(self, model: nn.Module, dg, plan: list[PrunableLayer], g: torch.Generator) -> int:
+        """How many layers of ``plan`` the file says are done (0 without one); their pruning is replayed."""
+        if self.path is None or not self.path.is_file():
+            return 0
+        from slimlab.engine.checkpoint import read_weights_only
+
+        _, st = read_weights_only(self.path)
+        if not isinstance(st, dict) or st.get("version") != self.VERSION or st.get("plan") != self.plan or \
+                st.get("channels") != self.channels:
+            raise SlimlabError(f"{self.path} is the progress of another pruning plan (other layers or kept counts): "
+                               "start over with --overwrite")
+        self.kept = dict(st["kept"])
+        done = plan[:len(self.kept)]
+        if [p.name for p in done] != list(self.kept):
+            raise SlimlabError(f"{self.path}: its layers are not the first of the plan: start over with --overwrite")
+        for p in done:
+            prune_out_channels(dg, p.conv, self.kept[p.name].to(p.conv.weight.device))
+        _same_layout(model, st["model"])
+        model.load_state_dict(st["model"])
+        g.set_state(st["generator"])
+        if getattr(self.between, "load_state_dict", None):
+            self.between.load_state_dict(st["between_layers"])
+        self.elapsed = float(st.get("elapsed", 0.0))
+        return len(done)
+
+
+def _same_layout(model: nn.Module, state: dict) -> None:
+    """Give the model's 4-d tensors the memory format of the saved ones (fine-tuning leaves them channels-last),
+    so that the layers after a resume are computed with the same kernels as without one."""
+    own = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    for name, t in state.items():
+        p = own.get(name)
+        if p is None or t.dim() != 4 or t.shape != p.shape:
+            continue
+        last = t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous()
+        p.data = p.data.contiguous(memory_format=torch.channels_last if last else torch.contiguous_format)
 
 
 def same_on_every_rank(sel: Selection) -> Selection:

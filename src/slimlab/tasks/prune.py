@@ -17,7 +17,16 @@ import numpy as np
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, read_json_object, to_dict
+from slimlab.config import (
+    TrainConfig,
+    check_ranges,
+    dump_yaml,
+    from_dict,
+    load_yaml,
+    parse_set,
+    read_json_object,
+    to_dict,
+)
 from slimlab.engine import (
     Dist,
     Loaders,
@@ -32,7 +41,7 @@ from slimlab.engine import (
 )
 from slimlab.engine.distributed import on_main
 from slimlab.engine.fit import checkpoint_payload, first_non_finite
-from slimlab.engine.rundir import claim, config_header, next_free
+from slimlab.engine.rundir import claim, config_header, config_run_id, next_free
 from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
@@ -58,6 +67,7 @@ class Job:
     p: Prepared
     loaders: Loaders
     out: Path
+    resumed: bool = False  # continuing a killed run in ``out`` (:func:`resume`)
 
 
 class LimitedLoader:
@@ -224,6 +234,8 @@ def sensitivity_profile(job: Job, crit: Criterion, calib: Calibration, shape: Sh
     cfg, p = job.cfg, job.p
     if cfg.sensitivity:
         return read_profile(read_json_object(Path(cfg.sensitivity).expanduser()), cfg.sensitivity)
+    if job.resumed and (job.out / "sensitivity.json").is_file():  # measured before the run was killed
+        return read_profile(read_json_object(job.out / "sensitivity.json"), str(job.out / "sensitivity.json"))
     pool = p.val_idx if len(p.val_idx) else p.train_idx  # the validation split when there is one
     sub = D.stratified_subset(p.targets[pool], total=min(cfg.sensitivity_images, len(pool)), seed=cfg.seed + 1)
     loader = D.BatchLoader(p.ds.train, pool[sub], 10**9, mean=p.ds.mean, std=p.ds.std, targets=p.targets)
@@ -285,22 +297,42 @@ def layer_steps(cfg: PruneConfig, steps_per_epoch: int) -> int:
     return max(1, round(cfg.ft_layer_epochs * steps_per_epoch)) if cfg.ft_layer_epochs > 0 else 0
 
 
-def between_layers(job: Job):
-    """ThiNet's fine-tuning after each pruned layer (at ``ft_layer_lr``, constant), or None."""
+class LayerFinetune:
+    """ThiNet's fine-tuning after each pruned layer: ``steps`` SGD steps at ``ft_layer_lr``, constant. Its state
+    (the passes over the training set so far, which seed their shuffles) goes into the prune's progress file."""
+
+    def __init__(self, job: Job, steps: int):
+        # no SyncBN between layers: swapping BN modules would leave the pruning graph pointing at the old ones
+        self.cfg = dataclasses.replace(job.tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False,
+                                       lr=job.cfg.ft_layer_lr, warmup_epochs=0.0)
+        self.limited, self.ctx = LimitedLoader(job.loaders.train, steps), job.ctx
+
+    def __call__(self, model: torch.nn.Module) -> None:
+        fit(model, Loaders(self.limited), Objective(), self.cfg, None, self.ctx)
+
+    def state_dict(self) -> dict:
+        return {"passes": self.limited.passes}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.limited.passes = int(state["passes"])
+
+
+def between_layers(job: Job) -> LayerFinetune | None:
+    """ThiNet's fine-tuning after each pruned layer, or None."""
     steps = layer_steps(job.cfg, len(job.loaders.train))
-    if steps <= 0:
-        return None
-    # no SyncBN between layers: swapping BN modules would leave the pruning graph pointing at the old ones
-    ft_cfg = dataclasses.replace(job.tcfg, epochs=1, schedule="constant", progress="none", sync_bn=False,
-                                 lr=job.cfg.ft_layer_lr, warmup_epochs=0.0)
-    limited = Loaders(LimitedLoader(job.loaders.train, steps))
-    return lambda m: fit(m, limited, Objective(), ft_cfg, None, job.ctx)
+    return LayerFinetune(job, steps) if steps > 0 else None
 
 
 def finetune(job: Job, meta: dict) -> dict | None:
-    """The final fine-tuning run into the output directory (or the pruned weights as they are)."""
+    """The final fine-tuning run into the output directory (or the pruned weights as they are); a resumed prune
+    continues a fine-tuning cut short from its ``last.pt``."""
     if job.cfg.finetune_epochs > 0:
-        ft = fit(job.model, job.loaders, Objective(), job.tcfg, job.out, job.ctx, meta=meta)
+        last = job.out / "last.pt"
+        ck = load_checkpoint(last) if job.resumed and last.is_file() else None
+        if ck is not None and ck.get("run_id") != meta["run_id"]:
+            raise SlimlabError(f"{job.out} mixes two runs: last.pt is from run {ck.get('run_id')}, config.yaml from "
+                               f"run {meta['run_id']}; start over with --overwrite")
+        ft = fit(job.model, job.loaders, Objective(), job.tcfg, job.out, job.ctx, meta=meta, resume=ck)
         return {"test_acc": ft["test_acc"], "best_val_acc": ft["best_val_acc"],
                 "epochs": job.cfg.finetune_epochs, "wall_s": ft["wall_s"]}
     if job.ctx.main:
@@ -322,8 +354,12 @@ def latencies(model: torch.nn.Module, size: int) -> dict:
     return r
 
 
-def run(cfg: PruneConfig) -> dict:
-    """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary."""
+STATE = "prune_state.pt"  # a layer-by-layer prune's progress (:class:`~slimlab.prune.pruner.LayerwiseState`)
+
+
+def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
+    """Prune a trained checkpoint (``slimlab prune``) and fine-tune it; returns the summary. ``resume_id``: continue
+    the killed run of that id in ``cfg.out`` (:func:`resume`)."""
     t_start = time.time()
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
@@ -335,13 +371,44 @@ def run(cfg: PruneConfig) -> dict:
     ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
     # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
-    run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite), ctx)
+    run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
     try:
-        return _prune(load_for_pruning(cfg, ctx, ck), run_dir.run_id if run_dir else "", t_start)
+        job = load_for_pruning(cfg, ctx, ck)
+        job.resumed = resume_id is not None
+        if ctx.main:  # first: a run killed at any point after this can be resumed with its own config
+            dump_yaml(cfg, job.out / "config.yaml", config_header(run_dir.run_id))
+        return _prune(job, run_dir.run_id if run_dir else "", t_start)
     finally:
         if run_dir is not None:
             run_dir.release()
+
+
+# what a resume may change: where and how visibly it runs, not what it computes
+RESUME_MAY_CHANGE = ("progress", "threads", "device")
+
+
+def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
+    """Continue a killed ``slimlab prune`` in ``run_dir`` with its own config.yaml: the layers pruned so far are
+    read from its progress file, a final fine-tuning cut short continues from its ``last.pt``; what the run had
+    not saved (the original's measurement, the allocation) is computed again, with the same result."""
+    run_dir = Path(run_dir).expanduser()
+    if not (run_dir / "config.yaml").is_file():
+        raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
+    if (run_dir / "summary.json").is_file():
+        raise SlimlabError(f"{run_dir} already finished (it has a summary.json)")
+    run_id = config_run_id(run_dir / "config.yaml")
+    if not run_id:
+        raise SlimlabError(f"{run_dir}/config.yaml is not a run's (no run header line): nothing to resume")
+    raw = load_yaml(run_dir / "config.yaml")
+    sets_ = parse_set(sets or [])
+    fixed = sorted(k for k in sets_ if k not in RESUME_MAY_CHANGE)
+    if fixed:
+        raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
+                           f"(a resume may change {', '.join(RESUME_MAY_CHANGE)})")
+    cfg = from_dict(PruneConfig, {**raw, **sets_}, str(run_dir / "config.yaml"))
+    cfg.out, cfg.overwrite = str(run_dir), False
+    return run(cfg, resume_id=run_id)
 
 
 def _prune(job: Job, run_id: str, t_start: float) -> dict:
@@ -354,15 +421,15 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
     keep, ratio, alloc = allocation(job, crit, calib)
     info = prune_model(job.model, crit, ratio, calib, input_size=size, layers=cfg.layers or None,
                        mode=cfg.mode, seed=cfg.seed, target=cfg.thinet_target, round_to=cfg.round_to,
-                       ignored=cfg.ignore_layers, between_layers=between_layers(job), keep=keep)
+                       ignored=cfg.ignore_layers, between_layers=between_layers(job), keep=keep,
+                       state_file=job.out / STATE if job.ctx.main or job.resumed else None,
+                       progress=print if cfg.progress != "none" and job.ctx.main else None)
     pruned = recalibrate(job, measure(job))
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),
             "num_classes": job.ck["num_classes"], "pruned": True, "data": data_meta(job.p.ds),
             "config": to_dict(job.tcfg), "run_id": run_id,
             "prune": {"method": method, "ratio": ratio, "channels": info["channels"], "from": job.ck["path"]}}
-    if job.ctx.main:
-        dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
     summary: dict[str, Any] = {"run_id": run_id, "method": method, "thinet_refine": cfg.thinet_refine,
                                "mode": cfg.mode, "ratio": ratio,
                                "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
@@ -388,6 +455,7 @@ def _finish(job: Job, summary: dict, original: dict, pruned: dict, ft: dict | No
                    wall_s=time.time() - t_start)
     if job.ctx.main:
         write_summary(job.out, summary)
+        (job.out / STATE).unlink(missing_ok=True)  # done: the run directory holds the pruned model itself
         plot_channels(summary["channels"], job.out / "channels.png",
                       f"{job.ck['model_name']} {summary['method']} " + (
                           f"(keep ratio {ratio:.3f})" if job.cfg.allocation == "uniform" else

@@ -33,7 +33,7 @@ from typing import Any
 
 from slimlab.config import from_dict, load_yaml, parse_set, to_dict
 from slimlab.engine import load_checkpoint
-from slimlab.engine.rundir import lock
+from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.tasks.table import KINDS, TASKS, task_for_kind
@@ -268,6 +268,8 @@ def _allowed(out: str | Path, overrides: dict | None) -> tuple[Path, ...]:
 def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, allowed: tuple[Path, ...] = ()) -> dict:
     task, cfg = _step_config(kind, opts, f"recipe step {step_dir.name}", step_dir, allowed)
     if task.as_train_config is None:
+        if resumable and task.resume is not None and _same_step(step_dir, cfg):
+            return _compact(task.resume(step_dir))  # a prune killed mid-way: its layers done are kept
         return _compact(task.run(cfg))
     tcfg = task.as_train_config(cfg)
     tcfg.out = str(step_dir)
@@ -278,6 +280,18 @@ def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, al
             if ck["epoch"] <= tcfg.epochs:  # at epochs: trained, killed before step.json; no retraining
                 return _compact(train(tcfg, resume=ck))
     return _compact(train(tcfg))
+
+
+def _same_step(step_dir: Path, cfg: Any) -> bool:
+    """Whether ``step_dir`` holds this step's run, killed before its summary (the same options, but where and how
+    visibly it runs)."""
+    if not (step_dir / "config.yaml").is_file() or (step_dir / "summary.json").is_file():
+        return False
+    if not config_run_id(step_dir / "config.yaml"):
+        return False
+    skip = ("out", "overwrite", "progress", "threads", "device")
+    written = {k: v for k, v in load_yaml(step_dir / "config.yaml").items() if k not in skip}
+    return written == {k: v for k, v in to_dict(cfg).items() if k not in skip}
 
 
 @dataclass
