@@ -38,3 +38,28 @@ def test_the_compound_arms_phi_is_read_back_from_its_depth(bench):
     base = {"width_mult": 0.5, "depth_mult": 0.5, "cifar_stem": True, "dropout": 0.0, "bn_momentum": 0.1}
     s = bench.scale(bench.BASE, 1.7, *bench.PAPER_POINT, base_resolution=32, base_kwargs=base)
     assert bench._phi({**base, **s.model_kwargs}, base) == pytest.approx(1.7)
+
+
+def test_verdicts_name_the_best_arm_its_mismatch_and_the_seed_spread(bench):
+    def arm(accs, mismatch):
+        return {"x2": {"test_acc": sum(accs) / len(accs), "test_accs": accs, "mismatch": mismatch, "macs_ratio": 2.62}}
+
+    data = {"depth": arm([0.80, 0.82], 0.0), "width": arm([0.81, 0.81], 0.02), "resolution": arm([0.70, 0.71], -0.025),
+            "compound": arm([0.83, 0.84], 0.01)}
+    (line,) = bench.verdicts(data, "2")
+    assert "best compound (83.50%" in line and "**holds**" in line
+    assert "within 2.5% of the depth arm" in line and "spread up to 2.00 points" in line
+    data["width"] = arm([0.86, 0.84], 0.02)
+    (line,) = bench.verdicts(data, "2")
+    assert "best width (85.00%" in line and "**does not hold**" in line
+    del data["width"]["x2"]["test_acc"]  # an arm not trained yet: no verdict
+    assert bench.verdicts(data, "2") == []
+
+
+def test_a_dry_plan_lists_every_arm_without_training(bench):
+    a = bench.parse_args(["--dry", "--targets", "2"])
+    base_kw, plan = bench.build_plan(a)
+    e = bench.run_point(a, plan, base_kw, "compound", "x2", None)
+    assert "test_acc" not in e and "latency_ms" not in e and abs(e["mismatch"]) <= 0.03
+    assert set(plan) == {"base", "depth", "width", "resolution", "compound"}
+    assert "runs x 5000 images x 15 epochs" in bench.dry_cost(a, {"compound": {"x2": e}})

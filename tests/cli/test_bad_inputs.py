@@ -174,6 +174,7 @@ def test_interrupt_hint_names_the_resuming_command():
     for cmd, out in (("train", "runs/x"), ("pretrain", "runs/p"), ("probe", "runs/q")):
         hint = resume_hint(argparse.Namespace(cmd=cmd, _cfg=TrainConfig(out=out)))
         assert f"slimlab train --resume {out}" in hint
-    assert "slimlab prune --resume runs/r" in resume_hint(argparse.Namespace(cmd="prune", _cfg=TrainConfig(out="runs/r")))
+    prune = argparse.Namespace(cmd="prune", _cfg=TrainConfig(out="runs/r"))
+    assert "slimlab prune --resume runs/r" in resume_hint(prune)
     assert "--resume" not in resume_hint(argparse.Namespace(cmd="export"))
     assert "same command continues" in resume_hint(argparse.Namespace(cmd="demo"))

@@ -188,33 +188,36 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     if not plan:
         raise SlimlabError("no prunable layer found (give --layers)")
     g = torch.Generator().manual_seed(seed)
-    keep = keep or {}
+    channels = _kept_counts(model, plan, ratio, round_to, keep or {})
+    if mode == "oneshot":
+        _prune_oneshot(model, dg, plan, crit, calib, channels, g)
+        return {"channels": channels, "prune_s": time.time() - t0}
+    originals = _original_inputs(model, plan, calib) if target == "original" and crit.reweights else None
+    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers)
+    start = state.restore(model, dg, plan, g)
+    t0 -= state.elapsed
+    if start and progress:
+        progress(f"resumed: {start} of {len(plan)} layers pruned already ({state.path})")
+
+    def done(name: str, kept: torch.Tensor) -> None:
+        state.save(model, name, kept, g, time.time() - t0)
+        if progress:
+            progress(f"layer {len(state.kept)}/{len(plan)} {name}: {channels[name][0]} -> {channels[name][1]} "
+                     f"channels ({time.time() - t0:.0f}s)")
+
+    _prune_layerwise(model, dg, plan[start:], crit, calib, channels, g, originals, between_layers, done)
+    return {"channels": channels, "prune_s": time.time() - t0}
+
+
+def _kept_counts(model: nn.Module, plan: list[PrunableLayer], ratio: float, round_to: int,
+                 keep: dict[str, int]) -> dict[str, list[int]]:
+    """{layer: [channels, kept]}: ``keep``'s count where it gives one, else ``ratio`` of the channels."""
     bad = sorted(n for n, k in keep.items() if n not in {p.name: 0 for p in plan}
                  or not 1 <= k <= model.get_submodule(n).out_channels)
     if bad:
         raise SlimlabError(f"kept counts for layers that are not pruned, or out of range: {', '.join(bad[:5])}")
-    channels = {p.name: [p.conv.out_channels, keep.get(p.name, keep_count(p.conv.out_channels, ratio, round_to))]
-                for p in plan}
-    if mode == "oneshot":
-        _prune_oneshot(model, dg, plan, crit, calib, channels, g)
-    else:
-        original = target == "original" and crit.reweights
-        originals = _original_inputs(model, plan, calib) if original else None
-        state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers)
-        start = state.restore(model, dg, plan, g)
-        t0 -= state.elapsed
-        if start and progress:
-            progress(f"resumed: {start} of {len(plan)} layers pruned already ({state.path})")
-
-        def done(name: str, kept: torch.Tensor) -> None:
-            state.save(model, name, kept, g, time.time() - t0)
-            if progress:
-                n = len(state.kept)
-                progress(f"layer {n}/{len(plan)} {name}: {channels[name][0]} -> {channels[name][1]} channels "
-                         f"({time.time() - t0:.0f}s)")
-
-        _prune_layerwise(model, dg, plan[start:], crit, calib, channels, g, originals, between_layers, done)
-    return {"channels": channels, "prune_s": time.time() - t0}
+    return {p.name: [p.conv.out_channels, keep.get(p.name, keep_count(p.conv.out_channels, ratio, round_to))]
+            for p in plan}
 
 
 def _prune_oneshot(model, dg, plan, crit: Criterion, calib, channels: dict, g: torch.Generator) -> None:
