@@ -53,6 +53,8 @@ def test_a_cached_prune_killed_between_layers_continues_there(tmp_path, load_ben
     calls[0] = -100
     done = util.cached_prune(cfg)
     assert calls[0] + 100 == len(done["channels"]) - 1  # the first layer was kept, not pruned again
+    whole = api.prune(PruneConfig(**{**vars(cfg), "out": str(tmp_path / "whole")}))
+    assert whole["test_acc"] == done["test_acc"] and whole["channels"] == done["channels"]
     calls[0] = -100
     assert util.cached_prune(cfg) == done and calls[0] == -100  # finished: read back
 

@@ -114,3 +114,27 @@ def test_the_layout_fine_tuning_left_is_given_back():
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
     _same_layout(m, create_model("resnet20").state_dict())
     assert m.layer1[0].conv1.weight.is_contiguous()
+
+
+def test_a_damaged_or_foreign_progress_file_is_one_line(tmp_path, setup):
+    base, calib, _, _ = setup
+    state = tmp_path / "prune_state.pt"
+    with pytest.raises(KeyboardInterrupt):
+        prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, between_layers=Steps(3), state_file=state,
+                    state_key={"run_id": "a"})
+    with pytest.raises(SlimlabError, match="another run.*run_id: 'a' in the file, 'b' now"):
+        prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, state_file=state, state_key={"run_id": "b"})
+    st = torch.load(state, weights_only=True)
+    kept = st["kept"]["layer1.0.conv1"]
+    st["kept"]["layer1.0.conv1"] = torch.arange(3)  # not the count the weights were saved with
+    torch.save(st, state)
+    with pytest.raises(SlimlabError, match="is damaged.*delete it"):
+        prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, state_file=state, state_key={"run_id": "a"})
+    st["kept"]["layer1.0.conv1"] = kept
+    del st["generator"]
+    torch.save(st, state)
+    with pytest.raises(SlimlabError, match="is damaged \\(KeyError"):
+        prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, state_file=state, state_key={"run_id": "a"})
+    torch.save([1, 2], state)
+    with pytest.raises(SlimlabError, match="not a slimlab pruning progress file"):
+        prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, state_file=state)

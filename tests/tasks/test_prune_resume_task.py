@@ -109,6 +109,24 @@ def test_resume_from_the_command_line(trained, tmp_path):
     assert r.returncode == 2 and "required: checkpoint (or --resume RUN_DIR)" in r.stderr
 
 
+def test_a_resume_from_a_changed_checkpoint_is_refused(tmp_path, monkeypatch):
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=1,
+                          train_subset=200, progress="none", out=str(tmp_path / "t")))
+    _dies_at(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        api.prune(_cfg(tmp_path / "t", tmp_path / "p"))
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=1,
+                          train_subset=200, progress="none", seed=1, overwrite=True, out=str(tmp_path / "t")))
+    with pytest.raises(SlimlabError, match="from another checkpoint.*checkpoint:"):
+        P.resume(tmp_path / "p")
+
+
+def test_a_prune_refused_before_its_first_layer_leaves_nothing(trained, tmp_path):
+    with pytest.raises(SlimlabError, match="no_such_layer"):
+        api.prune(PruneConfig(**{**vars(_cfg(trained, tmp_path / "p")), "layers": ["no_such_layer"]}))
+    assert not (tmp_path / "p").exists()  # no config.yaml left to make a retry refuse the folder
+
+
 def test_resume_refusals(trained, tmp_path):
     with pytest.raises(SlimlabError, match="no config.yaml"):
         P.resume(tmp_path)
@@ -117,6 +135,8 @@ def test_resume_refusals(trained, tmp_path):
         P.resume(tmp_path)
     r = run_cli("prune", "--resume", str(tmp_path), "--method", "l1")
     assert r.returncode == 2 and "--resume continues a run with its own config: drop --method" in r.stderr
+    r = run_cli("prune", "--resume", str(tmp_path), "--config", str(tmp_path / "config.yaml"))
+    assert r.returncode == 2 and "drop --config" in r.stderr
 
 
 def test_a_recipe_prune_step_killed_between_layers_resumes_there(trained, whole, tmp_path, monkeypatch):
@@ -133,6 +153,7 @@ steps:
     with: {{checkpoint: "{trained}", method: thinet, keep_ratio: 0.5, ft_per_layer: 3, finetune_epochs: 0,
            calib_per_class: 4, latency: false}}
 """)
+    run_recipe(RunConfig(recipe=str(recipe), out=str(tmp_path / "whole")))
     calls = _dies_at(monkeypatch, 2)
     cfg = RunConfig(recipe=str(recipe), out=str(tmp_path / "out"))
     with pytest.raises(KeyboardInterrupt):
@@ -140,3 +161,4 @@ steps:
     calls["n"] = -10**6
     run_recipe(RunConfig(recipe=str(recipe), out=str(tmp_path / "out")))
     assert calls["n"] + 10**6 == len(summary["channels"]) - 1  # resumed after the first layer, not started over
+    _same_weights(tmp_path / "out" / "prune" / "last.pt", tmp_path / "whole" / "prune" / "last.pt")

@@ -204,8 +204,9 @@ def dispatch(args: argparse.Namespace) -> dict:
     flags = {k: v for k, v in vars(args).items() if k in names}
     allow_typed_modules(flags, getattr(args, "set", None) or [])
     if getattr(args, "resume", None):
-        if flags:
-            given = ", ".join("--" + k.replace("_", "-") for k in flags)
+        if flags or getattr(args, "config", None):
+            given = ", ".join(["--config"] * bool(getattr(args, "config", None)) + ["--" + k.replace("_", "-")
+                                                                                 for k in flags])
             raise SlimlabError(f"--resume continues a run with its own config: drop {given} "
                                "(use --set for the options a resume may change)")
         return task.resume(args.resume, args.set)

@@ -161,7 +161,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 target: str = "current", refine: bool = False, samples_per_weight: float = 0.0,
                 apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
                 in_chans: int = 3, keep: dict[str, int] | None = None,
-                state_file: str | Path | None = None, progress: Callable[[str], None] | None = None) -> dict:
+                state_file: str | Path | None = None, state_key: dict | None = None,
+                progress: Callable[[str], None] | None = None) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -174,8 +175,9 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
 
     ``state_file`` (layer by layer): after every layer the selections so far, the weights and the random state
     are written there atomically (:class:`LayerwiseState`); a file found there continues the same plan where it
-    stopped, with the same result as a run never stopped. ``between_layers`` may carry state too (its
-    ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned."""
+    stopped, with the same result as a run never stopped (on the same device, threads and process count), if
+    ``state_key`` (what must not change: the run, the source checkpoint) matches. ``between_layers`` may carry
+    state too (its ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned."""
     check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
@@ -193,11 +195,12 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
         return {"channels": channels, "prune_s": time.time() - t0}
     originals = _original_inputs(model, plan, calib) if target == "original" and crit.reweights else None
-    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers)
+    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers, state_key)
     start = state.restore(model, dg, plan, g)
-    t0 -= state.elapsed
-    if start and progress:
-        progress(f"resumed: {start} of {len(plan)} layers pruned already ({state.path})")
+    if start:  # the time spent before the kill, setup included, is in the file
+        t0 = time.time() - state.elapsed
+        if progress:
+            progress(f"resumed: {start} of {len(plan)} layers pruned already ({state.path})")
 
     def done(name: str, kept: torch.Tensor) -> None:
         state.save(model, name, kept, g, time.time() - t0)
@@ -255,9 +258,11 @@ class LayerwiseState:
 
     VERSION = 1
 
-    def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None):
+    def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None,
+                 key: dict | None = None):
         self.path = None if path is None else Path(path)
         self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
+        self.key = {**(key or {}), "world_size": _world_size()}
         self.kept: dict[str, torch.Tensor] = {}
 
     def save(self, model: nn.Module, name: str, kept: torch.Tensor, g: torch.Generator, elapsed: float) -> None:
@@ -269,7 +274,8 @@ class LayerwiseState:
         from slimlab.io import atomic_save
 
         between = getattr(self.between, "state_dict", None)
-        atomic_save({"version": self.VERSION, "plan": self.plan, "channels": self.channels, "kept": self.kept,
+        atomic_save({"version": self.VERSION, "key": self.key, "plan": self.plan, "channels": self.channels,
+                     "kept": self.kept,
                      "model": model.state_dict(), "generator": g.get_state(), "elapsed": elapsed,
                      "between_layers": between() if between else {}}, self.path)
 
@@ -280,10 +286,23 @@ class LayerwiseState:
         from slimlab.engine.checkpoint import read_weights_only
 
         _, st = read_weights_only(self.path)
-        if not isinstance(st, dict) or st.get("version") != self.VERSION or st.get("plan") != self.plan or \
-                st.get("channels") != self.channels:
+        if not isinstance(st, dict) or st.get("version") != self.VERSION:
+            raise SlimlabError(f"{self.path} is not a slimlab pruning progress file: delete it to prune every layer "
+                               "again, or start over with --overwrite")
+        if st.get("key") != self.key:
+            raise SlimlabError(f"{self.path} was written by another run, from another checkpoint or with another "
+                               f"process count ({_first_difference(st.get('key'), self.key)}): start over with "
+                               "--overwrite")
+        if st.get("plan") != self.plan or st.get("channels") != self.channels:
             raise SlimlabError(f"{self.path} is the progress of another pruning plan (other layers or kept counts): "
                                "start over with --overwrite")
+        try:
+            return self._replay(st, model, dg, plan, g)
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise SlimlabError(f"{self.path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}): delete "
+                               "it to prune every layer again, or start over with --overwrite") from None
+
+    def _replay(self, st: dict, model: nn.Module, dg, plan: list[PrunableLayer], g: torch.Generator) -> int:
         self.kept = dict(st["kept"])
         done = plan[:len(self.kept)]
         if [p.name for p in done] != list(self.kept):
@@ -295,8 +314,20 @@ class LayerwiseState:
         g.set_state(st["generator"])
         if getattr(self.between, "load_state_dict", None):
             self.between.load_state_dict(st["between_layers"])
-        self.elapsed = float(st.get("elapsed", 0.0))
+        self.elapsed = float(st["elapsed"])
         return len(done)
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _first_difference(a: dict | None, b: dict) -> str:
+    a = a or {}
+    k = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), "?")
+    return f"{k}: {a.get(k)!r} in the file, {b.get(k)!r} now"
 
 
 def _same_layout(model: nn.Module, state: dict) -> None:

@@ -288,6 +288,13 @@ def recalibrate(job: Job, pruned: dict) -> dict:
     return pruned
 
 
+def checkpoint_identity(ck: dict) -> dict:
+    """What a resumed prune checks it starts from again: the source checkpoint's run, epoch and size in bytes."""
+    path = Path(ck["path"])
+    return {"run_id": ck.get("run_id"), "epoch": ck.get("epoch"),
+            "bytes": path.stat().st_size if path.is_file() else None}
+
+
 def layer_steps(cfg: PruneConfig, steps_per_epoch: int) -> int:
     """SGD steps of fine-tuning after each pruned layer: ``ft_per_layer``, else ``ft_layer_epochs`` epochs."""
     if cfg.mode != "layerwise":
@@ -373,12 +380,18 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
     run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
+    run_id = resume_id or (run_dir.run_id if run_dir else "")
     try:
         job = load_for_pruning(cfg, ctx, ck)
         job.resumed = resume_id is not None
         if ctx.main:  # first: a run killed at any point after this can be resumed with its own config
-            dump_yaml(cfg, job.out / "config.yaml", config_header(run_dir.run_id))
-        return _prune(job, run_dir.run_id if run_dir else "", t_start)
+            dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
+        return _prune(job, run_id, t_start)
+    except SlimlabError:
+        if ctx.main and resume_id is None and not any((Path(cfg.out) / f).exists() for f in (STATE, "last.pt")):
+            for name in ("config.yaml", "sensitivity.json"):  # refused before any layer: nothing to resume
+                (Path(cfg.out) / name).unlink(missing_ok=True)
+        raise
     finally:
         if run_dir is not None:
             run_dir.release()
@@ -423,6 +436,7 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
                        mode=cfg.mode, seed=cfg.seed, target=cfg.thinet_target, round_to=cfg.round_to,
                        ignored=cfg.ignore_layers, between_layers=between_layers(job), keep=keep,
                        state_file=job.out / STATE if job.ctx.main or job.resumed else None,
+                       state_key={"run_id": run_id, "checkpoint": checkpoint_identity(job.ck)},
                        progress=print if cfg.progress != "none" and job.ctx.main else None)
     pruned = recalibrate(job, measure(job))
     method = canonical_name(cfg.method)
@@ -435,6 +449,8 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
                                "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
                                "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"],
                                "allocation": alloc or {"mode": "uniform"}}
+    if job.resumed:
+        summary["resumed"] = True  # wall_s is this process's; prune_s counts the layers before the kill too
     ft = finetune(job, meta)
     if ft is not None:
         summary["finetuned"] = ft
