@@ -174,3 +174,35 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch):
     assert all(k % 8 == 0 for _, k in report.channels.values())
     assert model.layer1[0].conv1.out_channels == report.channels["layer1.0.conv1"][1]
     assert (tmp_path / "r18-pruned.safetensors").is_file()
+
+
+def test_a_library_prune_with_a_state_file_resumes_to_the_same_model(tmp_path):
+    """Your own loop, killed mid-prune: the same call with the same state_file continues after the last layer."""
+    import torchvision
+
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randn(16, 3, 32, 32, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(2)]
+    base = torchvision.models.resnet18(num_classes=10).eval()
+    calls = []
+
+    def tune(model):  # the user's fine-tuning between layers; dies on its third call the first time
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    def prune(state_file, between):
+        m = torchvision.models.resnet18(num_classes=10).eval()
+        m.load_state_dict(base.state_dict())
+        return prune_module(m, batches, method="thinet", keep_ratio=0.5, layers=["layer1.0.conv1", "layer1.1.conv1",
+                            "layer2.0.conv1", "layer2.1.conv1"], per_image=4, between_layers=between,
+                            state_file=state_file, progress=lines.append)[0]
+
+    lines: list[str] = []
+    whole = prune(None, None)
+    with pytest.raises(KeyboardInterrupt):
+        prune(str(tmp_path / "state.pt"), tune)
+    lines.clear()
+    resumed = prune(str(tmp_path / "state.pt"), None)
+    assert lines[0].startswith("resumed: 2 of 4 layers") and lines[-1].startswith("layer 4/4 layer2.1.conv1")
+    for k, v in whole.state_dict().items():
+        assert torch.equal(v, resumed.state_dict()[k]), k

@@ -106,6 +106,7 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
                  mode: str = "layerwise", max_images: int = 512, recalibrate: bool = True, seed: int = 0,
                  between_layers: Callable[[nn.Module], None] | None = None, allocation: str = "uniform",
                  allocation_floor: float = 0.1, sensitivity: dict | str | None = None,
+                 state_file: str | None = None, progress: Callable[[str], None] | None = None,
                  **criterion_options) -> tuple[nn.Module, PruneReport]:
     """Prune ``model`` in place; return it and a :class:`PruneReport`.
 
@@ -120,7 +121,12 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     profile (a dict or a JSON file) or measures one on the calibration batches, which must then carry labels
     (measured on the images the model trained on, it understates each layer's drop: pass a held-out loader).
     With ``recalibrate``, BatchNorm statistics are re-estimated on the calibration images: pass them augmented
-    as in training (un-augmented ones cost the unpruned zoo ResNet-20 3.2 points)."""
+    as in training (un-augmented ones cost the unpruned zoo ResNet-20 3.2 points).
+
+    ``state_file`` makes a layerwise prune resumable: after each layer its progress is written there, and a call
+    that finds the file (same model, calibration and options) continues after the last finished layer with the
+    same result; give ``between_layers`` ``state_dict()``/``load_state_dict()`` if it carries state (a data
+    iterator's position). ``progress`` (e.g. ``print``) receives one line per pruned layer."""
     t0 = time.time()
     ignored_layers, criterion_options = _options(ignored_layers, criterion_options)
     _check_model(model)
@@ -149,7 +155,7 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
         ratio = sum(keep.values()) / sum(extra.pop("channels").values())
     info = prune_model(model, method, ratio, calib, input_size=size, layers=layers, mode=mode, seed=seed,
                        between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans, keep=keep,
-                       **criterion_options)
+                       state_file=state_file, progress=progress, **criterion_options)
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
     return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
                               before[1], count_params(model), time.time() - t0, size, n_bn, len(images),
