@@ -38,8 +38,10 @@ def demo_recipe(data: str = "digits", model: str = "resnet20", noise: str = "sym
     # Chosen on the clean validation split (final epoch, seed 0): lambda 600 96.5%, 2000 97.9%, 4000 97.2%;
     # with 2000 the label variables correct 223 labels at 100% precision
     pencil = {**train, "loss": "pencil", "loss_kwargs": {"lam": 2000.0}}
+    # latency is the profile step's (all models interleaved): the prune steps do not time it twice
     prune = {"checkpoint": "${pencil}/best.pt", "target_macs": target_macs, "finetune_epochs": finetune_epochs,
-             "ft_lr": 0.01, "labels_from": "${pencil}", "batch_size": 64, "ft_layer_epochs": LAYER_EPOCHS}
+             "ft_lr": 0.01, "labels_from": "${pencil}", "batch_size": 64, "ft_layer_epochs": LAYER_EPOCHS,
+             "latency": False}
     runs = ["${ce}", "${pencil}", "${thinet}", "${weight_sum}"]
     return {"name": "demo", "steps": [
         {"name": "ce", "kind": "train", "with": train},
