@@ -24,7 +24,8 @@ LOCK = ".slimlab.lock"
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "last.pt", "best.pt", "curves.png", "noise.json",
              "channels.png", "label_issues.json", "label_issues.csv", "label_issues.png", "pred_probs.npy",
              "model.onnx", "model.ts.pt", "model.yaml", "profile.json", "model.onnx.json", "model.ts.pt.json",
-             "tensorboard", "sensitivity.json", "corrected_labels.json", "corrected_labels.npy", "prune_state.pt")
+             "tensorboard", "sensitivity.json", "corrected_labels.json", "corrected_labels.npy", "prune_state.pt",
+             "label_folds")
 # files a recipe keeps beside a step's run (its markers), which do not make the directory someone else's
 _KEPT = ("step.json", "step-started.json")
 _HEADER = re.compile(r"^# slimlab run ([0-9a-f]{12})\s*$")
@@ -161,7 +162,7 @@ def _make_room(path: Path, overwrite: bool) -> None:
                            "--resume to continue it (train, prune), or choose another --out")
     for name in found:
         p = path / name
-        if p.is_dir() and not p.is_symlink():  # the tensorboard/ folder of event files (checked above)
+        if p.is_dir() and not p.is_symlink():  # tensorboard/ or label_folds/, holding only their files (checked above)
             for f in p.iterdir():
                 f.unlink()
             p.rmdir()
@@ -178,18 +179,23 @@ def _make_room(path: Path, overwrite: bool) -> None:
 _PLAIN_NAMES = {"config.yaml", "model.yaml"}
 
 
+# the folders a run writes, and the only files each holds: TensorBoard's events, labels' k-fold cache
+_RUN_DIRS = {"tensorboard": re.compile(r"events\.out\.tfevents\..*"),
+             "label_folds": re.compile(r"fold\d+of\d+\.pt|\.fold\d+of\d+\.pt\..*" + re.escape(TMP_SUFFIX))}
+
+
 def _foreign_kind(p: Path) -> bool:
-    """A run file's name on something a run does not write there: a real folder (other than tensorboard/ of event
-    files), or a tensorboard/ that is not one. A link is a run's only if it points at no folder."""
-    if p.name == "tensorboard":
-        return not _event_dir(p)
+    """A run file's name on something a run does not write there: a real folder (other than a run's own folders
+    holding only their own files), or one of those that is not. A link is a run's only if it points at no folder."""
+    if p.name in _RUN_DIRS:
+        return not _run_dir_of(p, _RUN_DIRS[p.name])
     return p.is_dir()
 
 
-def _event_dir(d: Path) -> bool:
-    """A folder that holds only TensorBoard event files (what ``--log tensorboard`` writes)."""
+def _run_dir_of(d: Path, names: re.Pattern) -> bool:
+    """A real folder that holds only plain files named as ``names`` says."""
     return d.is_dir() and not d.is_symlink() and all(
-        f.is_file() and not f.is_symlink() and f.name.startswith("events.out.tfevents.") for f in d.iterdir())
+        f.is_file() and not f.is_symlink() and names.fullmatch(f.name) for f in d.iterdir())
 
 
 def _some(names: list[str]) -> str:

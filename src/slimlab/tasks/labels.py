@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,12 +31,12 @@ import numpy as np
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object
+from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object, to_dict
 from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
-from slimlab.io import atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
+from slimlab.io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.models.io import model_from_checkpoint
 from slimlab.noise.label_issues import DETECTORS, flag_quality, flag_rule, pencil_probs, score_label_issues
@@ -72,26 +74,66 @@ def _folds(targets: torch.Tensor, folds: int, seed: int) -> torch.Tensor:
     return fold_of
 
 
-def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: int | None = None) -> torch.Tensor:
-    """Softmax predictions for every training sample from models that never trained on it."""
+FOLDS_DIR = "label_folds"  # k-fold's finished folds in the run directory: a killed labels run keeps them
+
+
+def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: int | None = None,
+                        cache: Path | None = None) -> torch.Tensor:
+    """Softmax predictions for every training sample from models that never trained on it. Each fold's model
+    starts from a seed of its own; with ``cache`` a finished fold is saved there and read back by a later call with
+    the same training config, samples and labels (a labels run killed mid-way redoes only the folds it lacked)."""
     probs = torch.zeros(len(p.ds.train), p.ds.num_classes)
     idx = p.train_idx
     fold_of = _folds(p.targets[idx], folds, cfg.seed)
     loss, loss_kwargs = for_cross_validation(cfg.loss, cfg.loss_kwargs)
     fcfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs, progress="none", stop_after=0, init="", loss=loss,
                                loss_kwargs=loss_kwargs)
+    key = _fold_key(fcfg, p, folds)
     # one process (the folds are small, DDP would not pay), on this rank's own device under torchrun
     ctx = Dist(device=resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0"))))
     for f in range(folds):
-        sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
-        model, _ = build_model(fcfg, p.ds.num_classes)
-        obj = build_objective(fcfg.loss, p.ds.num_classes, kwargs=fcfg.loss_kwargs, targets=p.targets,
-                              epochs=fcfg.epochs, lr=fcfg.lr)
-        fit(model, Loaders(make_loaders(fcfg, sub, ctx).train), obj, fcfg, None, ctx)
-        loader = D.BatchLoader(p.ds.train, idx[fold_of == f], 512, mean=p.ds.mean, std=p.ds.std, device=ctx.device)
-        pr, ix = predict(model, loader)
-        probs[ix] = pr
+        path = None if cache is None else cache / f"fold{f}of{folds}.pt"
+        got = _read_fold(path, key)
+        if got is None:
+            torch.manual_seed(cfg.seed * 1000003 + 7919 * (f + 1))  # the fold's initial weights: its number only
+            sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
+            model, _ = build_model(fcfg, p.ds.num_classes)
+            obj = build_objective(fcfg.loss, p.ds.num_classes, kwargs=fcfg.loss_kwargs, targets=p.targets,
+                                  epochs=fcfg.epochs, lr=fcfg.lr)
+            fit(model, Loaders(make_loaders(fcfg, sub, ctx).train), obj, fcfg, None, ctx)
+            loader = D.BatchLoader(p.ds.train, idx[fold_of == f], 512, mean=p.ds.mean, std=p.ds.std,
+                                   device=ctx.device)
+            got = predict(model, loader)
+            if path is not None:
+                path.parent.mkdir(exist_ok=True)
+                atomic_save({"key": key, "probs": got[0].cpu(), "index": got[1].cpu()}, path)
+        probs[got[1]] = got[0]
     return probs
+
+
+def _fold_key(fcfg: TrainConfig, p: Prepared, folds: int) -> str:
+    """What a cached fold must have been computed from: the training config (but where and how visibly it ran),
+    the fold count, the training samples and their labels."""
+    from slimlab.tasks.train import RESUME_MAY_CHANGE
+
+    h = hashlib.sha256(json.dumps({k: v for k, v in to_dict(fcfg).items()
+                                   if k not in RESUME_MAY_CHANGE or k == "epochs"}, sort_keys=True,
+                                  default=str).encode())
+    h.update(f"{folds}|{len(p.ds.train)}".encode())
+    h.update(p.train_idx.cpu().numpy().tobytes())
+    h.update(p.targets.cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _read_fold(path: Path | None, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A cached fold's (probabilities, sample indices), or None: none there, another key, or not readable."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        got = torch.load(path, weights_only=True)
+        return (got["probs"], got["index"]) if got.get("key") == key else None
+    except Exception:  # a damaged cache file is recomputed, never trusted
+        return None
 
 
 def run(cfg: LabelsConfig) -> dict:
@@ -170,7 +212,7 @@ def probabilities(detector: str, cfg: LabelsConfig, tcfg: TrainConfig, p: Prepar
             raise SlimlabError(f"--detector {detector} needs the run's last.pt")
         return in_sample_probs(ck, p), f"{detector}: the run's network on its training images"
     _check_folds(cfg.folds, p.targets[p.train_idx], p.ds.classes)
-    return (out_of_sample_probs(tcfg, p, cfg.folds, cfg.cv_epochs or None),
+    return (out_of_sample_probs(tcfg, p, cfg.folds, cfg.cv_epochs or None, Path(cfg.run).expanduser() / FOLDS_DIR),
             f"kfold: out-of-sample ({cfg.folds}-fold), confident learning")
 
 

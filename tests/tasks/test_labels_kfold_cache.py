@@ -1,0 +1,64 @@
+"""``slimlab labels --detector kfold`` keeps each finished fold in the run directory: a labels run killed mid-way
+trains only the folds it lacked and ends with the probabilities an uninterrupted run computes; a cached fold of
+another config is never read; ``--overwrite`` of the run removes the cache as one of its own folders."""
+
+import shutil
+
+import numpy as np
+import pytest
+
+from slimlab import api
+from slimlab.config import TrainConfig
+from slimlab.engine.rundir import claim
+from slimlab.errors import SlimlabError
+from slimlab.tasks import labels as L
+from slimlab.tasks.labels import LabelsConfig
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("kfold") / "run"
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=1,
+                          train_subset=150, noise="symmetric:0.3", progress="none", out=str(out)))
+    return out
+
+
+def test_a_killed_kfold_run_trains_only_the_missing_folds(run, tmp_path, monkeypatch):
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    shutil.copytree(run, whole)
+    shutil.copytree(run, cut)
+    cfg = dict(detector="kfold", folds=3, cv_epochs=1, grid=0)
+    api.labels(LabelsConfig(run=str(whole), **cfg))
+    assert sorted(p.name for p in (whole / L.FOLDS_DIR).iterdir()) == ["fold0of3.pt", "fold1of3.pt", "fold2of3.pt"]
+    trained, real = [], L.fit
+
+    def dies_in_the_second_fold(*args, **kw):
+        trained.append(1)
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    monkeypatch.setattr(L, "fit", dies_in_the_second_fold)
+    with pytest.raises(KeyboardInterrupt):
+        api.labels(LabelsConfig(run=str(cut), **cfg))
+    trained.clear()
+    monkeypatch.setattr(L, "fit", lambda *a, **k: (trained.append(1), real(*a, **k))[1])
+    api.labels(LabelsConfig(run=str(cut), **cfg))
+    assert len(trained) == 2  # fold 0 was read back, folds 1 and 2 trained
+    assert np.array_equal(np.load(cut / "pred_probs.npy"), np.load(whole / "pred_probs.npy"))
+    trained.clear()
+    api.labels(LabelsConfig(run=str(cut), **{**cfg, "cv_epochs": 2}))  # another config: nothing read back
+    assert len(trained) == 3
+
+
+def test_the_fold_cache_is_a_run_folder_for_overwrite_and_a_foreign_file_keeps_it(run, tmp_path):
+    d = tmp_path / "r"
+    shutil.copytree(run, d)
+    (d / L.FOLDS_DIR).mkdir()
+    (d / L.FOLDS_DIR / "fold0of3.pt").write_bytes(b"x")
+    (d / L.FOLDS_DIR / "notes.txt").write_text("mine")
+    with pytest.raises(SlimlabError, match="not a slimlab run"):
+        claim(d, overwrite=True)
+    (d / L.FOLDS_DIR / "notes.txt").unlink()
+    claim(d, overwrite=True).release()
+    assert not (d / L.FOLDS_DIR).exists()
