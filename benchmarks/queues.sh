@@ -1,42 +1,79 @@
 #!/bin/bash
-# The evidence campaigns' remaining runs, as two queues of one thread each (benchmarks/results/README.md:
+# The evidence campaigns' remaining runs, shared by two workers of one thread each (benchmarks/results/README.md:
 # two 1-thread processes train ~25% more images/s on 2 cores than one 2-thread process).
 #
-#   PY=/path/to/.venv/bin/python benchmarks/queues.sh A > queueA.log 2>&1 &
-#   PY=/path/to/.venv/bin/python benchmarks/queues.sh B > queueB.log 2>&1 &
+#   export PY=/path/to/.venv/bin/python SLIMLAB_QUEUE_DIR=/tmp/slimlab-queue-$(date +%F-%H%M)
+#   setsid benchmarks/queues.sh A > queueA.log 2>&1 &
+#   setsid benchmarks/queues.sh B > queueB.log 2>&1 &
 #
-# Run both from the root of a git worktree at a fixed commit (its benchmarks/state/ holds the committed
-# state; every step resumes where it stopped and skips finished cells). Latency is timed again with the other
-# queue paused: a measurement beside a training process is not a quiet one.
+# (setsid: each worker its own process group, which the other stops while it times latency.)
+#
+# Run both from the root of a git worktree at a fixed commit (its benchmarks/state/ holds the committed state).
+# Each worker takes the first job nobody took whose prerequisites are done, so neither core idles while work
+# is left; every job resumes where it stopped and skips finished cells, so a fresh SLIMLAB_QUEUE_DIR in a new
+# session costs nothing for the jobs already done. Latency is timed again with the other worker stopped
+# (SIGSTOP, then SIGCONT): a measurement beside a training process is not a quiet one.
 set -u
-q=${1:?usage: benchmarks/queues.sh A|B}
-case $q in A) other=B ;; B) other=A ;; *) echo "queues.sh: A or B, not $q" >&2; exit 2 ;; esac
+w=${1:?usage: benchmarks/queues.sh A|B}
+case $w in A) other=B ;; B) other=A ;; *) echo "queues.sh: A or B, not $w" >&2; exit 2 ;; esac
 export SLIMLAB_BENCH_WORK=benchmarks/state OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=$PWD/src
 PY=${PY:-python}
-RUN=${SLIMLAB_QUEUE_DIR:-/tmp}
-ps -o pgid= -p $$ | tr -d ' ' > "$RUN/slimlab-queue-$q.pgid"
+Q=${SLIMLAB_QUEUE_DIR:-/tmp/slimlab-queue}
+mkdir -p "$Q"
+ps -o pgid= -p $$ | tr -d ' ' > "$Q/worker-$w.pgid"
 
-step() { echo "== $* $(date)"; "$PY" "$@" || echo "rc=$?"; }
+R56="benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity"
+# name | prerequisites (names, comma-separated) | how (step or quiet) | the benchmark and its options
+JOBS=(
+    "prune56||step|$R56"
+    "noisy0||step|benchmarks/noisy_cifar.py --seeds 1"
+    "detectors|noisy0|step|benchmarks/label_detectors.py --preset cifar10k-memorise"
+    "scaling||step|benchmarks/scaling_claim.py --seeds 0,1"
+    "rotnet||step|benchmarks/rotnet_cifar.py"
+    "noisy1|noisy0|step|benchmarks/noisy_cifar.py"
+    "prune56-latency|prune56|quiet|$R56 --latency"
+    "scaling-latency|scaling|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
+)
 
-quiet() {  # the step with the other queue stopped (SIGSTOP), then continued
+step() { echo "== [$w] $* $(date)"; $PY "$@" || echo "rc=$?"; }
+
+paused=""
+quiet() {  # the job with the other worker stopped, then continued (also if this worker is killed meanwhile)
     local pg
-    pg=$(cat "$RUN/slimlab-queue-$other.pgid" 2>/dev/null)
-    if [ -n "$pg" ] && kill -0 -- "-$pg" 2>/dev/null; then kill -STOP -- "-$pg"; else pg=""; fi
+    pg=$(cat "$Q/worker-$other.pgid" 2>/dev/null)
+    if [ -n "$pg" ] && [ "$pg" != "$(cat "$Q/worker-$w.pgid")" ] && kill -0 -- "-$pg" 2>/dev/null; then
+        kill -STOP -- "-$pg" && paused=$pg
+    fi
     step "$@"
-    if [ -n "$pg" ]; then kill -CONT -- "-$pg"; fi
+    if [ -n "$paused" ]; then kill -CONT -- "-$paused"; paused=""; fi
+}
+trap 'if [ -n "$paused" ]; then kill -CONT -- "-$paused"; fi; rm -f "$Q/worker-$w.pgid"' EXIT
+trap 'exit 130' INT TERM
+
+take() {  # print the next job (under a lock); 1: none can start now, 2: none left
+    (
+        flock 9
+        local left=0 job name deps d ok
+        for job in "${JOBS[@]}"; do
+            IFS='|' read -r name deps _ _ <<< "$job"
+            [ -e "$Q/$name.taken" ] && continue
+            left=1
+            ok=1
+            for d in ${deps//,/ }; do [ -e "$Q/$d.done" ] || ok=0; done
+            if [ $ok = 1 ]; then echo "$w $(date)" > "$Q/$name.taken"; echo "$job"; exit 0; fi
+        done
+        [ $left = 1 ] && exit 1 || exit 2
+    ) 9> "$Q/jobs.lock"
 }
 
-echo "== queue $q at $(git log --oneline -1)"
-if [ "$q" = A ]; then
-    step benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity
-    quiet benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity --latency
-    step benchmarks/rotnet_cifar.py
-else
-    step benchmarks/noisy_cifar.py --seeds 1
-    step benchmarks/label_detectors.py --preset cifar10k-memorise
-    step benchmarks/scaling_claim.py --seeds 0,1
-    quiet benchmarks/scaling_claim.py --seeds 0,1 --latency
-    step benchmarks/noisy_cifar.py
-fi
-rm -f "$RUN/slimlab-queue-$q.pgid"
-echo "== queue $q done $(date)"
+echo "== worker $w at $(git log --oneline -1)"
+while true; do
+    job=$(take); rc=$?
+    if [ $rc = 2 ]; then break; fi
+    if [ $rc = 1 ]; then sleep "${SLIMLAB_QUEUE_WAIT:-60}"; continue; fi
+    IFS='|' read -r name _ how cmd <<< "$job"
+    # shellcheck disable=SC2086  # the options are words
+    $how $cmd
+    echo "$w $(date)" > "$Q/$name.done"
+done
+echo "== worker $w done $(date)"
