@@ -20,7 +20,7 @@ export SLIMLAB_BENCH_WORK=benchmarks/state OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 P
 PY=${PY:-python}
 Q=${SLIMLAB_QUEUE_DIR:-/tmp/slimlab-queue}
 mkdir -p "$Q"
-ps -o pgid= -p $$ | tr -d ' ' > "$Q/worker-$w.pgid"
+awk '{print $5}' /proc/$$/stat > "$Q/worker-$w.pgid"  # this worker's process group (setsid: its own)
 
 R56="benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity"
 # name | prerequisites (names, comma-separated) | how (step or quiet) | the benchmark and its options
@@ -35,20 +35,35 @@ JOBS=(
     "scaling-latency|scaling|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
 )
 
-step() { echo "== [$w] $* $(date)"; $PY "$@" || echo "rc=$?"; }
+step() { echo "== [$w] $* $(date)"; $PY "$@"; local rc=$?; [ $rc = 0 ] || echo "rc=$rc"; return $rc; }
 
-paused=""
-quiet() {  # the job with the other worker stopped, then continued (also if this worker is killed meanwhile)
+paused="" current=""
+other_group() {  # the other worker's process group, if it is still a queues.sh worker
     local pg
     pg=$(cat "$Q/worker-$other.pgid" 2>/dev/null)
-    if [ -n "$pg" ] && [ "$pg" != "$(cat "$Q/worker-$w.pgid")" ] && kill -0 -- "-$pg" 2>/dev/null; then
-        kill -STOP -- "-$pg" && paused=$pg
-    fi
-    step "$@"
-    if [ -n "$paused" ]; then kill -CONT -- "-$paused"; paused=""; fi
+    [ -n "$pg" ] && [ "$pg" != "$(cat "$Q/worker-$w.pgid")" ] && grep -q queues.sh "/proc/$pg/cmdline" 2>/dev/null \
+        && echo "$pg"
 }
-trap 'if [ -n "$paused" ]; then kill -CONT -- "-$paused"; fi; rm -f "$Q/worker-$w.pgid"' EXIT
-trap 'exit 130' INT TERM
+quiet() {  # the job with the other worker stopped, then continued (also if this worker is killed meanwhile);
+    local rc   # one quiet job at a time, so the two workers never stop each other
+    exec 8> "$Q/quiet.lock"
+    flock 8
+    paused=$(other_group)
+    if [ -n "$paused" ]; then kill -STOP -- "-$paused"; fi
+    step "$@"; rc=$?
+    if [ -n "$paused" ]; then kill -CONT -- "-$paused"; paused=""; fi
+    flock -u 8
+    return $rc
+}
+cleanup() {
+    if [ -n "$paused" ]; then kill -CONT -- "-$paused"; fi
+    if [ -n "$current" ] && [ ! -e "$Q/$current.done" ] && [ ! -e "$Q/$current.failed" ]; then
+        rm -f "$Q/$current.taken"  # killed mid-job: the job goes back to the list (it resumes where it stopped)
+    fi
+    rm -f "$Q/worker-$w.pgid"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 take() {  # print the next job (under a lock); 1: none can start now, 2: none left
     (
@@ -57,9 +72,15 @@ take() {  # print the next job (under a lock); 1: none can start now, 2: none le
         for job in "${JOBS[@]}"; do
             IFS='|' read -r name deps _ _ <<< "$job"
             [ -e "$Q/$name.taken" ] && continue
-            left=1
             ok=1
-            for d in ${deps//,/ }; do [ -e "$Q/$d.done" ] || ok=0; done
+            for d in ${deps//,/ }; do
+                if [ -e "$Q/$d.failed" ]; then ok=skip; elif [ ! -e "$Q/$d.done" ]; then ok=0; fi
+            done
+            if [ $ok = skip ]; then  # a prerequisite failed: nothing to build on
+                echo "$w $(date)" > "$Q/$name.taken"; echo "prerequisite failed" > "$Q/$name.failed"
+                echo "== [$w] $name skipped: a prerequisite failed" >&2; continue
+            fi
+            left=1
             if [ $ok = 1 ]; then echo "$w $(date)" > "$Q/$name.taken"; echo "$job"; exit 0; fi
         done
         [ $left = 1 ] && exit 1 || exit 2
@@ -71,9 +92,9 @@ while true; do
     job=$(take); rc=$?
     if [ $rc = 2 ]; then break; fi
     if [ $rc = 1 ]; then sleep "${SLIMLAB_QUEUE_WAIT:-60}"; continue; fi
-    IFS='|' read -r name _ how cmd <<< "$job"
+    IFS='|' read -r current _ how cmd <<< "$job"
     # shellcheck disable=SC2086  # the options are words
-    $how $cmd
-    echo "$w $(date)" > "$Q/$name.done"
+    if $how $cmd; then echo "$w $(date)" > "$Q/$current.done"; else echo "$w $(date)" > "$Q/$current.failed"; fi
+    current=""
 done
 echo "== worker $w done $(date)"

@@ -1,6 +1,6 @@
 """benchmarks/queues.sh: two one-thread workers share the remaining jobs (each taken once, a job after its
-prerequisites), and latency is timed with the other worker stopped (a measurement beside a training process is
-not a quiet one)."""
+prerequisites, none after a failed one), and latency is timed with the other worker stopped (a measurement beside
+a training process is not a quiet one)."""
 
 import os
 import signal
@@ -21,20 +21,33 @@ def _fake_python(tmp_path: Path, body: str) -> Path:
     return fake
 
 
-def _env(tmp_path: Path, fake: Path) -> dict:
-    return {**os.environ, "PY": str(fake), "SLIMLAB_QUEUE_DIR": str(tmp_path / "q"), "SLIMLAB_QUEUE_WAIT": "0.05"}
+def _workers(tmp_path: Path, fake: Path, names: str) -> list[tuple[int, str, str]]:
+    env = {**os.environ, "PY": str(fake), "SLIMLAB_QUEUE_DIR": str(tmp_path / "q"), "SLIMLAB_QUEUE_WAIT": "0.05"}
+    procs = [subprocess.Popen(["setsid", "bash", "benchmarks/queues.sh", w], cwd=ROOT, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for w in names]
+    try:
+        outs = [p.communicate(timeout=60) for p in procs]
+        return [(p.returncode, *o) for p, o in zip(procs, outs)]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGCONT)
+                os.killpg(p.pid, signal.SIGKILL)
 
 
 def test_one_worker_runs_every_job_in_order_and_stops_the_other_while_timing(tmp_path):
-    other = subprocess.Popen(["sleep", "60"], start_new_session=True)  # worker B: its own process group
+    # worker B: a process group whose leader is a queues.sh (a sleeping stand-in)
+    other = subprocess.Popen(["bash", "-c", "sleep 60; : queues.sh"], start_new_session=True)
     try:
         (tmp_path / "q").mkdir()
         (tmp_path / "q" / "worker-B.pgid").write_text(f"{os.getpgid(other.pid)}\n")
-        fake = _fake_python(tmp_path, f"echo \"$OMP_NUM_THREADS $* | $(awk '{{print $3}}' /proc/{other.pid}/stat)\" "
-                                      f">> {tmp_path}/calls\n")
-        r = subprocess.run(["setsid", "bash", "benchmarks/queues.sh", "A"], cwd=ROOT, capture_output=True, text=True,
-                           timeout=60, env=_env(tmp_path, fake))
-        assert r.returncode == 0, r.stderr
+        state = f"awk '{{print $3}}' /proc/{other.pid}/stat"
+        fake = _fake_python(tmp_path, f"""s=$({state})
+case "$*" in *--latency*) for i in $(seq 40); do [ "$s" = T ] && break; sleep 0.05; s=$({state}); done;; esac
+echo "$OMP_NUM_THREADS $* | $s" >> {tmp_path}/calls
+""")
+        ((rc, _, err),) = _workers(tmp_path, fake, "A")
+        assert rc == 0, err
         calls = (tmp_path / "calls").read_text().splitlines()
         scripts = [c.split()[1].split("/")[1] for c in calls]
         assert scripts == ["prune_whole.py", "noisy_cifar.py", "label_detectors.py", "scaling_claim.py",
@@ -46,7 +59,7 @@ def test_one_worker_runs_every_job_in_order_and_stops_the_other_while_timing(tmp
         assert Path(f"/proc/{other.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "SR"  # and continued
         assert not (tmp_path / "q" / "worker-A.pgid").exists()
     finally:
-        other.send_signal(signal.SIGKILL)
+        os.killpg(other.pid, signal.SIGKILL)
         other.wait()
     bad = subprocess.run(["bash", "benchmarks/queues.sh", "C"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "A or B" in bad.stderr
@@ -54,18 +67,43 @@ def test_one_worker_runs_every_job_in_order_and_stops_the_other_while_timing(tmp
 
 def test_two_workers_take_each_job_once_and_wait_for_prerequisites(tmp_path):
     log = tmp_path / "log"
-    fake = _fake_python(tmp_path, f"echo \"start $*\" >> {log}; sleep 0.3; echo \"end $*\" >> {log}\n")
-    env = _env(tmp_path, fake)
-    workers = [subprocess.Popen(["setsid", "bash", "benchmarks/queues.sh", w], cwd=ROOT, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for w in "AB"]
-    outs = [p.communicate(timeout=60) for p in workers]
-    assert all(p.returncode == 0 for p in workers), outs
+    fake = _fake_python(tmp_path, f'echo "start $*" >> {log}; sleep 0.3; echo "end $*" >> {log}\n')
+    outs = _workers(tmp_path, fake, "AB")
+    assert all(rc == 0 for rc, _, _ in outs), outs
     lines = log.read_text().splitlines()
     starts = [line for line in lines if line.startswith("start")]
     assert len(starts) == len(set(starts)) == 8  # 8 jobs, each once
-    assert any("[A]" in o for o, _ in outs) and any("[B]" in o for o, _ in outs)  # both worked
+    assert all(any(f"[{w}]" in o for _, o, _ in outs) for w in "AB")  # both worked
     end_noisy0 = lines.index("end benchmarks/noisy_cifar.py --seeds 1")
     assert lines.index("start benchmarks/label_detectors.py --preset cifar10k-memorise") > end_noisy0
     assert lines.index("start benchmarks/noisy_cifar.py") > end_noisy0
     assert lines.index("start benchmarks/scaling_claim.py --seeds 0,1 --latency") > lines.index(
         "end benchmarks/scaling_claim.py --seeds 0,1")
+
+
+def test_jobs_after_a_failed_prerequisite_are_skipped(tmp_path):
+    log = tmp_path / "log"
+    fake = _fake_python(tmp_path, f'echo "$*" >> {log}; [ "$*" != "benchmarks/noisy_cifar.py --seeds 1" ]\n')
+    ((rc, out, err),) = _workers(tmp_path, fake, "A")
+    assert rc == 0, err
+    ran = log.read_text().splitlines()
+    assert "benchmarks/noisy_cifar.py --seeds 1" in ran and "rc=1" in out
+    assert not any("label_detectors" in r for r in ran) and "benchmarks/noisy_cifar.py" not in ran
+    assert "detectors skipped: a prerequisite failed" in err and len(ran) == 6
+    assert (tmp_path / "q" / "noisy0.failed").exists() and (tmp_path / "q" / "rotnet.done").exists()
+
+
+def test_a_stale_pgid_file_never_stops_a_stranger(tmp_path):
+    stranger = subprocess.Popen(["sleep", "60"], start_new_session=True)  # took a finished worker's group id
+    try:
+        (tmp_path / "q").mkdir()
+        (tmp_path / "q" / "worker-B.pgid").write_text(f"{os.getpgid(stranger.pid)}\n")
+        state = f"$(awk '{{print $3}}' /proc/{stranger.pid}/stat)"
+        fake = _fake_python(tmp_path, f'echo "$* | {state}" >> {tmp_path}/c\n')
+        ((rc, _, err),) = _workers(tmp_path, fake, "A")
+        assert rc == 0, err
+        timed = [c for c in (tmp_path / "c").read_text().splitlines() if "--latency" in c]
+        assert len(timed) == 2 and all(c.endswith("| S") for c in timed)
+    finally:
+        stranger.kill()
+        stranger.wait()

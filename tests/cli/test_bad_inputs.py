@@ -177,4 +177,5 @@ def test_interrupt_hint_names_the_resuming_command():
     prune = argparse.Namespace(cmd="prune", _cfg=TrainConfig(out="runs/r"))
     assert "slimlab prune --resume runs/r" in resume_hint(prune)
     assert "--resume" not in resume_hint(argparse.Namespace(cmd="export"))
+    assert "keeps its finished folds" in resume_hint(argparse.Namespace(cmd="labels"))
     assert "same command continues" in resume_hint(argparse.Namespace(cmd="demo"))

@@ -29,7 +29,7 @@ def test_a_killed_kfold_run_trains_only_the_missing_folds(run, tmp_path, monkeyp
     shutil.copytree(run, cut)
     cfg = dict(detector="kfold", folds=3, cv_epochs=1, grid=0)
     api.labels(LabelsConfig(run=str(whole), **cfg))
-    assert sorted(p.name for p in (whole / L.FOLDS_DIR).iterdir()) == ["fold0of3.pt", "fold1of3.pt", "fold2of3.pt"]
+    assert not (whole / L.FOLDS_DIR).exists()  # finished: the cache served its purpose
     trained, real = [], L.fit
 
     def dies_in_the_second_fold(*args, **kw):
@@ -41,14 +41,28 @@ def test_a_killed_kfold_run_trains_only_the_missing_folds(run, tmp_path, monkeyp
     monkeypatch.setattr(L, "fit", dies_in_the_second_fold)
     with pytest.raises(KeyboardInterrupt):
         api.labels(LabelsConfig(run=str(cut), **cfg))
+    assert [p.name for p in (cut / L.FOLDS_DIR).iterdir()] == ["fold0of3.pt"]
     trained.clear()
     monkeypatch.setattr(L, "fit", lambda *a, **k: (trained.append(1), real(*a, **k))[1])
     api.labels(LabelsConfig(run=str(cut), **cfg))
     assert len(trained) == 2  # fold 0 was read back, folds 1 and 2 trained
     assert np.array_equal(np.load(cut / "pred_probs.npy"), np.load(whole / "pred_probs.npy"))
+    with pytest.raises(KeyboardInterrupt):  # killed again, then asked with another config: nothing read back
+        monkeypatch.setattr(L, "fit", dies_in_the_second_fold)
+        trained.clear()
+        api.labels(LabelsConfig(run=str(cut), **cfg))
     trained.clear()
-    api.labels(LabelsConfig(run=str(cut), **{**cfg, "cv_epochs": 2}))  # another config: nothing read back
+    monkeypatch.setattr(L, "fit", lambda *a, **k: (trained.append(1), real(*a, **k))[1])
+    api.labels(LabelsConfig(run=str(cut), **{**cfg, "cv_epochs": 2}))
     assert len(trained) == 3
+
+
+def test_a_file_in_the_caches_place_is_refused_before_training(run, tmp_path):
+    d = tmp_path / "r"
+    shutil.copytree(run, d)
+    (d / L.FOLDS_DIR).write_text("mine")
+    with pytest.raises(SlimlabError, match="in the way of the k-fold cache"):
+        api.labels(LabelsConfig(run=str(d), detector="kfold", folds=3, cv_epochs=1, grid=0))
 
 
 def test_the_fold_cache_is_a_run_folder_for_overwrite_and_a_foreign_file_keeps_it(run, tmp_path):

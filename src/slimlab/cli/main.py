@@ -250,6 +250,8 @@ def resume_hint(args: argparse.Namespace) -> str:
         return f"`slimlab {'prune' if args.cmd == 'prune' else 'train'} --resume {run_dir}` continues it"
     if args.cmd in ("run", "demo"):
         return "the same command continues it: finished steps are skipped and a training step resumes"
+    if args.cmd == "labels":
+        return "the same command continues it (k-fold keeps its finished folds)"
     return "run the same command again (with --overwrite) to start it over"
 
 

@@ -79,23 +79,26 @@ FOLDS_DIR = "label_folds"  # k-fold's finished folds in the run directory: a kil
 
 def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: int | None = None,
                         cache: Path | None = None) -> torch.Tensor:
-    """Softmax predictions for every training sample from models that never trained on it. Each fold's model
-    starts from a seed of its own; with ``cache`` a finished fold is saved there and read back by a later call with
-    the same training config, samples and labels (a labels run killed mid-way redoes only the folds it lacked)."""
+    """Softmax predictions for every training sample from models that never trained on it. A fold's training
+    depends on the config's seed and the fold, not on the folds before it (the model is built from the seed, the
+    engine reseeds every epoch): with ``cache`` a finished fold is saved there and read back by a later call with
+    the same training config, samples, labels, device and versions (a labels run killed mid-way redoes only the
+    folds it lacked)."""
     probs = torch.zeros(len(p.ds.train), p.ds.num_classes)
     idx = p.train_idx
     fold_of = _folds(p.targets[idx], folds, cfg.seed)
     loss, loss_kwargs = for_cross_validation(cfg.loss, cfg.loss_kwargs)
     fcfg = dataclasses.replace(cfg, epochs=epochs or cfg.epochs, progress="none", stop_after=0, init="", loss=loss,
                                loss_kwargs=loss_kwargs)
-    key = _fold_key(fcfg, p, folds)
     # one process (the folds are small, DDP would not pay), on this rank's own device under torchrun
     ctx = Dist(device=resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0"))))
+    key = _fold_key(fcfg, p, folds, ctx.device.type)
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise SlimlabError(f"{cache} is in the way of the k-fold cache (a folder of that name): move it away")
     for f in range(folds):
         path = None if cache is None else cache / f"fold{f}of{folds}.pt"
         got = _read_fold(path, key)
         if got is None:
-            torch.manual_seed(cfg.seed * 1000003 + 7919 * (f + 1))  # the fold's initial weights: its number only
             sub = dataclasses.replace(p, train_idx=idx[fold_of != f], val_idx=idx[:0])
             model, _ = build_model(fcfg, p.ds.num_classes)
             obj = build_objective(fcfg.loss, p.ds.num_classes, kwargs=fcfg.loss_kwargs, targets=p.targets,
@@ -111,18 +114,27 @@ def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: i
     return probs
 
 
-def _fold_key(fcfg: TrainConfig, p: Prepared, folds: int) -> str:
-    """What a cached fold must have been computed from: the training config (but where and how visibly it ran),
-    the fold count, the training samples and their labels."""
-    from slimlab.tasks.train import RESUME_MAY_CHANGE
+def _fold_key(fcfg: TrainConfig, p: Prepared, folds: int, device: str) -> str:
+    """What a cached fold must have been computed from: the training config (but where its files go and how
+    visibly it ran), the fold count, the training samples and their labels, the device type and the versions."""
+    from slimlab import __version__
 
-    h = hashlib.sha256(json.dumps({k: v for k, v in to_dict(fcfg).items()
-                                   if k not in RESUME_MAY_CHANGE or k == "epochs"}, sort_keys=True,
+    skip = ("out", "overwrite", "progress", "log", "root", "download", "stop_after")
+    h = hashlib.sha256(json.dumps({k: v for k, v in to_dict(fcfg).items() if k not in skip}, sort_keys=True,
                                   default=str).encode())
-    h.update(f"{folds}|{len(p.ds.train)}".encode())
+    h.update(f"{folds}|{len(p.ds.train)}|{device}|{torch.__version__}|{__version__}".encode())
     h.update(p.train_idx.cpu().numpy().tobytes())
     h.update(p.targets.cpu().numpy().tobytes())
     return h.hexdigest()
+
+
+def _drop_fold_cache(d: Path) -> None:
+    if d.is_dir() and not d.is_symlink():
+        for f in d.iterdir():
+            if f.name.startswith(("fold", ".fold")) and f.is_file():
+                f.unlink()
+        if not any(d.iterdir()):
+            d.rmdir()
 
 
 def _read_fold(path: Path | None, key: str) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -181,6 +193,7 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
                       given_accuracy=float((given == clean).float().mean()))
     report["warning"] = _weak_detector(report)
     _write_npy(run_dir / "pred_probs.npy", probs.numpy().astype(np.float32))  # every training sample, [N, K]
+    _drop_fold_cache(run_dir / FOLDS_DIR)  # written in full: the cache only served a run killed mid-way
     fixed = p.targets.clone()  # the given labels with the flagged ones corrected
     fixed[idx] = relabelled
     report["changed"] = int((relabelled != given).sum())  # small-loss may flag a sample whose argmax is its label
