@@ -39,7 +39,7 @@ def build_eval_loader(ckpt: dict, data: str | None, root: str, download: bool, b
     spec = data or (ckpt.get("config") or {}).get("data")
     if not spec:
         raise SlimlabError("give --data: the checkpoint does not name its data set")
-    ds = D.build(spec, root, download, checkpoint_image_size(ckpt, 0) if spec != "digits" else 0)
+    ds = D.build(spec, root, download, checkpoint_image_size(ckpt, 0))  # the size the model was trained at
     mean, std = tuple(dmeta.get("mean", ds.mean)), tuple(dmeta.get("std", ds.std))
     idx = torch.arange(min(subset, len(ds.test)) if subset > 0 else len(ds.test))
     return D.BatchLoader(ds.test, idx, batch_size, mean=mean, std=std, device=device), ds
