@@ -15,8 +15,8 @@ __all__ = ["DataSet", "Split", "BatchLoader", "build", "first_per_class", "from_
 _REGISTRY: dict[str, Callable[..., DataSet]] = {
     "digits": lambda root, download, image_size: digits(image_size or 32),
     "fake": lambda root, download, image_size: fake(image_size=image_size or 32),
-    "cifar10": lambda root, download, image_size: cifar("cifar10", root, download),
-    "cifar100": lambda root, download, image_size: cifar("cifar100", root, download),
+    "cifar10": lambda root, download, image_size: cifar("cifar10", root, download, image_size),
+    "cifar100": lambda root, download, image_size: cifar("cifar100", root, download, image_size),
 }
 
 

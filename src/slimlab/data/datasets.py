@@ -316,8 +316,9 @@ def imagefolder(path: str, image_size: int = 0) -> DataSet:
                    info={"path": str(root)})
 
 
-def cifar(which: str, root: str, download: bool) -> DataSet:
-    """torchvision's CIFAR-10 / CIFAR-100 from ``root`` (downloaded there when ``download``)."""
+def cifar(which: str, root: str, download: bool, image_size: int = 0) -> DataSet:
+    """torchvision's CIFAR-10 / CIFAR-100 from ``root`` (downloaded there when ``download``), at 32x32 or resized
+    to ``image_size`` (bilinear, antialiased: more pixels, no new detail)."""
     from torchvision import datasets as tvd
 
     cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}[which]
@@ -330,13 +331,17 @@ def cifar(which: str, root: str, download: bool) -> DataSet:
     except OSError as e:
         raise SlimlabError(f"{which}: download or read failed under {r}: {e}") from None
 
+    size = image_size or 32
+    if size != 32:
+        check_memory(len(tr.data) + len(te.data), size, which)
+
     def split(ds) -> Split:
-        return Split(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(),
+        return Split(_resize(torch.from_numpy(ds.data).permute(0, 3, 1, 2).contiguous(), size),
                      torch.tensor(ds.targets, dtype=torch.int64))
 
     train = split(tr)
     mean, std = _stats(train.images)
-    return DataSet(which, list(tr.classes), train, split(te), mean, std, pad=4, flip=True)
+    return DataSet(which, list(tr.classes), train, split(te), mean, std, pad=max(1, size // 8), flip=True)
 
 
 def from_datasets(train, test, classes: list[str] | None = None, name: str = "custom",

@@ -32,7 +32,7 @@ import torch
 
 from slimlab import data as D
 from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object, to_dict
-from slimlab.engine import Dist, Loaders, fit, load_checkpoint, predict
+from slimlab.engine import Dist, Loaders, checkpoint_image_size, fit, load_checkpoint, predict
 from slimlab.engine.distributed import resolve_device
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
@@ -168,8 +168,9 @@ def auto_detector(ck: dict) -> str:
 
 def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     tcfg = from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
-    p = prepare_data(tcfg)
     ck = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else {}
+    tcfg.image_size = checkpoint_image_size(ck, 0) or tcfg.image_size  # the size the network was trained at
+    p = prepare_data(tcfg)
     detector = cfg.detector if cfg.detector != "auto" else auto_detector(ck)
     probs, source = probabilities(detector, cfg, tcfg, p, ck)
     idx = p.train_idx

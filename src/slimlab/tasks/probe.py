@@ -40,7 +40,9 @@ def as_train_config(cfg: ProbeConfig) -> TrainConfig:
     if not cfg.data:  # the trunk's data set, where it lives
         t.data = trunk_cfg.get("data") or "digits"
         t.root = trunk_cfg.get("root", t.root)  # downloading stays the user's choice (--download), never the file's
+    if not t.image_size:  # the size the trunk was pretrained at, unless the user asks for another
+        t.image_size = checkpoint_image_size(ck, 0)
     t.model_kwargs = {"trunk": ck["model_name"], "trunk_kwargs": ck.get("model_kwargs", {}),
                       "trunk_classes": ck["num_classes"], "block": cfg.block, "head": cfg.head,
-                      "input_size": checkpoint_image_size(ck)}
+                      "input_size": t.image_size or checkpoint_image_size(ck)}
     return t

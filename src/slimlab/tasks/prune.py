@@ -33,6 +33,7 @@ from slimlab.engine import (
     Objective,
     atomic_save,
     atomic_write_json,
+    checkpoint_image_size,
     evaluate,
     fit,
     load_checkpoint,
@@ -134,6 +135,7 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
     raw = dict(ck.get("config") or {})
     tcfg = from_dict(TrainConfig, raw, "checkpoint config") if raw else TrainConfig()
     tcfg = dataclasses.replace(tcfg, data=cfg.data or tcfg.data, root=cfg.root or tcfg.root, download=False,
+                               image_size=checkpoint_image_size(ck, 0) or tcfg.image_size,
                                epochs=max(1, cfg.finetune_epochs),
                                lr=cfg.ft_lr, schedule="cosine", warmup_epochs=0.0, batch_size=cfg.batch_size,
                                init="", loss="ce", loss_kwargs={}, device=cfg.device, seed=cfg.seed,
@@ -141,7 +143,7 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
                                stop_after=0, eval_every=1, epoch_size=0, clip_grad_norm=0.0,
                                decay_norm_and_bias=False, overwrite=False,
                                out=str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck))))
-    return tcfg  # the checkpoint's image size is kept: the model is pruned and fine-tuned at the size it was trained at
+    return tcfg  # the model is pruned and fine-tuned at the size it was trained at (the checkpoint's data size)
 
 
 def _default_out(cfg: PruneConfig, ck: dict) -> str:

@@ -57,8 +57,8 @@ def _claim_and_train(cfg: TrainConfig, resume: dict | None, ctx: Dist | None, mo
     check_ranges(cfg)
     if isinstance(data, tuple):
         data = from_datasets(*data)
-    if data is not None:
-        cfg.data = data.name
+    if data is not None:  # what config.yaml records: rebuilding from it must give data of this size
+        cfg.data, cfg.image_size = data.name, data.image_size
     if model is not None:
         cfg.model = module_name(model)
     ctx = ctx or setup(cfg.device)
