@@ -63,3 +63,28 @@ def test_timed_measures_a_known_duration_and_flags_an_unstable_one():
 
     r = timed(slower_each_time, min_blocks=5, min_s=0.05, block_s=0.005, max_spread=0.05, attempts=2)
     assert r["attempts"] == 2 and not r["stable"] and r["spread"] > 0.05
+
+
+def test_the_export_record_says_how_to_feed_the_model_and_following_it_reproduces_the_accuracy(tmp_path):
+    """A deployer reads model.onnx.json (shape, preprocessing, mean/std, classes), feeds raw test pixels to ONNX
+    Runtime that way, and gets the accuracy slimlab evaluate reports."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from slimlab import api
+    from slimlab import data as D
+    from slimlab.config import TrainConfig
+
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=2,
+                          train_subset=300, progress="none", out=str(tmp_path / "t")))
+    api.export(api.ExportConfig(run=str(tmp_path / "t"), out=str(tmp_path / "m.onnx")))
+    rec = json.loads((tmp_path / "m.onnx.json").read_text())["input"]
+    assert rec["shape"] == [1, 3, 16, 16] and rec["classes"] == [str(i) for i in range(10)]
+    test = D.build("digits", image_size=rec["shape"][-1]).test
+    mean, std = np.array(rec["mean"])[None, :, None, None], np.array(rec["std"])[None, :, None, None]
+    x = ((test.images.numpy() / 255.0 - mean) / std).astype(np.float32)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    pred = np.concatenate([sess.run(None, {name: x[i:i + 1]})[0].argmax(1) for i in range(len(x))])
+    acc = float((pred == test.targets.numpy()).mean())
+    assert abs(acc - api.evaluate(api.EvaluateConfig(checkpoint=str(tmp_path / "t")))["test_acc"]) < 1e-9

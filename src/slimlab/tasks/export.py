@@ -109,12 +109,26 @@ def run(cfg: ExportConfig) -> dict:
                            "--overwrite to replace it")
     r = export_onnx(model, path, size) if cfg.format == "onnx" else export_torchscript(model, path, size)
     r["from"] = str(src)
+    r["input"] = input_contract(ck, size)
     if why:
         r["why"] = why
     record = Path(f"{path}.json")  # what was exported and why, for the report
     if not record.exists() or cfg.overwrite or _is_record(record):
         atomic_write_json(record, {"written_by": "slimlab export", **r})
     return r
+
+
+def input_contract(ck: dict, size: int) -> dict:
+    """What the exported model expects, for whoever deploys it: the input shape, the preprocessing and the class
+    names, from the checkpoint's data record."""
+    d = ck.get("data") or {}
+    out: dict = {"shape": [1, 3, size, size], "layout": "NCHW, RGB",
+                 "preprocess": "x = (pixels / 255 - mean) / std, per channel"}
+    if "mean" in d and "std" in d:
+        out.update(mean=d["mean"], std=d["std"])
+    if d.get("classes"):
+        out["classes"] = d["classes"]
+    return out
 
 
 def _is_record(path: Path) -> bool:
