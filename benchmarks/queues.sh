@@ -6,7 +6,9 @@
 #   setsid benchmarks/queues.sh A > queueA.log 2>&1 &
 #   setsid benchmarks/queues.sh B > queueB.log 2>&1 &
 #
-# (setsid: each worker its own process group, which the other stops while it times latency.)
+# (setsid: each worker its own process group, which the other stops while it times latency.) A worker stopped
+# with SIGKILL runs no cleanup: its job stays taken and the other worker is not continued if it was stopped
+# (kill -CONT it); stop workers with SIGTERM or Ctrl-C, or start both again with a fresh SLIMLAB_QUEUE_DIR.
 #
 # Run both from the root of a git worktree at a fixed commit (its benchmarks/state/ holds the committed state).
 # Each worker takes the first job nobody took whose prerequisites are done, so neither core idles while work
@@ -18,7 +20,7 @@ w=${1:?usage: benchmarks/queues.sh A|B}
 case $w in A) other=B ;; B) other=A ;; *) echo "queues.sh: A or B, not $w" >&2; exit 2 ;; esac
 export SLIMLAB_BENCH_WORK=benchmarks/state OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONPATH=$PWD/src
 PY=${PY:-python}
-Q=${SLIMLAB_QUEUE_DIR:-/tmp/slimlab-queue}
+Q=${SLIMLAB_QUEUE_DIR:?set SLIMLAB_QUEUE_DIR: one fresh folder per campaign, shared by both workers}
 mkdir -p "$Q"
 awk '{print $5}' /proc/$$/stat > "$Q/worker-$w.pgid"  # this worker's process group (setsid: its own)
 

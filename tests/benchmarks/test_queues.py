@@ -3,6 +3,7 @@ prerequisites, none after a failed one), and latency is timed with the other wor
 a training process is not a quiet one)."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, uses setsid and flock")
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux") or not all(map(shutil.which, ("setsid", "flock"))),
+                                reason="reads /proc, uses setsid and flock")
 
 
 def _fake_python(tmp_path: Path, body: str) -> Path:
@@ -63,6 +65,9 @@ echo "$OMP_NUM_THREADS $* | $s" >> {tmp_path}/calls
         other.wait()
     bad = subprocess.run(["bash", "benchmarks/queues.sh", "C"], cwd=ROOT, capture_output=True, text=True)
     assert bad.returncode == 2 and "A or B" in bad.stderr
+    env = {k: v for k, v in os.environ.items() if k != "SLIMLAB_QUEUE_DIR"}
+    bad = subprocess.run(["bash", "benchmarks/queues.sh", "A"], cwd=ROOT, capture_output=True, text=True, env=env)
+    assert bad.returncode != 0 and "one fresh folder per campaign" in bad.stderr
 
 
 def test_two_workers_take_each_job_once_and_wait_for_prerequisites(tmp_path):

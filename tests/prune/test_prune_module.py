@@ -206,3 +206,11 @@ def test_a_library_prune_with_a_state_file_resumes_to_the_same_model(tmp_path):
     assert lines[0].startswith("resumed: 2 of 4 layers") and lines[-1].startswith("layer 4/4 layer2.1.conv1")
     for k, v in whole.state_dict().items():
         assert torch.equal(v, resumed.state_dict()[k]), k
+    assert not (tmp_path / "state.pt").exists()  # finished: a later call starts afresh
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        prune(str(tmp_path / "state.pt"), tune)
+    with torch.no_grad():
+        base.fc.bias += 1  # other weights: the progress file is not theirs
+    with pytest.raises(SlimlabError, match="another run"):
+        prune(str(tmp_path / "state.pt"), None)

@@ -79,7 +79,7 @@ def test_the_export_record_says_how_to_feed_the_model_and_following_it_reproduce
                           train_subset=300, progress="none", out=str(tmp_path / "t")))
     api.export(api.ExportConfig(run=str(tmp_path / "t"), out=str(tmp_path / "m.onnx")))
     rec = json.loads((tmp_path / "m.onnx.json").read_text())["input"]
-    assert rec["shape"] == [1, 3, 16, 16] and rec["classes"] == [str(i) for i in range(10)]
+    assert rec["shape"] == ["batch", 3, 16, 16] and rec["classes"] == [str(i) for i in range(10)]
     test = D.build("digits", image_size=rec["shape"][-1]).test
     mean, std = np.array(rec["mean"])[None, :, None, None], np.array(rec["std"])[None, :, None, None]
     x = ((test.images.numpy() / 255.0 - mean) / std).astype(np.float32)

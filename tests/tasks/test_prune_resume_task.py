@@ -162,3 +162,33 @@ steps:
     run_recipe(RunConfig(recipe=str(recipe), out=str(tmp_path / "out")))
     assert calls["n"] + 10**6 == len(summary["channels"]) - 1  # resumed after the first layer, not started over
     _same_weights(tmp_path / "out" / "prune" / "last.pt", tmp_path / "whole" / "prune" / "last.pt")
+
+
+def test_a_prune_that_fails_after_pruning_began_keeps_its_config(trained, tmp_path, monkeypatch):
+    def fails(job, meta):
+        raise SlimlabError("the fine-tuning diverged")
+
+    monkeypatch.setattr(P, "finetune", fails)
+    cfg = PruneConfig(**{**vars(_cfg(trained, tmp_path / "p")), "mode": "oneshot"})  # no progress file
+    with pytest.raises(SlimlabError, match="diverged"):
+        api.prune(cfg)
+    assert (tmp_path / "p" / "config.yaml").is_file()  # a pruned run's directory: resumable, not wiped
+
+
+def test_train_resume_goes_on_at_the_size_the_run_trained_at(tmp_path):
+    """A run whose config asked for one size but whose data was built at another (cifar ignored --image-size before
+    2026-12-03) continues at the size it trained at."""
+    out = tmp_path / "t"
+    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=2,
+                          stop_after=1, train_subset=200, progress="none", out=str(out)))
+    from slimlab.config import load_yaml
+
+    text = (out / "config.yaml").read_text().replace("image_size: 16", "image_size: 24")
+    (out / "config.yaml").write_text(text)
+    ck = torch.load(out / "last.pt", weights_only=True)
+    ck["config"]["image_size"] = 24  # asked 24, but ck["data"] says it trained at 16
+    torch.save(ck, out / "last.pt")
+    assert load_yaml(out / "config.yaml")["image_size"] == 24
+    s = api.resume(out)
+    assert s["macs"] == api.evaluate(api.EvaluateConfig(checkpoint=str(out / "last.pt")))["macs"]
+    assert load_checkpoint(out / "last.pt")["data"]["image_size"] == 16

@@ -143,7 +143,7 @@ def add_config_args(p: argparse.ArgumentParser, fields: list[dict], resumable: b
 def command_spec() -> dict:
     """Every command's help and options, computed from the task table (what ``commands.json`` ships)."""
     return {name: {"help": t.help, "config_flags": getattr(t.config, "CONFIG_FLAGS", True),
-                   "resumable": t.resume is not None,
+                   "resumable": t.resume is not None, "resume_may_change": list(t.resume_may_change),
                    "fields": config_fields(t.config, t.cli_skip)} for name, t in commands().items()}
 
 
@@ -181,8 +181,9 @@ def build_parser(spec: dict | None = None) -> argparse.ArgumentParser:
             p.add_argument("--config", help="YAML with this command's options; flags override it")
             p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
         if cmd.get("resumable"):
+            may = cmd.get("resume_may_change", [])
             p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run where it stopped, with its own "
-                                                               "config (--set may change progress, threads, device)")
+                           f"config (--set may change only {', '.join(may[:8])}{', ...' if len(may) > 8 else ''})")
         p.add_argument("--json", action="store_true", help="print the result as JSON")
         p.add_argument("--allow-module", action="append", default=[], metavar="MODULE",
                        help="trust the module of a module:MODULE:callable model that a checkpoint names (it imports "

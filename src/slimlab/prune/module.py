@@ -22,9 +22,11 @@ them. Build it after pruning, and inside ``between_layers`` from the model it is
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 import torch.nn as nn
@@ -124,9 +126,10 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     as in training (un-augmented ones cost the unpruned zoo ResNet-20 3.2 points).
 
     ``state_file`` makes a layerwise prune resumable: after each layer its progress is written there, and a call
-    that finds the file (same model, calibration and options) continues after the last finished layer with the
-    same result; give ``between_layers`` ``state_dict()``/``load_state_dict()`` if it carries state (a data
-    iterator's position). ``progress`` (e.g. ``print``) receives one line per pruned layer."""
+    that finds the file continues after the last finished layer with the same result (a file written for other
+    weights, calibration images or options is refused in one line; it is removed when the prune finishes); give
+    ``between_layers`` ``state_dict()``/``load_state_dict()`` if it carries state (a data iterator's position).
+    ``progress`` (e.g. ``print``) receives one line per pruned layer."""
     t0 = time.time()
     ignored_layers, criterion_options = _options(ignored_layers, criterion_options)
     _check_model(model)
@@ -139,13 +142,7 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     if None in ignored:
         raise SlimlabError("ignored_layers: a module that is not part of the model")
     before = (count_macs(model, size, in_chans=chans), count_params(model))
-    ratio = resolve_keep_ratio(keep_ratio, prune_ratio)
-    if target_macs is not None:
-        if keep_ratio is not None or prune_ratio is not None:
-            raise SlimlabError("give target_macs or a ratio, not both")
-        if not 0 < target_macs <= 1:
-            raise SlimlabError(f"target_macs must be in (0, 1], got {target_macs}")
-        ratio = ratio_for_macs(model, target_macs, size, layers, round_to=round_to, ignored=ignored, in_chans=chans)
+    ratio = _uniform_ratio(model, keep_ratio, prune_ratio, target_macs, size, chans, layers, round_to, ignored)
     dev = next(model.parameters()).device
     calib = Calibration(images.to(dev))
     keep, extra = None, {}
@@ -153,13 +150,41 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
         keep, extra = _allocate(model, method, allocation, calib, labels, ratio, target_macs, size, chans, layers,
                                 ignored, round_to, allocation_floor, sensitivity, seed, criterion_options)
         ratio = sum(keep.values()) / sum(extra.pop("channels").values())
+    key = _state_key(model, images, method, ratio, seed, keep, criterion_options) if state_file else None
     info = prune_model(model, method, ratio, calib, input_size=size, layers=layers, mode=mode, seed=seed,
                        between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans, keep=keep,
-                       state_file=state_file, progress=progress, **criterion_options)
+                       state_file=state_file, state_key=key, progress=progress, **criterion_options)
+    if state_file:
+        Path(state_file).unlink(missing_ok=True)  # finished: a later call starts afresh
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
     return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
                               before[1], count_params(model), time.time() - t0, size, n_bn, len(images),
                               {"allocation": extra} if extra else {})
+
+
+def _uniform_ratio(model: nn.Module, keep_ratio: float | None, prune_ratio: float | None, target_macs: float | None,
+                   size: tuple[int, int], chans: int, layers, round_to: int, ignored: list) -> float:
+    """The keep ratio asked for, or the largest uniform one that meets ``target_macs`` (bisection)."""
+    ratio = resolve_keep_ratio(keep_ratio, prune_ratio)
+    if target_macs is None:
+        return ratio
+    if keep_ratio is not None or prune_ratio is not None:
+        raise SlimlabError("give target_macs or a ratio, not both")
+    if not 0 < target_macs <= 1:
+        raise SlimlabError(f"target_macs must be in (0, 1], got {target_macs}")
+    return ratio_for_macs(model, target_macs, size, layers, round_to=round_to, ignored=ignored, in_chans=chans)
+
+
+def _state_key(model: nn.Module, images: torch.Tensor, method: str, ratio: float, seed: int, keep: dict | None,
+               options: dict) -> dict:
+    """What a progress file must have been written for: these weights, calibration images and options."""
+    h = hashlib.sha256()
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(images.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return {"inputs": h.hexdigest(), "method": str(method), "ratio": ratio, "seed": seed,
+            "keep": dict(keep or {}), "options": {k: str(v) for k, v in sorted(options.items())}}
 
 
 def _options(ignored_layers: Iterable, options: dict) -> tuple[Iterable, dict]:

@@ -122,7 +122,7 @@ def input_contract(ck: dict, size: int) -> dict:
     """What the exported model expects, for whoever deploys it: the input shape, the preprocessing and the class
     names, from the checkpoint's data record."""
     d = ck.get("data") or {}
-    out: dict = {"shape": [1, 3, size, size], "layout": "NCHW, RGB",
+    out: dict = {"shape": ["batch", 3, size, size], "layout": "NCHW, RGB",
                  "preprocess": "x = (pixels / 255 - mean) / std, per channel"}
     if "mean" in d and "std" in d:
         out.update(mean=d["mean"], std=d["std"])

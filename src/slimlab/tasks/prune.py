@@ -69,6 +69,7 @@ class Job:
     loaders: Loaders
     out: Path
     resumed: bool = False  # continuing a killed run in ``out`` (:func:`resume`)
+    pruned: bool = False  # prune_model has finished: from then on the run directory is one to resume
 
 
 class LimitedLoader:
@@ -383,6 +384,7 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
     run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
     run_id = resume_id or (run_dir.run_id if run_dir else "")
+    job = None
     try:
         job = load_for_pruning(cfg, ctx, ck)
         job.resumed = resume_id is not None
@@ -390,7 +392,8 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
             dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
         return _prune(job, run_id, t_start)
     except SlimlabError:
-        if ctx.main and resume_id is None and not any((Path(cfg.out) / f).exists() for f in (STATE, "last.pt")):
+        if ctx.main and resume_id is None and not (job is not None and job.pruned) and \
+                not (Path(cfg.out) / STATE).exists():
             for name in ("config.yaml", "sensitivity.json"):  # refused before any layer: nothing to resume
                 (Path(cfg.out) / name).unlink(missing_ok=True)
         raise
@@ -440,6 +443,7 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
                        state_file=job.out / STATE if job.ctx.main or job.resumed else None,
                        state_key={"run_id": run_id, "checkpoint": checkpoint_identity(job.ck)},
                        progress=print if cfg.progress != "none" and job.ctx.main else None)
+    job.pruned = True
     pruned = recalibrate(job, measure(job))
     method = canonical_name(cfg.method)
     meta = {"model_name": job.ck["model_name"], "model_kwargs": job.ck.get("model_kwargs", {}),

@@ -25,19 +25,20 @@ class Task:
     cli_skip: tuple[str, ...] = ()  # config fields the command line does not offer
     as_train_config: Callable[[Any], Any] | None = None  # train-like: the run's TrainConfig
     resume: Callable[..., dict] | None = None  # (run_dir, sets) -> summary: ``--resume`` continues a killed run
+    resume_may_change: tuple[str, ...] = ()  # the options ``--set`` may change on ``--resume``
     preset: dict = field(default_factory=dict)
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task("train", train.Config, train.run, "train a model (any loss, noise, init), resumable",
-         as_train_config=lambda c: c, resume=train.resume),
+         as_train_config=lambda c: c, resume=train.resume, resume_may_change=train.RESUME_MAY_CHANGE),
     Task("evaluate", evaluate.Config, evaluate.run, "test accuracy of a checkpoint"),
     Task("models", models.Config, models.run, "the model registry with params and MACs"),
     Task("profile", profile.Config, profile.run, "params, multiply-adds and latency of a model or checkpoint",
          cli_skip=("runs",)),
     Task("prune", prune.Config, prune.run,
          "structural filter pruning (ThiNet, APoZ, weight sum, random) + fine-tuning, resumable",
-         resume=prune.resume),
+         resume=prune.resume, resume_may_change=prune.RESUME_MAY_CHANGE),
     Task("pretrain", pretrain.Config, pretrain.run, "self-supervised pretraining (RotNet); labels are never read",
          cli_skip=("loss",), as_train_config=pretrain.as_train_config),
     Task("probe", probe.Config, probe.run, "train a classifier on one block of a frozen pretrained trunk",

@@ -9,7 +9,7 @@ import torch
 
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, parse_set, to_dict
 from slimlab.data import DataSet, from_datasets
-from slimlab.engine import Dist, fit, load_checkpoint, setup, write_summary
+from slimlab.engine import Dist, checkpoint_image_size, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
 from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
 from slimlab.errors import SlimlabError
@@ -175,6 +175,9 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         return train(cfg)
     ck = load_checkpoint(last)
     _same_run(run_dir, written, ck)
+    trained_at = checkpoint_image_size(ck, 0)
+    if cfg.image_size and trained_at and trained_at != cfg.image_size:
+        cfg.image_size = trained_at  # cifar ignored --image-size before 2026-12-03: it goes on at the size it had
     if ck["epoch"] >= cfg.epochs and (run_dir / "summary.json").is_file():
         raise SlimlabError(f"{run_dir} already finished its {cfg.epochs} epochs (raise them with --set epochs=N)")
     # killed after the last epoch's checkpoint but before summary.json: training resumes with no epoch left and
