@@ -121,11 +121,19 @@ def main() -> None:
     ap.add_argument("--name", default="noisy_cifar", help="results file name under benchmarks/results/")
     ap.add_argument("--no-recipe", action="store_true", help="skip the noisy-then-clean part")
     ap.add_argument("--augment", action="store_true", help="crop + flip (CE then does not memorise in 60 epochs)")
+    ap.add_argument("--partial", action="store_true", help="train nothing: the table of the rows finished so far, "
+                    "as NAME_partial (a campaign that spans sessions shows where it stands)")
     a = ap.parse_args()
     a.out = a.out or str(default_out(a.epochs, a.augment))
     common = common_options(a.model, a.train_subset, a.epochs, a.augment)
     results, groups = run_rows(a, common)
     table = make_table(a, groups) + verdicts(groups)
+    if a.partial:
+        n = len(run_order(a.noises.split(","), a.methods.split(","), a.seeds))
+        table = (f"**Partial: {len(results)} of {n} runs finished** (the campaign goes on; noisy-then-clean "
+                 f"not yet).\n\n" + table)
+        write(f"{a.name}_partial", {"args": vars(a), "results": results}, table)
+        return
     if not a.no_recipe:
         results["noisy_then_clean"] = recipe = noisy_then_clean(a, common)
         table += recipe_text(recipe, a.clean_per_class)
@@ -161,6 +169,8 @@ def run_rows(a, common: dict) -> tuple[dict, dict]:
     out, results, groups = Path(a.out), {}, {}
     for noise, method, seed in run_order(a.noises.split(","), a.methods.split(","), a.seeds):
         name = row_name(noise, method, seed)
+        if getattr(a, "partial", False) and not (out / name / "summary.json").is_file():
+            continue  # --partial: only the rows finished so far
         s = run(out / name, **row_config(method, noise, common, a.lr, a.clip, seed, out))
         lines = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
         entry = {"last_test_acc": s["test_acc"], "test_acc_at_best_clean_val": s["test_acc_at_best_val"],

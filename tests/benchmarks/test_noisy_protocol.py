@@ -92,3 +92,27 @@ def test_the_memorising_detector_preset_scores_noisy_cifars_own_rows_on_one_set_
     noise = ("noise", "noise_seed", "noise_mode", "noise_exclude_true", "train_subset", "seed", "augment", "epochs")
     assert {k: ce.get(k) for k in noise} == {k: pencil.get(k) for k in noise}  # the same flips for both detectors
     assert ce["augment"] is False and ce["noise_exclude_true"] is False and pencil["loss"] == "pencil"
+
+
+def test_partial_tables_only_the_finished_rows_and_trains_nothing(bench, tmp_path, monkeypatch):
+    import json
+    import sys
+
+    out = tmp_path / "runs"
+    for name, acc in (("symmetric0.4-ce-s0", 0.33), ("symmetric0.4-gce-s0", 0.41)):
+        (out / name).mkdir(parents=True)
+        (out / name / "summary.json").write_text(json.dumps({"test_acc": acc, "test_acc_at_best_val": acc + 0.05,
+                                                             "wall_s": 600}))
+        (out / name / "metrics.jsonl").write_text(json.dumps({"train_acc": 0.99, "test_acc": acc}) + "\n")
+    (out / "symmetric0.4-sce-s0").mkdir()  # in progress: no summary
+    trained = []
+    monkeypatch.setattr(bench, "run", lambda d, **kw: trained.append(d) or json.loads((d / "summary.json").read_text()))
+    written = {}
+    monkeypatch.setattr(bench, "write", lambda name, data, table: written.update(name=name, data=data, table=table))
+    monkeypatch.setattr(sys, "argv", ["noisy_cifar.py", "--seeds", "1", "--partial", "--out", str(out)])
+    bench.main()
+    assert written["name"] == "noisy_cifar_partial" and sorted(written["data"]["results"]) == [
+        "symmetric0.4-ce-s0", "symmetric0.4-gce-s0"]
+    n = len(bench.run_order(bench.NOISES, bench.METHODS + bench.EXTRA, 1))
+    assert f"Partial: 2 of {n} runs finished" in written["table"] and "| 41.00 |" in written["table"]
+    assert [d.name for d in trained] == ["symmetric0.4-ce-s0", "symmetric0.4-gce-s0"]  # read back, nothing new
