@@ -150,6 +150,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--name", default="scaling_claim")
     ap.add_argument("--dry", action="store_true", help="only list the variants and their MACs")
     ap.add_argument("--latency", action="store_true", help="time the arms again (else each arm's is kept)")
+    ap.add_argument("--partial", action="store_true", help="train and time nothing: the table of the runs finished "
+                    "so far, as NAME_partial (a campaign that spans sessions shows where it stands)")
     return ap.parse_args(argv)
 
 
@@ -182,11 +184,15 @@ def run_point(a: argparse.Namespace, plan: dict, base_kw: dict, way: str, tag: s
         entry["width_vs_paper"] = kw["width_mult"] / paper_width
     if a.dry:
         return entry
-    entry["latency_ms"] = arm_latency(Path(a.out) / f"{way}-{tag}-latency.json", kw, res, a.latency)
-    accs = [cached_train(Path(a.out) / f"{way}-{tag}-s{seed}", data=spec, model=BASE, model_kwargs=kw,
-                         image_size=res, epochs=a.epochs, train_subset=a.train_subset, lr=a.lr, batch_size=128,
-                         warmup_epochs=1.0, val_fraction=0.0, seed=seed)["test_acc"]
-            for seed in [int(x) for x in a.seeds.split(",")]]
+    lat = Path(a.out) / f"{way}-{tag}-latency.json"
+    if not (a.partial and not lat.is_file()):
+        entry["latency_ms"] = arm_latency(lat, kw, res, a.latency and not a.partial)
+    runs = [Path(a.out) / f"{way}-{tag}-s{seed}" for seed in [int(x) for x in a.seeds.split(",")]]
+    if a.partial and not all((d / "summary.json").is_file() for d in runs):
+        return entry  # --partial: an arm whose seeds are not all finished has no accuracy yet
+    accs = [cached_train(d, data=spec, model=BASE, model_kwargs=kw, image_size=res, epochs=a.epochs,
+                         train_subset=a.train_subset, lr=a.lr, batch_size=128, warmup_epochs=1.0, val_fraction=0.0,
+                         seed=int(d.name.rsplit("-s", 1)[1]))["test_acc"] for d in runs]
     entry.update(test_acc=sum(accs) / len(accs), test_accs=accs)
     return entry
 
@@ -263,7 +269,13 @@ def main() -> None:
     if a.dry:
         print(table + "\n" + dry_cost(a, data))
         return
-    write(a.name, {"args": vars(a), "base_macs": m0, "results": data}, table)
+    if a.partial:
+        done = sum("test_acc" in e for points in data.values() for e in points.values())
+        table = (f"**Partial: {done} of {sum(len(p) for p in data.values())} arms finished over every seed** "
+                 "(the campaign goes on).\n\n" + table)
+    write(a.name + ("_partial" if a.partial else ""), {"args": vars(a), "base_macs": m0, "results": data}, table)
+    if a.partial:
+        return
     plot(data, RESULTS / f"{a.name}.png")
 
 

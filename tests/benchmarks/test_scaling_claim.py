@@ -63,3 +63,22 @@ def test_a_dry_plan_lists_every_arm_without_training(bench):
     assert "test_acc" not in e and "latency_ms" not in e and abs(e["mismatch"]) <= 0.03
     assert set(plan) == {"base", "depth", "width", "resolution", "compound"}
     assert "runs x 5000 images x 15 epochs" in bench.dry_cost(a, {"compound": {"x2": e}})
+
+
+def test_partial_reads_finished_arms_and_trains_or_times_nothing(bench, tmp_path, monkeypatch):
+    import json
+
+    a = bench.parse_args(["--partial", "--targets", "2", "--seeds", "0,1", "--out", str(tmp_path)])
+    base_kw, plan = bench.build_plan(a)
+    for seed in (0, 1):  # the depth arm finished over both seeds, the width arm over one
+        (tmp_path / f"depth-x2-s{seed}").mkdir()
+        (tmp_path / f"depth-x2-s{seed}" / "summary.json").write_text(json.dumps({"test_acc": 0.5 + seed / 10}))
+    (tmp_path / "width-x2-s0").mkdir()
+    (tmp_path / "width-x2-s0" / "summary.json").write_text(json.dumps({"test_acc": 0.7}))
+    (tmp_path / "depth-x2-latency.json").write_text(json.dumps({"median_ms": 3.0}))
+    monkeypatch.setattr(bench, "cached_train", lambda d, **kw: json.loads((d / "summary.json").read_text()))
+    monkeypatch.setattr(bench, "measure_latency", lambda *a, **k: pytest.fail("--partial must not time"))
+    depth = bench.run_point(a, plan, base_kw, "depth", "x2", None)
+    width = bench.run_point(a, plan, base_kw, "width", "x2", None)
+    assert depth["test_accs"] == [0.5, 0.6] and depth["latency_ms"] == 3.0
+    assert "test_acc" not in width and "latency_ms" not in width
