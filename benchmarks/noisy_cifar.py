@@ -235,7 +235,8 @@ def make_table(a, groups: dict) -> str:
                         "PENCIL's network's predictions vs the flips", "time (s)"], rows)
             + "\n\nPublished figures come from other networks and schedules (ELR: ResNet-34, 120 epochs on all "
             "50,000 images; DivideMix: PreAct ResNet-18, 300 epochs, 50% noise): they place our numbers, they are "
-            "not targets of equal footing.\n")
+            "not targets of equal footing. Time: the wall seconds of each row's runs as they ran (alone, or from "
+            "2026-12-03 as one of two one-thread jobs, and through pauses): a rough cost, not a speed comparison.\n")
 
 
 def _mean(groups: dict, key: tuple, field: str) -> float | None:
