@@ -26,6 +26,7 @@ Usage: python benchmarks/rotnet_cifar.py [--width 0.5] [--subset 0] [--epochs 30
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -65,9 +66,14 @@ def main() -> None:
     ap.add_argument("--epoch-size", type=int, default=10000, help="samples per few-label epoch (official: 50,000)")
     ap.add_argument("--out", default=str(bench_dir("bench-rotnet-v2")))  # v2: the official protocol
     ap.add_argument("--name", default="rotnet_cifar")
+    ap.add_argument("--partial", action="store_true", help="train nothing: the runs finished so far, as "
+                    "NAME_partial (a campaign that spans sessions shows where it stands)")
     a = ap.parse_args()
     spec = cifar_spec()
     out = Path(a.out)
+    if a.partial:
+        write(f"{a.name}_partial", {"args": vars(a)}, partial_table(out))
+        return
     nin = {"width_mult": a.width}
     rot = run(out / "rotnet", data=spec, model="nin4", model_kwargs=nin, loss="rotnet", train_subset=a.subset,
               epochs=a.epochs, lr=0.1, val_fraction=0.0, **STEP)
@@ -93,6 +99,22 @@ def main() -> None:
     write(a.name, {"args": vars(a), "pretext_test_acc": rot["test_acc"], "probe_test_acc": probes,
                    "few_labels": few}, table(a, rot, probes, few))
     plot(probes, few, RESULTS / f"{a.name}.png")
+
+
+def partial_table(out: Path) -> str:
+    """The campaign's runs so far: finished ones with their test accuracy, the others with how far they got."""
+    rows = []
+    for d in sorted(p.parent for p in out.glob("*/config.yaml")):
+        if (d / "summary.json").is_file():
+            rows.append([d.name, "done", f"{100 * json.loads((d / 'summary.json').read_text())['test_acc']:.2f}"])
+        else:
+            n = sum(1 for x in (d / "metrics.jsonl").read_text().splitlines() if x.strip()) \
+                if (d / "metrics.jsonl").is_file() else 0
+            rows.append([d.name, f"{n} epochs so far", ""])
+    done = sum(r[1] == "done" for r in rows)
+    return (f"**Partial: {done} of {len(rows)} started runs finished** (the campaign goes on; the full table and "
+            f"its verdicts come when every run is done). {machine_line()}\n\n"
+            + md_table(["run", "state", "test acc (%)"], rows) + "\n")
 
 
 def few_schedules(which: str, epochs: int) -> tuple[dict, dict]:

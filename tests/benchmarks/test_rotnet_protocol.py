@@ -22,3 +22,16 @@ def test_the_k20_goal_is_judged_with_its_number(bench):
     assert "**holds** (+18.00 points; the paper's margin +30.97)" in bench.goal_k20({20: 0.40 - 0.22})
     assert "**does not hold** (+9.50 points, 5.50 short;" in bench.goal_k20({20: 0.095, 100: 0.2})
     assert "not measured" in bench.goal_k20({100: 0.2})
+
+
+def test_partial_lists_finished_and_running_runs(bench, tmp_path):
+    import json
+
+    for name in ("rotnet", "probe-linear-block1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text("epochs: 30\n")
+    (tmp_path / "rotnet" / "summary.json").write_text(json.dumps({"test_acc": 0.8123}))
+    (tmp_path / "probe-linear-block1" / "metrics.jsonl").write_text('{"epoch": 1}\n{"epoch": 2}\n')
+    text = bench.partial_table(tmp_path)
+    assert "Partial: 1 of 2 started runs finished" in text
+    assert "| rotnet | done | 81.23 |" in text and "| probe-linear-block1 | 2 epochs so far |  |" in text
