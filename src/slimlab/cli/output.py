@@ -14,8 +14,14 @@ def train(s: dict) -> None:
     init = s.get("init") or {}
     if init.get("report"):
         print(f"--init {init['from']}: {init['report']}; classifier {init['head']}")
-    print(f"{s.get('model')} on {s.get('data')}: best val {_pct(s.get('best_val_acc'))}, "
-          f"test {_pct(s.get('test_acc'))} ({s.get('params', 0) / 1e6:.3f}M params, {s.get('macs', 0) / 1e6:.1f}M MACs,"
+    best = "best val" if s.get("best_on", "validation") == "validation" else "best train acc (no validation split)"
+    what = "rotation test" if s.get("loss") == "rotnet" or s.get("pretext") else "test"
+    at_best = s.get("test_acc_at_best_val")
+    differs = at_best is not None and at_best != s.get("test_acc")
+    also = f" ({_pct(at_best)} at the best epoch, best.pt)" if differs else ""
+    print(f"{s.get('model')} on {s.get('data')}: {best} {_pct(s.get('best_val_acc'))}, "
+          f"{what} {_pct(s.get('test_acc'))} at the last epoch{also} ({s.get('params', 0) / 1e6:.3f}M params, "
+          f"{s.get('macs', 0) / 1e6:.1f}M MACs,"
           f" {s.get('images_per_s', 0):.0f} img/s, {s.get('wall_s', 0):.1f}s) -> {s.get('out')}")
 
 
@@ -115,12 +121,16 @@ def report(r: dict) -> None:
     print(f"wrote {r['path']}")
 
 
+def _opt_ms(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
 def demo(r: dict) -> None:
     if r.get("headline"):
         print(f"\n{r['headline']}")
     print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'torch ms':>9} {'ONNX ms':>8}")
     for name, params, macs, acc, t, o in r["rows"]:
-        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {(t or 0):9.2f} {(o or 0):8.2f}")
+        print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {_opt_ms(t):>9} {_opt_ms(o):>8}")
     print("(latency: batch 1, 1 thread, the median of timed blocks, the models interleaved; "
           "p10-p90 in the report)")
     lab = r["labels"]

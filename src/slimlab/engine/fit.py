@@ -439,7 +439,9 @@ def _final_summary(model: nn.Module, loaders: Loaders, objective: Objective, cfg
                    st: _State) -> dict[str, Any]:
     amp = _eval_amp(cfg, ctx)
     summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": st.best if st.best >= 0 else None,
-                               "best_epoch": st.best_epoch}
+                               "best_epoch": st.best_epoch,
+                               # without a validation split the best epoch is chosen by training accuracy
+                               "best_on": "validation" if loaders.val is not None else "training"}
     if st.history:
         summary["final_train_acc"] = st.history[-1]["train_acc"]
         summary["final_val_acc"] = st.history[-1].get("val_acc")

@@ -103,8 +103,10 @@ def headline(s: dict[str, dict], profile: dict[str, dict], noise: str) -> str:
     gain = 100 * (s["pencil"]["test_acc"] - s["ce"]["test_acc"])
     base = profile.get("pencil", {}).get("onnx_ms") or profile.get("pencil", {}).get("torch_ms")
     small = profile.get("thinet", {}).get("onnx_ms") or profile.get("thinet", {}).get("torch_ms")
-    cost = 100 * (s["thinet"]["test_acc"] - s["pencil"]["test_acc"])
+    source = s["thinet"].get("original", {}).get("test_acc", s["pencil"]["test_acc"])  # the pencil weights it pruned
+    cost = 100 * (s["thinet"]["test_acc"] - source)
     faster = f"{base / small:.2f}x faster (ONNX Runtime, batch 1)" if base and small else "smaller"
     macs = s["pencil"]["macs"] / max(s["thinet"]["macs"], 1)
     return (f"PENCIL {gain:+.1f} points over CE at {noise.split(':')[-1]} {noise.split(':')[0]} noise; "
-            f"the ThiNet-pruned model is {faster} with {macs:.2f}x fewer MACs, at {cost:+.1f} points")
+            f"the ThiNet-pruned model is {faster} with {macs:.2f}x fewer MACs, at {cost:+.1f} points against the "
+            f"PENCIL weights it was pruned from ({100 * source:.2f}%)")

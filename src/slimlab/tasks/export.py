@@ -52,11 +52,13 @@ def choose_run(runs: list[str], select: str = "smallest", tolerance: float = 0.5
     """(the run to deploy, why). Candidates within ``tolerance`` accuracy points of the most accurate qualify;
     among them ``smallest`` takes the fewest MACs, ``fastest`` the lowest ``latency(run)`` (ms), ``accurate`` the
     most accurate. Accuracy is the validation accuracy when every candidate has one (the test set does not
-    choose), else the test accuracy, and the reason says which."""
+    choose), else the test accuracy (a run without a validation split records its best *training* accuracy,
+    which does not count), and the reason says which."""
     found = {r: s for r in runs if (s := _summary(r)) is not None}
     if not found:
         raise SlimlabError("export: none of the candidate runs has a summary.json")
-    has_val = all(_number(s.get("best_val_acc")) is not None for s in found.values())
+    has_val = all(_number(s.get("best_val_acc")) is not None and s.get("best_on", "validation") == "validation"
+                  for s in found.values())
     key, label = ("best_val_acc", "validation accuracy") if has_val else ("test_acc", "test accuracy")
     acc = {r: _number(s.get(key)) or 0.0 for r, s in found.items()}
     top = max(acc.values())

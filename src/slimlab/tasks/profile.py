@@ -64,7 +64,7 @@ def run(cfg: ProfileConfig) -> dict:
     r = profile_model(model, size, tuple(cfg.batch), threads=cfg.threads or None, iters=cfg.iters, device=cfg.device)
     r["model"] = name
     if cfg.onnx:
-        r["onnx"] = [onnx_latency(model, size, b, iters=cfg.iters) for b in cfg.batch]
+        r["onnx"] = [onnx_latency(model, size, b, iters=cfg.iters, threads=cfg.threads or None) for b in cfg.batch]
     return r
 
 

@@ -291,6 +291,13 @@ def recalibrate(job: Job, pruned: dict) -> dict:
     return pruned
 
 
+def val_labels(tcfg: TrainConfig, cfg: PruneConfig) -> str:
+    """Which labels the fine-tuning's validation accuracy is scored on: the split follows the checkpoint's run."""
+    if tcfg.clean_val or not (tcfg.noise or cfg.labels_from):
+        return "clean" if tcfg.clean_val else "given"
+    return "corrected" if cfg.labels_from else "noisy"
+
+
 def checkpoint_identity(ck: dict) -> dict:
     """What a resumed prune checks it starts from again: the source checkpoint's run, epoch and size in bytes."""
     path = Path(ck["path"])
@@ -455,6 +462,8 @@ def _prune(job: Job, run_id: str, t_start: float) -> dict:
                                "keep_ratio": ratio, "target_macs": cfg.target_macs, "original": original,
                                "pruned": dict(pruned), "channels": info["channels"], "prune_s": info["prune_s"],
                                "allocation": alloc or {"mode": "uniform"}}
+    if job.cfg.finetune_epochs > 0:
+        summary["val_labels"] = val_labels(job.tcfg, job.cfg)
     if job.resumed:
         summary["resumed"] = True  # wall_s is this process's; prune_s counts the layers before the kill too
     ft = finetune(job, meta)

@@ -216,6 +216,8 @@ def _ms_spread(lat: dict, key: str) -> str:
 def _val_labels(r: dict) -> str:
     """Which labels a run's validation accuracy was scored on, when they are not the true ones."""
     s, cfg = r["summary"], r.get("config") or {}
+    if s.get("val_labels"):  # recorded by the run itself (prune: fine-tuning validates as its checkpoint did)
+        return {"corrected": " (corrected labels)", "noisy": " (noisy labels)"}.get(s["val_labels"], "")
     if s.get("best_val_acc") is None or s.get("best_val_acc", 0) < 0 or cfg.get("clean_val"):
         return ""
     if cfg.get("labels_from"):
@@ -223,18 +225,23 @@ def _val_labels(r: dict) -> str:
     return " (noisy labels)" if r["noise"] is not None or cfg.get("noise") else ""
 
 
+def _round(v) -> int | None:
+    return round(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
 def table_rows(runs: list[dict]) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "model", "data", "loss / method", "params", "MACs", "test acc", "best val acc",
+    head = ["run", "model", "data", "loss / method", "params", "MACs", "test acc (last epoch)", "best val acc",
             "ONNX Runtime ms, b1 (p10-p90)", "PyTorch ms, b1 (p10-p90)", "time (s)"]
     rows = []
     for r in runs:
         s = r["summary"]
         lat = s.get("latency_ms") or {}
-        val = _fmt(s.get("best_val_acc"), "pct") if (s.get("best_val_acc") or 0) >= 0 else "-"
+        val = (_fmt(s.get("best_val_acc"), "pct") if (s.get("best_val_acc") or 0) >= 0
+               and s.get("best_on", "validation") == "validation" else "-")
         rows.append([r["name"], _fmt(s.get("model"), ""), _fmt(str(s.get("data", "")).split("/")[-1], ""),
                      _fmt(s.get("method") or s.get("loss"), ""), _fmt(s.get("params"), "M"), _fmt(s.get("macs"), "M"),
                      _fmt(s.get("test_acc"), "pct"), val + _val_labels(r), _ms_spread(lat, "onnx"),
-                     _ms_spread(lat, "torch"), _fmt(round(s.get("wall_s", 0)), "")])
+                     _ms_spread(lat, "torch"), _fmt(_round(s.get("wall_s")), "")])
     return head, rows
 
 
