@@ -38,7 +38,7 @@ def main() -> None:
     table = (f"# slimlab demo, timed\n\nCPU: {m['cpu']}, {m['threads']} threads; bf16 autocast where the CPU has it "
              f"(training), fp32 inference. `slimlab demo` from a fresh directory: **{wall:.0f} s** wall "
              f"(limit 120 s).\n\n{res['headline']}\n\n"
-             + md_table(["model", "params", "MACs", "test acc (%)", "PyTorch ms (b1, 1 thread)",
+             + md_table(["model", "params", "MACs", "test acc, last epoch (%)", "PyTorch ms (b1, 1 thread)",
                       "ONNX Runtime ms (b1, 1 thread)"], rows)
              + f"\n\nPENCIL - CE: {gap:+.1f} points. Claim 'the demo shows PENCIL at least 10 points over CE': "
              f"**{'holds' if gap >= 10 else 'does not hold'}**. Claim 'the demo finishes in under 120 s': "

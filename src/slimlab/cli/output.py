@@ -131,8 +131,8 @@ def demo(r: dict) -> None:
     print(f"\n{'model':12} {'params':>8} {'MACs':>8} {'test acc':>9} {'torch ms':>9} {'ONNX ms':>8}")
     for name, params, macs, acc, t, o in r["rows"]:
         print(f"{name:12} {params / 1e6:7.3f}M {macs / 1e6:7.1f}M {100 * acc:8.2f}% {_opt_ms(t):>9} {_opt_ms(o):>8}")
-    print("(latency: batch 1, 1 thread, the median of timed blocks, the models interleaved; "
-          "p10-p90 in the report)")
+    print("(test acc: each run's last epoch; the pruned models start from PENCIL's best-validation weights. "
+          "Latency: batch 1, 1 thread, the median of timed blocks, the models interleaved; p10-p90 in the report)")
     lab = r["labels"]
     if "precision" in lab:
         print(f"label issues: PENCIL flagged {lab['flagged']} labels, precision {100 * lab['precision']:.1f}%, "
