@@ -179,8 +179,9 @@ def test_train_resume_goes_on_at_the_size_the_run_trained_at(tmp_path):
     """A run whose config asked for one size but whose data was built at another (cifar ignored --image-size before
     2026-12-03) continues at the size it trained at."""
     out = tmp_path / "t"
-    api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=2,
-                          stop_after=1, train_subset=200, progress="none", out=str(out)))
+    first = api.train(TrainConfig(data="digits", model="convnet", model_kwargs={"width": 8}, image_size=16, epochs=2,
+                                  stop_after=1, train_subset=200, progress="none", out=str(out)))
+    assert first["epochs"] == 2 and first["epochs_done"] == 1  # stopped early, and the summary says so
     from slimlab.config import load_yaml
 
     text = (out / "config.yaml").read_text().replace("image_size: 16", "image_size: 24")

@@ -438,8 +438,8 @@ def _end_epoch(model: nn.Module, opt, objective: Objective, meta: dict, m: dict,
 def _final_summary(model: nn.Module, loaders: Loaders, objective: Objective, cfg, ctx: Dist, track_test: bool,
                    st: _State) -> dict[str, Any]:
     amp = _eval_amp(cfg, ctx)
-    summary: dict[str, Any] = {"epochs": cfg.epochs, "best_val_acc": st.best if st.best >= 0 else None,
-                               "best_epoch": st.best_epoch,
+    summary: dict[str, Any] = {"epochs": cfg.epochs, "epochs_done": st.epochs_done,  # fewer with --stop-after
+                               "best_val_acc": st.best if st.best >= 0 else None, "best_epoch": st.best_epoch,
                                # without a validation split the best epoch is chosen by training accuracy
                                "best_on": "validation" if loaders.val is not None else "training"}
     if st.history:
