@@ -303,7 +303,7 @@ def table(data: dict, net: str) -> str:
             "epochs of fine-tuning "
             f"(cosine from lr {p['ft_lr']}): {_budget(data)}. Test set: all 10,000 images, last epoch (nothing "
             "chosen on it). "
-            f"{machine_line(m)} Latency: ms, median [p10-p90], 1 thread, models interleaved."
+            f"{machine_line(m)}{_threads_note(data)} Latency: ms, median [p10-p90], 1 thread, models interleaved."
             + (" The BatchNorm column of cells pruned before 2026-12-03 (re-estimated then on un-augmented images) "
                "was re-measured from their saved pruned models; the old figures stay in the JSON "
                "(pruned_acc_bn_unaugmented)." if any("pruned_acc_bn_unaugmented" in c for c in data["cells"].values())
@@ -315,6 +315,17 @@ def table(data: dict, net: str) -> str:
 
 
 TITLES = {"resnet20": "ResNet-20", "resnet56": "ResNet-56"}
+
+
+def _threads_note(data: dict) -> str:
+    """Which cells trained on how many threads, when they differ (it changes their speed, not the protocol)."""
+    by: dict = {}
+    for name, c in data["cells"].items():
+        by.setdefault((c.get("machine") or {}).get("threads"), []).append(name)
+    if len(by) < 2:
+        return ""
+    return " Cells by training threads: " + "; ".join(f"{t}: {', '.join(sorted(n))}" for t, n in sorted(
+        by.items(), key=lambda kv: str(kv[0]))) + "."
 
 
 def _budget(data: dict) -> str:

@@ -94,3 +94,11 @@ def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(loa
     assert pw._budget(budget) == "9.8 epochs of images per row, equal for every row"
     budget["cells"]["b"]["ft_epochs_equiv"] = 8
     assert pw._budget(budget).startswith("NOT EQUAL between rows: 8, 9.8")
+
+
+def test_whole_network_table_names_the_threads_of_cells_that_differ(load_bench):
+    pw = load_bench("prune_whole")
+    same = {"cells": {"a": {"machine": {"threads": 2}}, "b": {"machine": {"threads": 2}}}}
+    assert pw._threads_note(same) == ""
+    mixed = {"cells": {"a": {"machine": {"threads": 2}}, "b": {"machine": {"threads": 1}}, "c": {}}}
+    assert pw._threads_note(mixed) == " Cells by training threads: 1: b; 2: a; None: c."
