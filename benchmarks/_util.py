@@ -85,17 +85,16 @@ def cached_prune(cfg) -> dict:
     """``api.prune(cfg)`` into ``cfg.out`` unless a finished prune is there; one killed mid-way continues from the
     layers it had pruned (``slimlab prune --resume``). A prune there with other options stops the benchmark."""
     from slimlab import api
-    from slimlab.config import load_yaml, to_dict
     from slimlab.engine.rundir import config_run_id
+    from slimlab.tasks.common import options_changed
+    from slimlab.tasks.prune import RESUME_MAY_CHANGE
 
     out = Path(cfg.out)
     if (out / "summary.json").is_file():
         return json.loads((out / "summary.json").read_text())
     if not (out / "config.yaml").is_file() or not config_run_id(out / "config.yaml"):
         return api.prune(dataclasses.replace(cfg, overwrite=True))  # never started, or by a slimlab without resume
-    skip = ("out", "overwrite", "progress", "threads", "device")
-    stored, asked = load_yaml(out / "config.yaml"), to_dict(cfg)
-    diff = sorted(k for k in set(stored) | set(asked) if k not in skip and stored.get(k) != asked.get(k))
+    diff = options_changed(out, cfg, RESUME_MAY_CHANGE)
     if diff:
         raise SystemExit(f"{out} holds a prune with other options ({', '.join(diff)}): move it away")
     return api.resume_prune(out)

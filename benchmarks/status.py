@@ -15,6 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import md_table  # noqa: E402
+from slimlab.config import load_yaml  # noqa: E402
+from slimlab.engine.checkpoint import read_weights_only  # noqa: E402
 
 
 def run_dirs(root: Path) -> list[Path]:
@@ -29,23 +31,14 @@ def state_of(d: Path) -> tuple[str, str]:
         acc = s.get("test_acc")
         return "done", "" if acc is None else f"{100 * acc:.2f}"
     if (d / "prune_state.pt").is_file():
-        import torch
-
-        st = torch.load(d / "prune_state.pt", weights_only=True)
+        _, st = read_weights_only(d / "prune_state.pt")
         return f"pruning: {len(st.get('kept', {}))} of {len(st.get('plan', []))} layers", ""
     lines = (d / "metrics.jsonl").read_text().splitlines() if (d / "metrics.jsonl").is_file() else []
     epochs = [json.loads(x) for x in lines if x.strip()]
     if epochs:
-        total = _epochs_of(d)
+        total = load_yaml(d / "config.yaml").get("epochs")
         return f"epoch {epochs[-1].get('epoch')}" + (f" of {total}" if total else ""), ""
     return "started", ""
-
-
-def _epochs_of(d: Path) -> int | None:
-    for line in (d / "config.yaml").read_text().splitlines():
-        if line.startswith("epochs:"):
-            return int(line.split(":", 1)[1])
-    return None
 
 
 def status(roots: list[Path]) -> str:

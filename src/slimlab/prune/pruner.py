@@ -262,14 +262,12 @@ class LayerwiseState:
                  key: dict | None = None):
         self.path = None if path is None else Path(path)
         self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
-        self.key = {**(key or {}), "world_size": _world_size()}
+        self.key = {**(key or {}), "world_size": _rank_world()[1]}
         self.kept: dict[str, torch.Tensor] = {}
 
     def save(self, model: nn.Module, name: str, kept: torch.Tensor, g: torch.Generator, elapsed: float) -> None:
-        import torch.distributed as dist
-
         self.kept[name] = kept.cpu()
-        if self.path is None or (dist.is_available() and dist.is_initialized() and dist.get_rank() != 0):
+        if self.path is None or _rank_world()[0] != 0:  # rank 0 writes the file
             return
         from slimlab.io import atomic_save
 
@@ -318,10 +316,13 @@ class LayerwiseState:
         return len(done)
 
 
-def _world_size() -> int:
+def _rank_world() -> tuple[int, int]:
+    """(this process's rank, the number of processes): (0, 1) without a process group."""
     import torch.distributed as dist
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
 
 
 def _first_difference(a: dict | None, b: dict) -> str:
@@ -348,7 +349,7 @@ def same_on_every_rank(sel: Selection) -> Selection:
     pruned architectures must not."""
     import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if _rank_world()[1] == 1:
         return sel
     box = [sel.kept.cpu(), None if sel.scales is None else sel.scales.cpu()]
     dist.broadcast_object_list(box, src=0)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from slimlab import data as D
-from slimlab.config import TrainConfig
+from slimlab.config import TrainConfig, load_yaml, parse_set, to_dict
 from slimlab.engine import Dist, Loaders, load_checkpoint, predict
 from slimlab.engine.checkpoint import FORMAT, check_metadata, read_weights_only
 from slimlab.errors import SlimlabError
@@ -256,3 +256,21 @@ def plot_curves(run_dir: str | Path) -> None:
     ax[1].legend()
     fig.tight_layout()
     save_figure(fig, run_dir / "curves.png", dpi=90)
+
+
+def resume_sets(sets: list[str] | None, may_change: tuple[str, ...]) -> dict:
+    """``--set`` given with ``--resume``, parsed; an option that would change what the run computes is refused."""
+    parsed = parse_set(sets or [])
+    fixed = sorted(k for k in parsed if k not in may_change)
+    if fixed:
+        raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
+                           f"(a resume may change {', '.join(may_change[:6])}{'...' if len(may_change) > 6 else ''})")
+    return parsed
+
+
+def options_changed(run_dir: Path, cfg, may_change: tuple[str, ...]) -> list[str]:
+    """The options in which ``run_dir/config.yaml`` differs from ``cfg``, but where it writes and what a resume may
+    change: empty when the directory holds a run of this config."""
+    skip = ("out", "overwrite", *may_change)
+    stored, asked = load_yaml(Path(run_dir) / "config.yaml"), to_dict(cfg)
+    return sorted(k for k in set(stored) | set(asked) if k not in skip and stored.get(k) != asked.get(k))

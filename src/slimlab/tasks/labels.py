@@ -33,6 +33,7 @@ import torch
 from slimlab import data as D
 from slimlab.config import TrainConfig, from_dict, load_yaml, read_json_object, to_dict
 from slimlab.engine import Dist, Loaders, checkpoint_image_size, fit, load_checkpoint, predict
+from slimlab.engine.checkpoint import read_weights_only
 from slimlab.engine.distributed import resolve_device
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
@@ -142,9 +143,9 @@ def _read_fold(path: Path | None, key: str) -> tuple[torch.Tensor, torch.Tensor]
     if path is None or not path.is_file():
         return None
     try:
-        got = torch.load(path, weights_only=True)
+        _, got = read_weights_only(path)
         return (got["probs"], got["index"]) if got.get("key") == key else None
-    except Exception:  # a damaged cache file is recomputed, never trusted
+    except (SlimlabError, AttributeError, KeyError):  # a damaged cache file is recomputed, never trusted
         return None
 
 

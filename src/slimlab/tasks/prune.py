@@ -23,7 +23,6 @@ from slimlab.config import (
     dump_yaml,
     from_dict,
     load_yaml,
-    parse_set,
     read_json_object,
     to_dict,
 )
@@ -51,7 +50,15 @@ from slimlab.prune.allocation import Shape, allocate, measure_sensitivity, read_
 from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
 from slimlab.prune.criterion import Criterion, CriterionOptions, build_criterion
 from slimlab.prune.pruner import Calibration, check_options, plot_channels, prune_model, ratio_for_macs
-from slimlab.tasks.common import Prepared, check_same_classes, data_meta, make_loaders, plot_curves, prepare_data
+from slimlab.tasks.common import (
+    Prepared,
+    check_same_classes,
+    data_meta,
+    make_loaders,
+    plot_curves,
+    prepare_data,
+    resume_sets,
+)
 
 Config = PruneConfig
 
@@ -425,13 +432,8 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     run_id = config_run_id(run_dir / "config.yaml")
     if not run_id:
         raise SlimlabError(f"{run_dir}/config.yaml is not a run's (no run header line): nothing to resume")
-    raw = load_yaml(run_dir / "config.yaml")
-    sets_ = parse_set(sets or [])
-    fixed = sorted(k for k in sets_ if k not in RESUME_MAY_CHANGE)
-    if fixed:
-        raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
-                           f"(a resume may change {', '.join(RESUME_MAY_CHANGE)})")
-    cfg = from_dict(PruneConfig, {**raw, **sets_}, str(run_dir / "config.yaml"))
+    raw = {**load_yaml(run_dir / "config.yaml"), **resume_sets(sets, RESUME_MAY_CHANGE)}
+    cfg = from_dict(PruneConfig, raw, str(run_dir / "config.yaml"))
     cfg.out, cfg.overwrite = str(run_dir), False
     return run(cfg, resume_id=run_id)
 

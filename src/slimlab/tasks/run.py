@@ -36,6 +36,7 @@ from slimlab.engine import load_checkpoint
 from slimlab.engine.rundir import config_run_id, lock
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
+from slimlab.tasks.common import options_changed
 from slimlab.tasks.table import KINDS, TASKS, task_for_kind
 from slimlab.tasks.train import config_difference, train
 
@@ -268,7 +269,7 @@ def _allowed(out: str | Path, overrides: dict | None) -> tuple[Path, ...]:
 def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, allowed: tuple[Path, ...] = ()) -> dict:
     task, cfg = _step_config(kind, opts, f"recipe step {step_dir.name}", step_dir, allowed)
     if task.as_train_config is None:
-        if resumable and task.resume is not None and _same_step(step_dir, cfg):
+        if resumable and task.resume is not None and _same_step(step_dir, cfg, task.resume_may_change):
             return _compact(task.resume(step_dir))  # a prune killed mid-way: its layers done are kept
         return _compact(task.run(cfg))
     tcfg = task.as_train_config(cfg)
@@ -282,16 +283,12 @@ def _run_step(kind: str, opts: dict, step_dir: Path, resumable: bool = False, al
     return _compact(train(tcfg))
 
 
-def _same_step(step_dir: Path, cfg: Any) -> bool:
-    """Whether ``step_dir`` holds this step's run, killed before its summary (the same options, but where and how
-    visibly it runs)."""
+def _same_step(step_dir: Path, cfg: Any, may_change: tuple[str, ...]) -> bool:
+    """Whether ``step_dir`` holds this step's run, killed before its summary (the same options, but where it writes
+    and what a resume may change)."""
     if not (step_dir / "config.yaml").is_file() or (step_dir / "summary.json").is_file():
         return False
-    if not config_run_id(step_dir / "config.yaml"):
-        return False
-    skip = ("out", "overwrite", "progress", "threads", "device")
-    written = {k: v for k, v in load_yaml(step_dir / "config.yaml").items() if k not in skip}
-    return written == {k: v for k, v in to_dict(cfg).items() if k not in skip}
+    return bool(config_run_id(step_dir / "config.yaml")) and not options_changed(step_dir, cfg, may_change)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, parse_set, to_dict
+from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, to_dict
 from slimlab.data import DataSet, from_datasets
 from slimlab.engine import Dist, checkpoint_image_size, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
@@ -25,6 +25,7 @@ from slimlab.tasks.common import (
     make_loaders,
     plot_curves,
     prepare_data,
+    resume_sets,
     transition_estimator,
 )
 
@@ -157,11 +158,7 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
     raw = load_yaml(run_dir / "config.yaml")
     written = dict(raw)
-    sets_ = parse_set(sets or [])
-    fixed = sorted(k for k in sets_ if k not in RESUME_MAY_CHANGE)
-    if fixed:
-        raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
-                           f"(a resume may change {', '.join(RESUME_MAY_CHANGE[:6])}...)")
+    sets_ = resume_sets(sets, RESUME_MAY_CHANGE)
     raw.update(sets_)
     if "stop_after" not in sets_:
         raw["stop_after"] = 0  # a resumed run goes to the end unless told otherwise
