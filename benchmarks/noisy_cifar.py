@@ -274,6 +274,9 @@ def verdicts(groups: dict) -> str:
                        f"{'holds' if ok else 'does not hold'} (precision {prec:.1f}%, recall {rec:.1f}%"
                        + ("" if ok else f"; short by {max(0, 90 - prec):.1f} points of precision and "
                           f"{max(0, 50 - rec):.1f} of recall") + ").")
+    if not any("corrected labels (y~)" in line for line in out):
+        out.append("- Goal, PENCIL's corrected labels (y~) at precision >= 90% and recall >= 50%: not shown yet (no "
+                   "PENCIL run finished).")
     return "\n".join(out) + "\n"
 
 
