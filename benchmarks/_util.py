@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,6 +101,37 @@ def cached_prune(cfg) -> dict:
     if diff:
         raise SystemExit(f"{out} holds a prune with other options ({', '.join(diff)}): move it away")
     return api.resume_prune(out)
+
+
+@contextmanager
+def claimed(cell: Path) -> Iterator[bool]:
+    """Whether this process may work on ``cell`` (a run directory): True while it holds the cell's lock, False
+    when another process holds it. Two processes of one benchmark (the two queue workers) then share its cells,
+    each taking the next one nobody holds. An ``flock`` on ``.NAME.claim`` beside the cell: a process that dies
+    frees it, and the run directory itself stays as ``slimlab`` wants it."""
+    cell.parent.mkdir(parents=True, exist_ok=True)
+    with open(cell.parent / f".{cell.name}.claim", "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """``path``'s results file for this process alone while it reads, merges and writes it back (blocking)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def md_table(headers: list[str], rows: list[list]) -> str:

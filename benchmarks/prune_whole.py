@@ -28,7 +28,18 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _util import RESULTS, bench_dir, cached_prune, cached_train, cifar_spec, machine, machine_line, md_table  # noqa: E402
+from _util import (  # noqa: E402
+    RESULTS,
+    bench_dir,
+    cached_prune,
+    cached_train,
+    cifar_spec,
+    claimed,
+    locked,
+    machine,
+    machine_line,
+    md_table,
+)
 
 WORK = bench_dir("prune_whole")
 NETS = {"resnet20": "zoo:resnet20-cifar10", "resnet56": "zoo:resnet56-cifar10"}
@@ -220,25 +231,56 @@ def main() -> None:
     ap.add_argument("--results", default=str(RESULTS), help="where the table goes (a quick check: elsewhere)")
     a = ap.parse_args()
     path = Path(a.results) / f"prune_whole_{a.net}.json"
-    data = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
     protocol = {k: getattr(a, k) for k in ("target_macs", "ft_layer_epochs", "ft_epochs", "ft_lr", "train_subset")}
+    read(path, protocol)  # another protocol's results stop it before any work
+    elsewhere = run_cells(a, path, protocol)
+    if elsewhere:  # the other process writes the latency and the last table once its cells are done
+        print(f"left to the process running them: {', '.join(elsewhere)}", flush=True)
+        return
+    with locked(path):
+        data = read(path, protocol)
+        for name, cell in data["cells"].items():
+            data["cells"][name] = bn_augmented(cell)
+        archs = {"unpruned", *map(arch_key, data["cells"].values())}
+        if a.latency or not archs <= set(data.get("latency", {})):
+            # an architecture whose checkpoint is not here keeps the latency measured before
+            data["latency"] = {**data.get("latency", {}), **latency(data["cells"], a.net)}
+        save(path, data, a.net)
+
+
+def read(path: Path, protocol: dict) -> dict:
+    """The results file (cells finished so far, by any process), which must hold this protocol's cells only."""
+    data = json.loads(path.read_text()) if path.is_file() else {"cells": {}}
     if data.get("protocol", protocol) != protocol:
         sys.exit(f"{path} holds cells of another protocol {data['protocol']}: move it away or use those options")
-    data["protocol"] = protocol
+    return dict(data, protocol=protocol)
+
+
+def run_cells(a, path: Path, protocol: dict) -> list[str]:
+    """Every wanted cell not finished yet, each saved as it finishes; a second process running the same command
+    (the other queue worker) takes the cells this one does not hold. Returns the cells left running elsewhere."""
+    elsewhere = []
     for method, alloc, seed in cells_wanted(a):
         name = cell_name(method, alloc, seed)
-        if name in data["cells"]:
-            print(f"{name}: done ({100 * data['cells'][name]['final_acc']:.2f}%)", flush=True)
+        cells = read(path, protocol)["cells"]
+        if name in cells:
+            print(f"{name}: done ({100 * cells[name]['final_acc']:.2f}%)", flush=True)
             continue
-        data["cells"][name] = bn_augmented(run_cell(a.net, method, alloc, seed, a, data["cells"]))
-        save(path, data, a.net)
-    for name, cell in data["cells"].items():
-        data["cells"][name] = bn_augmented(cell)
-    archs = {"unpruned", *map(arch_key, data["cells"].values())}
-    if a.latency or not archs <= set(data.get("latency", {})):
-        # an architecture whose checkpoint is not here keeps the latency measured before
-        data["latency"] = {**data.get("latency", {}), **latency(data["cells"], a.net)}
-    save(path, data, a.net)
+        uniform = cell_name(method, "uniform", 0)
+        if alloc != "uniform" and uniform not in cells:  # it meets that cell's MACs: wait for it
+            elsewhere.append(name)
+            continue
+        with claimed(work_dir(a.net, a) / name) as mine:
+            if not mine:
+                print(f"{name}: running in another process", flush=True)
+                elsewhere.append(name)
+                continue
+            cell = bn_augmented(run_cell(a.net, method, alloc, seed, a, cells))
+        with locked(path):
+            data = read(path, protocol)
+            data["cells"][name] = cell
+            save(path, data, a.net)
+    return [n for n in elsewhere if n not in read(path, protocol)["cells"]]
 
 
 def save(path: Path, data: dict, net: str) -> None:

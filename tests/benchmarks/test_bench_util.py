@@ -102,3 +102,54 @@ def test_whole_network_table_names_the_threads_of_cells_that_differ(load_bench):
     assert pw._threads_note(same) == ""
     mixed = {"cells": {"a": {"machine": {"threads": 2}}, "b": {"machine": {"threads": 1}}, "c": {}}}
     assert pw._threads_note(mixed) == " Cells by training threads: 1: b; 2: a; None: c."
+
+
+def test_a_claimed_cell_is_held_by_one_holder_at_a_time_and_freed_after(tmp_path, load_bench):
+    util = load_bench("_util")
+    cell = tmp_path / "runs" / "a-cell"
+    with util.claimed(cell) as first:
+        with util.claimed(cell) as second, util.claimed(tmp_path / "runs" / "b-cell") as other:
+            assert (first, second, other) == (True, False, True)  # flock: per open file, so a second holder too
+    with util.claimed(cell) as again:
+        assert again
+    assert not cell.exists()  # the run directory is left to slimlab (an existing one would need --overwrite)
+
+
+def test_two_processes_of_whole_network_pruning_share_the_cells(tmp_path, load_bench, monkeypatch):
+    """A cell another process holds is skipped and left to it (and the latency and table with it); the cells this
+    process runs are merged into the results file as they finish, never overwriting the other process's."""
+    import argparse
+
+    pw = load_bench("prune_whole")
+    util = load_bench("_util")
+    monkeypatch.setattr(pw, "WORK", tmp_path / "work")
+    monkeypatch.setattr(pw, "save", lambda path, data, net: path.write_text(__import__("json").dumps(data)))
+    ran = []
+
+    def run_cell(net, method, alloc, seed, a, cells):
+        if (method, alloc) == ("thinet", "global"):
+            assert "thinet-uniform-s0" in cells  # it meets the uniform cell's MACs
+        # the other process finishes its cell meanwhile: its result must survive this process's save
+        other = pw.read(path, protocol)
+        other["cells"]["weight_sum-uniform-s0"] = {"final_acc": 0.5}
+        path.write_text(__import__("json").dumps(other))
+        ran.append(pw.cell_name(method, alloc, seed))
+        return {"final_acc": 0.9, "pruned_acc_no_bn": None}
+
+    monkeypatch.setattr(pw, "run_cell", run_cell)
+    a = argparse.Namespace(net="resnet56", methods="thinet,weight_sum", seeds="0", allocations="uniform,global",
+                           alloc_methods="thinet", alloc_seeds="0", target_macs=0.5, ft_layer_epochs=0.2,
+                           ft_epochs=8, ft_lr=0.01, train_subset=0)
+    protocol = {"p": 1}
+    path = tmp_path / "prune_whole_resnet56.json"
+    with util.claimed(pw.work_dir("resnet56", a) / "weight_sum-uniform-s0"):  # held by "the other process"
+        elsewhere = pw.run_cells(a, path, protocol)
+    assert ran == ["thinet-uniform-s0", "thinet-global-s0"]
+    assert elsewhere == []  # the held cell finished meanwhile
+    assert set(pw.read(path, protocol)["cells"]) == {"thinet-uniform-s0", "weight_sum-uniform-s0", "thinet-global-s0"}
+    path.unlink()
+    ran.clear()
+    monkeypatch.setattr(pw, "run_cell", lambda *x: ran.append(x[1:4]) or {"final_acc": 0.9})
+    with util.claimed(pw.work_dir("resnet56", a) / "thinet-uniform-s0"):
+        assert pw.run_cells(a, path, protocol) == ["thinet-uniform-s0", "thinet-global-s0"]  # global waits for it
+    assert ran == [("weight_sum", "uniform", 0)]
