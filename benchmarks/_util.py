@@ -61,10 +61,12 @@ def cpu_model() -> dict:
 
 
 def write(name: str, data: dict, table: str) -> None:
+    from slimlab.io import atomic_write_text
+
     RESULTS.mkdir(parents=True, exist_ok=True)
     data = {"machine": machine(), **data}
-    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
-    (RESULTS / f"{name}.md").write_text(table.rstrip() + "\n")
+    atomic_write_text(RESULTS / f"{name}.json", json.dumps(data, indent=2) + "\n")
+    atomic_write_text(RESULTS / f"{name}.md", table.rstrip() + "\n")
     print(table)
 
 

@@ -36,7 +36,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, bench_dir, cifar_spec, machine_line, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cifar_spec, claimed, locked, machine_line, md_table, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 from slimlab.tasks.labels import LabelsConfig  # noqa: E402
 from slimlab.tasks.labels import run as find_labels  # noqa: E402
@@ -126,19 +126,24 @@ def main() -> None:
     a = ap.parse_args()
     a.out = a.out or str(default_out(a.epochs, a.augment))
     common = common_options(a.model, a.train_subset, a.epochs, a.augment)
-    results, groups = run_rows(a, common)
-    table = make_table(a, groups) + verdicts(groups)
-    if a.partial:
-        n = len(run_order(a.noises.split(","), a.methods.split(","), a.seeds))
-        table = (f"**Partial: {len(results)} of {n} runs finished** (the campaign goes on; noisy-then-clean "
-                 f"not yet).\n\n" + table)
-        write(f"{a.name}_partial", {"args": vars(a), "results": results}, table)
-        return
-    if not a.no_recipe:
-        results["noisy_then_clean"] = recipe = noisy_then_clean(a, common)
-        table += recipe_text(recipe, a.clean_per_class)
-    write(a.name, {"args": vars(a), "results": results}, table)
-    plot(groups, RESULTS / f"{a.name}.png")
+    if not a.partial:
+        train_rows(a, common)
+    with locked(Path(a.out) / f"{a.name}.json"):  # one process at a time scores PENCIL's labels and runs the recipe
+        results, groups, left = collect_rows(a)
+        table = make_table(a, groups) + verdicts(groups)
+        if a.partial or left:
+            n = len(run_order(a.noises.split(","), a.methods.split(","), a.seeds))
+            table = (f"**Partial: {len(results)} of {n} runs finished** (the campaign goes on; noisy-then-clean "
+                     f"not yet).\n\n" + table)
+            write(f"{a.name}_partial", {"args": vars(a), "results": results}, table)
+            if not a.partial:
+                print(f"left to the process running them: {', '.join(left)}", flush=True)
+            return
+        if not a.no_recipe:
+            results["noisy_then_clean"] = recipe = noisy_then_clean(a, common)
+            table += recipe_text(recipe, a.clean_per_class)
+        write(a.name, {"args": vars(a), "results": results}, table)
+        plot(groups, RESULTS / f"{a.name}.png")
 
 
 def default_out(epochs: int, augment: bool) -> Path:
@@ -164,24 +169,49 @@ def run_order(noises: list[str], methods: list[str], seeds: int) -> list[tuple[s
             if noise.startswith("symmetric") or method != "ce_all"]  # asymmetric noise has one convention: ce's
 
 
-def run_rows(a, common: dict) -> tuple[dict, dict]:
-    """Every (noise, method) over the seeds: {run name: entry}, {(noise, method): [entry per seed]}."""
-    out, results, groups = Path(a.out), {}, {}
+def train_rows(a, common: dict) -> None:
+    """Every (noise, method, seed) not finished yet. Two processes of this command (the two queue workers) share
+    the rows: each runs the next one nobody holds (``_util.claimed``) whose CE row, if it needs one, has finished
+    (the process running that CE row reaches the row after it)."""
+    out = Path(a.out)
+    for noise, method, seed in run_order(a.noises.split(","), a.methods.split(","), a.seeds):
+        d, need = out / row_name(noise, method, seed), out / row_name(noise, "ce", seed)
+        if finished(d) or (method == "forward" and not finished(need)):
+            continue
+        with claimed(d) as mine:
+            if mine:
+                run(d, **row_config(method, noise, common, a.lr, a.clip, seed, out))
+
+
+def collect_rows(a) -> tuple[dict, dict, list[str]]:
+    """The finished rows: {run name: entry}, {(noise, method): [entry per seed]} in seed 0's order (by noise, CE
+    first), and the names of the rows not finished (another process runs them, or ``--partial`` skipped them)."""
+    out, results, groups, left = Path(a.out), {}, {}, []
     for noise, method, seed in run_order(a.noises.split(","), a.methods.split(","), a.seeds):
         name = row_name(noise, method, seed)
-        if getattr(a, "partial", False) and not (out / name / "summary.json").is_file():
-            continue  # --partial: only the rows finished so far
-        s = run(out / name, **row_config(method, noise, common, a.lr, a.clip, seed, out))
-        lines = [json.loads(x) for x in (out / name / "metrics.jsonl").read_text().splitlines() if x.strip()]
-        entry = {"last_test_acc": s["test_acc"], "test_acc_at_best_clean_val": s["test_acc_at_best_val"],
-                 "final_train_acc_noisy_labels": lines[-1]["train_acc"], "wall_s": s["wall_s"],
-                 "curve": [m.get("test_acc") for m in lines]}
-        if method.startswith("pencil"):
-            entry.update(pencil_flags(out / name))
-        results[name] = entry
+        if not finished(out / name):
+            left.append(name)
+            continue
+        results[name] = entry = row_entry(out / name, method)
         groups.setdefault((noise, method), []).append(entry)
         print(name, f"{100 * entry['last_test_acc']:.2f}", flush=True)
-    return results, groups  # keys in seed 0's order: by noise, CE first
+    return results, groups, left
+
+
+def finished(run_dir: Path) -> bool:
+    return (run_dir / "summary.json").is_file()
+
+
+def row_entry(run_dir: Path, method: str) -> dict:
+    """One finished row: last and clean-validation-chosen test accuracy, memorisation, the curve (PENCIL: its flags)."""
+    s = json.loads((run_dir / "summary.json").read_text())
+    lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
+    entry = {"last_test_acc": s["test_acc"], "test_acc_at_best_clean_val": s["test_acc_at_best_val"],
+             "final_train_acc_noisy_labels": lines[-1]["train_acc"], "wall_s": s["wall_s"],
+             "curve": [m.get("test_acc") for m in lines]}
+    if method.startswith("pencil"):
+        entry.update(pencil_flags(run_dir))
+    return entry
 
 
 def pencil_flags(run_dir: Path) -> dict:

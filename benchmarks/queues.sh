@@ -25,17 +25,20 @@ mkdir -p "$Q"
 awk '{print $5}' /proc/$$/stat > "$Q/worker-$w.pgid"  # this worker's process group (setsid: its own)
 
 R56="benchmarks/prune_whole.py --net resnet56 --methods thinet,weight_sum --allocations uniform,global,sensitivity"
-# A benchmark listed twice (prune56, prune56b) runs on both workers at once: each process takes the cells the other
-# does not hold (_util.claimed), and the last to finish writes the table.
+# A benchmark listed twice (prune56 and prune56b, noisy0 and noisy0b, ...) runs on both workers at once: each
+# process takes the cells the other does not hold (_util.claimed), and the last to finish writes the table. One
+# campaign's pair before the next: an issue's evidence is finished sooner, the total the same.
 # name | prerequisites (names, comma-separated) | how (step or quiet) | the benchmark and its options
 JOBS=(
     "prune56||step|$R56"
     "prune56b||step|$R56"
     "noisy0||step|benchmarks/noisy_cifar.py --seeds 1"
-    "detectors|noisy0|step|benchmarks/label_detectors.py --preset cifar10k-memorise"
+    "noisy0b||step|benchmarks/noisy_cifar.py --seeds 1"
+    "detectors|noisy0,noisy0b|step|benchmarks/label_detectors.py --preset cifar10k-memorise"
+    "noisy1|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
+    "noisy1b|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
     "scaling||step|benchmarks/scaling_claim.py --seeds 0,1"
     "rotnet||step|benchmarks/rotnet_cifar.py"
-    "noisy1|noisy0|step|benchmarks/noisy_cifar.py"
     "prune56-latency|prune56,prune56b|quiet|$R56 --latency"
     "scaling-latency|scaling|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
 )

@@ -115,4 +115,31 @@ def test_partial_tables_only_the_finished_rows_and_trains_nothing(bench, tmp_pat
         "symmetric0.4-ce-s0", "symmetric0.4-gce-s0"]
     n = len(bench.run_order(bench.NOISES, bench.METHODS + bench.EXTRA, 1))
     assert f"Partial: 2 of {n} runs finished" in written["table"] and "| 41.00 |" in written["table"]
-    assert [d.name for d in trained] == ["symmetric0.4-ce-s0", "symmetric0.4-gce-s0"]  # read back, nothing new
+    assert trained == []  # read back, nothing new
+
+
+def test_two_processes_share_the_rows_and_forward_waits_for_its_ce_row(bench, load_bench, tmp_path, monkeypatch):
+    """A row another process holds is left to it, forward correction waits until its CE row has finished, and
+    only the process that sees every row finished writes the whole table."""
+    import argparse
+    import json
+
+    out, trained = tmp_path / "runs", []
+
+    def fake_run(d, **kw):
+        trained.append(d.name)
+        d.mkdir(parents=True)
+        (d / "summary.json").write_text(json.dumps({"test_acc": 0.5, "test_acc_at_best_val": 0.5, "wall_s": 1}))
+        (d / "metrics.jsonl").write_text(json.dumps({"train_acc": 0.9, "test_acc": 0.5}) + "\n")
+
+    monkeypatch.setattr(bench, "run", fake_run)
+    a = argparse.Namespace(out=str(out), noises="symmetric:0.4", methods="ce,gce,forward", seeds=1, lr=0.05, clip=0)
+    common = bench.common_options("resnet20", 100, 2, False)
+    with load_bench("_util").claimed(out / "symmetric0.4-ce-s0"):  # the other process trains CE
+        bench.train_rows(a, common)
+    assert trained == ["symmetric0.4-gce-s0"]  # CE held, forward waits for it
+    results, groups, left = bench.collect_rows(a)
+    assert list(results) == ["symmetric0.4-gce-s0"] and left == ["symmetric0.4-ce-s0", "symmetric0.4-forward-s0"]
+    bench.train_rows(a, common)  # CE free again (its process died): CE, then forward
+    assert trained[1:] == ["symmetric0.4-ce-s0", "symmetric0.4-forward-s0"]
+    assert bench.collect_rows(a)[2] == []

@@ -52,9 +52,9 @@ echo "$OMP_NUM_THREADS $* | $s" >> {tmp_path}/calls
         assert rc == 0, err
         calls = (tmp_path / "calls").read_text().splitlines()
         scripts = [c.split()[1].split("/")[1] for c in calls]
-        assert scripts == ["prune_whole.py", "prune_whole.py", "noisy_cifar.py", "label_detectors.py",
-                           "scaling_claim.py", "rotnet_cifar.py", "noisy_cifar.py", "prune_whole.py",
-                           "scaling_claim.py"]
+        assert scripts == ["prune_whole.py", "prune_whole.py", "noisy_cifar.py", "noisy_cifar.py",
+                           "label_detectors.py", "noisy_cifar.py", "noisy_cifar.py", "scaling_claim.py",
+                           "rotnet_cifar.py", "prune_whole.py", "scaling_claim.py"]
         assert all(c.startswith("1 ") for c in calls)  # one thread
         timed = [c for c in calls if "--latency" in c]
         assert len(timed) == 2 and all(c.endswith("| T") for c in timed)  # the other worker stopped meanwhile
@@ -78,13 +78,13 @@ def test_two_workers_take_each_job_once_and_wait_for_prerequisites(tmp_path):
     assert all(rc == 0 for rc, _, _ in outs), outs
     lines = log.read_text().splitlines()
     starts = [line for line in lines if line.startswith("start")]
-    assert len(starts) == 9 and len(set(starts)) == 8  # 9 jobs, each once; the ResNet-56 pruning twice (shared)
+    assert len(starts) == 11 and len(set(starts)) == 8  # 11 jobs, each once; three benchmarks twice (shared)
     prune = [i for i, line in enumerate(lines) if line.startswith("end benchmarks/prune_whole.py") and "--latency"
              not in line]
     assert len(prune) == 2 and lines.index(next(x for x in starts if "prune_whole.py" in x and "--latency" in x)) > max(
         prune)  # timed once both processes of it ended
     assert all(any(f"[{w}]" in o for _, o, _ in outs) for w in "AB")  # both worked
-    end_noisy0 = lines.index("end benchmarks/noisy_cifar.py --seeds 1")
+    end_noisy0 = len(lines) - 1 - lines[::-1].index("end benchmarks/noisy_cifar.py --seeds 1")  # both ended
     assert lines.index("start benchmarks/label_detectors.py --preset cifar10k-memorise") > end_noisy0
     assert lines.index("start benchmarks/noisy_cifar.py") > end_noisy0
     assert lines.index("start benchmarks/scaling_claim.py --seeds 0,1 --latency") > lines.index(
@@ -99,7 +99,7 @@ def test_jobs_after_a_failed_prerequisite_are_skipped(tmp_path):
     ran = log.read_text().splitlines()
     assert "benchmarks/noisy_cifar.py --seeds 1" in ran and "rc=1" in out
     assert not any("label_detectors" in r for r in ran) and "benchmarks/noisy_cifar.py" not in ran
-    assert "detectors skipped: a prerequisite failed" in err and len(ran) == 7
+    assert "detectors skipped: a prerequisite failed" in err and len(ran) == 8
     assert (tmp_path / "q" / "noisy0.failed").exists() and (tmp_path / "q" / "rotnet.done").exists()
 
 
