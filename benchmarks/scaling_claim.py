@@ -44,18 +44,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import (  # noqa: E402
-    RESULTS,
-    bench_dir,
-    cached_train,
-    cifar_spec,
-    claimed,
-    locked,
-    machine,
-    machine_line,
-    md_table,
-    write,
-)
+import _util  # noqa: E402
+from _util import RESULTS, bench_dir, cached_train, cifar_spec, claimed, locked  # noqa: E402
 from slimlab.models import create_model  # noqa: E402
 from slimlab.profile import count_macs  # noqa: E402
 from slimlab.scaling.search import PAPER_POINT, scale  # noqa: E402
@@ -177,7 +167,7 @@ def arms_latency(path: Path, arms: dict[str, tuple[dict, int]], again: bool, tim
         torch.set_num_threads(old)
     out = {k: {**keep[k], **{f: t[k][f] for f in ("median_ms", "p10_ms", "p90_ms", "stable")}} for k in arms}
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(path, {"arms": out, "threads": 1, "quiet": again, "machine": machine()})
+    atomic_write_json(path, {"arms": out, "threads": 1, "quiet": again, "machine": _util.machine()})
     return out
 
 
@@ -338,8 +328,8 @@ def table_text(a: argparse.Namespace, m0: float, rows: list, data: dict, lat_not
             f"trained {a.epochs} epochs on a {a.train_subset or 50000}-image stratified subset of CIFAR-10 (the "
             f"same images for every arm of a seed), batch 128, SGD lr {a.lr} with Nesterov momentum 0.9, weight "
             "decay 5e-4, 1 warm-up epoch then cosine; test accuracy at the last epoch (nothing chosen on the test "
-            f"set). {lat_note} {machine_line()}\n\n"
-            + md_table(["scaling", "target", "MACs (M)", "x base", "vs depth arm (%)", "resolution", "depth mult",
+            f"set). {lat_note} {_util.machine_line()}\n\n"
+            + _util.md_table(["scaling", "target", "MACs (M)", "x base", "vs depth arm (%)", "resolution", "depth mult",
                         "width mult", "latency b1 (ms) [p10-p90]", "test acc (%), per seed"], rows)
             + "\n\nThe targets are nominal: depth moves in whole blocks, so each is compared at the depth point "
             "nearest it that the other arms can match within 3% (the 'x base' column). The resolution arm's "
@@ -384,11 +374,11 @@ def main() -> None:
             done = sum("test_acc" in e for points in data.values() for e in points.values())
             table = (f"**Partial: {done} of {sum(len(p) for p in data.values())} arms finished over every seed** "
                      "(the campaign goes on).\n\n" + table)
-            write(a.name + "_partial", {"args": vars(a), "base_macs": m0, "results": data}, table)
+            _util.write(a.name + "_partial", {"args": vars(a), "base_macs": m0, "results": data}, table)
             if left and not a.partial:
                 print(f"left to the process running them: {', '.join(left)}", flush=True)
             return
-        write(a.name, {"args": vars(a), "base_macs": m0, "results": data}, table)
+        _util.write(a.name, {"args": vars(a), "base_macs": m0, "results": data}, table)
         plot(data, RESULTS / f"{a.name}.png")
 
 
