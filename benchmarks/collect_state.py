@@ -3,9 +3,10 @@
 Copies what ``git status`` shows new or changed under ``benchmarks/`` in each worktree (results tables and JSON,
 run directories), but not lock files, temporary files of atomic writes, or the results README (kept here by hand).
 Checkpoints are copied only where a later step needs them: every file of a run in progress (``--resume`` continues
-it), and of finished runs only those another step loads (the noisy campaign's CE rows' ``best.pt``: forward
-correction's estimate and the noisy-then-clean arm start there; the detector preset's ``last.pt`` of the seed-0
-``ce_all`` and ``pencil`` rows; the pruning cells' checkpoints, which their fine-tuning and latency read).
+it), and of finished runs only those another step loads (the noisy campaign's CE rows' ``best.pt`` and ``last.pt``:
+forward correction's estimate, and the noisy-then-clean arm's start; the detector preset's seed-0 ``ce_all`` and
+``pencil`` rows, both checkpoints; RotNet's pretext ``last.pt``, where its probes start; the pruning cells'
+checkpoints, which their fine-tuning and latency read).
 
     python benchmarks/collect_state.py /work/wt3 /work/wt4          # lists what it would copy
     python benchmarks/collect_state.py /work/wt3 /work/wt4 --do
@@ -27,9 +28,10 @@ def needed(path: Path) -> bool:
     run = path.parent
     if not (run / "summary.json").is_file():
         return True  # a run in progress: all of it
-    if "bench-noisy" in str(run):
-        return (path.name == "best.pt" and "-ce-s" in run.name) or (path.name == "last.pt" and run.name in
-                                                                      DETECTOR_ROWS)
+    if "bench-noisy" in str(run):  # CE rows: forward's estimate (best) and noisy-then-clean's start (last);
+        return ("-ce-s" in run.name or run.name in DETECTOR_ROWS) and path.name in ("best.pt", "last.pt")
+    if "bench-rotnet" in str(run):  # every probe and few-label run starts from the pretext's last epoch
+        return run.name == "rotnet" and path.name == "last.pt"
     return "prune_whole" in str(run)
 
 

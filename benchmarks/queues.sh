@@ -38,9 +38,10 @@ JOBS=(
     "noisy1|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
     "noisy1b|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
     "scaling||step|benchmarks/scaling_claim.py --seeds 0,1"
+    "scalingb||step|benchmarks/scaling_claim.py --seeds 0,1"
     "rotnet||step|benchmarks/rotnet_cifar.py"
     "prune56-latency|prune56,prune56b|quiet|$R56 --latency"
-    "scaling-latency|scaling|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
+    "scaling-latency|scaling,scalingb|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
 )
 
 step() { echo "== [$w] $* $(date)"; $PY "$@"; local rc=$?; [ $rc = 0 ] || echo "rc=$rc"; return $rc; }

@@ -143,3 +143,18 @@ def test_two_processes_share_the_rows_and_forward_waits_for_its_ce_row(bench, lo
     bench.train_rows(a, common)  # CE free again (its process died): CE, then forward
     assert trained[1:] == ["symmetric0.4-ce-s0", "symmetric0.4-forward-s0"]
     assert bench.collect_rows(a)[2] == []
+
+
+def test_where_ce_memorises_its_detectors_judge_with_the_clean_validation_epoch(load_bench, tmp_path):
+    """CE's last epoch agrees with every noisy label there: its model and small-loss detectors use best.pt, and
+    k-fold trains each fold as many epochs as CE's best clean-validation epoch; PENCIL and other presets: last."""
+    import json
+
+    ld = load_bench("label_detectors")
+    (tmp_path / "summary.json").write_text(json.dumps({"best_epoch": 7}))
+    dirs = {"ce": tmp_path, "pencil": tmp_path}
+    assert ld.judged_by(ld.MEMORISE, "ce", "model", dirs) == {"checkpoint": "best.pt"}
+    assert ld.judged_by(ld.MEMORISE, "ce", "small-loss", dirs) == {"checkpoint": "best.pt"}
+    assert ld.judged_by(ld.MEMORISE, "ce", "kfold", dirs) == {"cv_epochs": 7}
+    assert ld.judged_by(ld.MEMORISE, "pencil", "model", dirs) == {}
+    assert ld.judged_by("cifar10k", "ce", "model", dirs) == {}

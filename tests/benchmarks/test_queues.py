@@ -54,7 +54,7 @@ echo "$OMP_NUM_THREADS $* | $s" >> {tmp_path}/calls
         scripts = [c.split()[1].split("/")[1] for c in calls]
         assert scripts == ["prune_whole.py", "prune_whole.py", "noisy_cifar.py", "noisy_cifar.py",
                            "label_detectors.py", "noisy_cifar.py", "noisy_cifar.py", "scaling_claim.py",
-                           "rotnet_cifar.py", "prune_whole.py", "scaling_claim.py"]
+                           "scaling_claim.py", "rotnet_cifar.py", "prune_whole.py", "scaling_claim.py"]
         assert all(c.startswith("1 ") for c in calls)  # one thread
         timed = [c for c in calls if "--latency" in c]
         assert len(timed) == 2 and all(c.endswith("| T") for c in timed)  # the other worker stopped meanwhile
@@ -78,7 +78,7 @@ def test_two_workers_take_each_job_once_and_wait_for_prerequisites(tmp_path):
     assert all(rc == 0 for rc, _, _ in outs), outs
     lines = log.read_text().splitlines()
     starts = [line for line in lines if line.startswith("start")]
-    assert len(starts) == 11 and len(set(starts)) == 8  # 11 jobs, each once; three benchmarks twice (shared)
+    assert len(starts) == 12 and len(set(starts)) == 8  # 12 jobs, each once; four benchmarks twice (shared)
     prune = [i for i, line in enumerate(lines) if line.startswith("end benchmarks/prune_whole.py") and "--latency"
              not in line]
     assert len(prune) == 2 and lines.index(next(x for x in starts if "prune_whole.py" in x and "--latency" in x)) > max(
@@ -99,7 +99,7 @@ def test_jobs_after_a_failed_prerequisite_are_skipped(tmp_path):
     ran = log.read_text().splitlines()
     assert "benchmarks/noisy_cifar.py --seeds 1" in ran and "rc=1" in out
     assert not any("label_detectors" in r for r in ran) and "benchmarks/noisy_cifar.py" not in ran
-    assert "detectors skipped: a prerequisite failed" in err and len(ran) == 8
+    assert "detectors skipped: a prerequisite failed" in err and len(ran) == 9
     assert (tmp_path / "q" / "noisy0.failed").exists() and (tmp_path / "q" / "rotnet.done").exists()
 
 

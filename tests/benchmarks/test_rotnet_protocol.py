@@ -35,3 +35,34 @@ def test_partial_lists_finished_and_running_runs(bench, tmp_path):
     text = bench.partial_table(tmp_path)
     assert "Partial: 1 of 2 started runs finished" in text
     assert "| rotnet | done | 81.23 |" in text and "| probe-linear-block1 | 2 epochs so far |  |" in text
+
+
+def test_two_processes_share_the_cells_after_the_pretext_and_the_last_writes_the_table(bench, load_bench, tmp_path,
+                                                                                       monkeypatch):
+    import json
+    import sys
+
+    trained, written = [], {}
+
+    def run(d, **kw):
+        trained.append(d.name)
+        d.mkdir(parents=True, exist_ok=True)
+        (d / "summary.json").write_text(json.dumps({"test_acc": 0.5}))
+        return {"test_acc": 0.5}
+
+    monkeypatch.setattr(bench, "run", run)
+    monkeypatch.setattr(bench, "cifar_spec", lambda: "cifar")
+    monkeypatch.setattr(bench, "write", lambda name, data, table: written.update(name=name, data=data, table=table))
+    monkeypatch.setattr(bench, "plot", lambda *a: None)
+    argv = ["rotnet_cifar.py", "--k", "20", "--heads", "linear", "--out", str(tmp_path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    with load_bench("_util").claimed(tmp_path / "probe-linear-block2"):  # the other worker's cell
+        bench.main()
+    assert "probe-linear-block2" not in trained and "k20-nin3-scratch-official-first" in trained
+    assert written == {}  # a cell left: no table yet
+    bench.main()
+    assert trained.count("probe-linear-block2") == 1 and written["name"] == "rotnet_cifar"
+    assert "it grows as K shrinks **not shown (one K)**" in written["table"]  # one K proves no trend
+    cells = bench.cell_configs(bench.parse_args(["--k", "20"]), "cifar", "init.pt")
+    assert all(c["decay_norm_and_bias"] and c["weight_decay"] == 5e-4 for c in cells.values())  # the official rule
+    assert bench.parse_args(["--few-schedule", "equal-steps"]).name == "rotnet_cifar_equal-steps"

@@ -25,6 +25,18 @@ def test_clean_validation_scores_against_the_true_labels():
     assert not torch.equal(torch.cat([b["target"] for b in noisy_val]), got)
 
 
+def test_clean_fine_tuning_images_come_from_the_noisy_training_subset_with_their_true_labels():
+    """--clean-subset K after --train-subset N: K images per class re-labelled out of the user's own N, not from
+    images the noisy run never had (and never from validation)."""
+    kw = dict(data="digits", noise="symmetric:0.6", val_fraction=0.1, train_subset=600, progress="none")
+    noisy = prepare_data(TrainConfig(**kw))
+    p = prepare_data(TrainConfig(**kw, clean_subset=5))
+    assert set(p.train_idx.tolist()) <= set(noisy.train_idx.tolist())  # out of the noisy run's 600
+    assert torch.equal(p.val_idx, noisy.val_idx) and not set(p.train_idx.tolist()) & set(p.val_idx.tolist())
+    assert torch.equal(p.targets, p.ds.train.targets)  # true labels
+    assert torch.bincount(p.targets[p.train_idx], minlength=10).tolist() == [5] * 10
+
+
 def test_weight_decay_on_every_parameter_as_the_official_pencil_code():
     m = create_model("convnet", 10, width=8)
     groups = build_optimizer(m, "sgd", 0.1, weight_decay=1e-4, no_decay_1d=False).param_groups

@@ -83,11 +83,6 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
     if not 0 <= cfg.val_fraction < 1:
         raise SlimlabError(f"val_fraction must be in [0, 1), got {cfg.val_fraction}")
     train_idx, val_idx = D.stratified_split(targets, cfg.val_fraction, seed=cfg.seed)
-    if cfg.clean_subset:
-        # Sun et al. 2017's clean fine-tuning: K images per class with their *true* labels
-        sub = D.stratified_subset(clean[train_idx], per_class=cfg.clean_subset, seed=cfg.seed)
-        # the targets become the true labels everywhere, so validation also scores against clean labels
-        train_idx, targets = train_idx[sub], clean.clone()
     if cfg.labels_per_class:
         if cfg.labels_rule == "first":  # RotNet's official semi-supervised rule
             train_idx = train_idx[D.first_per_class(targets[train_idx], cfg.labels_per_class)]
@@ -96,6 +91,12 @@ def prepare_data(cfg: TrainConfig, ds: D.DataSet | None = None) -> Prepared:
                                                       seed=cfg.seed)]
     if cfg.train_subset:
         train_idx = train_idx[D.stratified_subset(targets[train_idx], total=cfg.train_subset, seed=cfg.seed)]
+    if cfg.clean_subset:
+        # Sun et al. 2017's clean fine-tuning: K images per class of the (noisy) training images, with their *true*
+        # labels (drawn after --train-subset: part of the user's own data is re-labelled)
+        sub = D.stratified_subset(clean[train_idx], per_class=cfg.clean_subset, seed=cfg.seed)
+        # the targets become the true labels everywhere, so validation also scores against clean labels
+        train_idx, targets = train_idx[sub], clean.clone()
     return Prepared(ds, targets, train_idx, val_idx, noise, transition)
 
 
