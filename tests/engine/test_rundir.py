@@ -141,8 +141,10 @@ def test_files_slimlab_writes_beside_a_run_do_not_make_it_foreign(tmp_path, extr
     d = tmp_path / "r"
     d.mkdir()
     for name in ("config.yaml", extra):
-        (d / name).write_text("x")
-    claim(d, overwrite=True).release()
+        (d / name).write_text("# slimlab run 0123456789ab\nx: 1\n")
+    with claim(d, overwrite=True) as run:
+        assert (d / extra).exists()  # nothing goes before the command has loaded its inputs
+        run.clear()
     assert not (d / extra).exists() and not (d / "config.yaml").exists()
 
 
@@ -380,3 +382,27 @@ def test_overwrite_keeps_a_users_own_config_yaml(tmp_path, capsys):
         if f.name != "config.yaml":
             f.unlink()
     assert main(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite"]) == 0
+
+
+def test_overwrite_deletes_only_a_run_whose_config_names_it_and_only_once_the_inputs_loaded(tmp_path, capsys):
+    """Files that merely carry run-file names (no config.yaml with a run's header line) are never deleted by
+    --overwrite, nor by --resume of a folder without last.pt; a command that fails before writing (a missing
+    --init) leaves the old run whole; a folder holding only hidden files (.git) is not empty."""
+    mine = tmp_path / "otherproj"
+    mine.mkdir()
+    for name in ("best.pt", "model.onnx", "summary.json"):
+        (mine / name).write_text("mine")
+    _refused(TRAIN + ["--epochs", "1", "--out", str(mine), "--overwrite"], capsys, "no slimlab run's config.yaml")
+    (mine / "config.yaml").write_text("lr: 0.1\n")
+    (mine / "summary.json").unlink()
+    _refused(["train", "--resume", str(mine)], capsys, "not a run's (no run header line)")
+    assert sorted(p.name for p in mine.iterdir()) == ["best.pt", "config.yaml", "model.onnx"]
+    r = _stopped_run(tmp_path / "r", capsys)
+    before = _digest(r)
+    rc, lines = _err(TRAIN + ["--epochs", "1", "--out", str(r), "--overwrite", "--init", str(tmp_path / "nope.pt")],
+                     capsys)
+    assert rc == 2 and _digest(r) == before  # refused after the claim, before any deletion
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    _refused(TRAIN + ["--epochs", "1", "--out", str(repo)], capsys, "not empty and not a slimlab run (it holds .git)")
+    assert sorted(p.name for p in repo.iterdir()) == [".git"]

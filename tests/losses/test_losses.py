@@ -148,6 +148,7 @@ def test_forward_correction_by_hand_and_identity():
     ref = -(noisy_p[0, 0].log() + noisy_p[1, 2].log()) / 2
     assert forward_loss(LOGITS, TARGET, t) == pytest.approx(float(ref), rel=1e-6)
     assert forward_loss(LOGITS, TARGET, torch.eye(3)) == pytest.approx(float(F.cross_entropy(LOGITS, TARGET)), rel=1e-6)
+    assert forward_loss(LOGITS, TARGET, t.numpy()) == forward_loss(LOGITS, TARGET, t)  # corrupt() gives numpy
 
 
 def test_transition_estimator_recovers_t_from_anchor_points():

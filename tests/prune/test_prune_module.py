@@ -214,3 +214,71 @@ def test_a_library_prune_with_a_state_file_resumes_to_the_same_model(tmp_path):
         base.fc.bias += 1  # other weights: the progress file is not theirs
     with pytest.raises(SlimlabError, match="another run"):
         prune(str(tmp_path / "state.pt"), None)
+
+
+class _Cat(nn.Module):  # two convs concatenated into the next one (SqueezeNet's fire, GhostNet's ghost modules)
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(3, 8, 3, padding=1)
+        self.c, self.fc = nn.Conv2d(16, 8, 3, padding=1), nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.c(torch.cat([torch.relu(self.a(x)), torch.relu(self.b(x))], 1)).mean((2, 3)))
+
+
+class _Shuffle(nn.Module):  # 1x1 conv, a channel shuffle (ShuffleNet), 1x1 conv
+    def __init__(self, groups: int = 1):
+        super().__init__()
+        self.a, self.c = nn.Conv2d(3, 16, 1), nn.Conv2d(16, 8, 1)
+        self.d = nn.Conv2d(8, 8, 3, padding=1, groups=4 if groups > 1 else 1)
+
+    def forward(self, x):
+        y = self.a(x)
+        n, c, h, w = y.shape
+        return self.d(self.c(y.view(n, 4, c // 4, h, w).transpose(1, 2).reshape(n, c, h, w)))
+
+
+class _Grouped(nn.Module):  # a dense conv read by a grouped (not depthwise) conv
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 16, 3, padding=1), nn.Conv2d(16, 16, 3, padding=1, groups=4)
+
+    def forward(self, x):
+        return self.b(torch.relu(self.a(x)))
+
+
+@pytest.mark.parametrize("net,layer", [(_Cat, "a"), (_Shuffle, "a"), (_Grouped, "a")])
+def test_a_layer_not_read_one_to_one_by_the_next_conv_is_left_whole_or_refused_in_one_line(net, layer):
+    """Before: ThiNet chose among both branches' columns for a concatenated layer (and kept the wrong count), a
+    channel shuffle gave a silently wrong model with every criterion, and a grouped reader crashed mid-surgery
+    leaving a broken model. Now such layers are not pruned by default, and naming one is a one-line error."""
+    from slimlab.prune.graph import build_graph, find_prunable
+
+    torch.manual_seed(0)
+    m = net().eval()
+    assert layer not in [p.name for p in find_prunable(m, build_graph(m, 16))]
+    with pytest.raises(SlimlabError, match=f"--layers: {layer} cannot be pruned on its own: the next convolution "
+                                           "does not read its channels one to one"):
+        find_prunable(m, build_graph(m, 16), [layer])
+    x = torch.randn(2, 3, 16, 16)
+    before = m(x)
+    for method in ("thinet", "l1"):
+        with pytest.raises(SlimlabError, match="cannot be pruned on its own|no prunable layer"):
+            prune_module(m, [torch.randn(8, 3, 16, 16)], method=method, keep_ratio=0.5, layers=[layer])
+        assert torch.equal(m(x), before)  # refused before any surgery: the model is untouched
+
+
+def test_a_plain_chain_with_dead_channels_still_prunes_exactly():
+    """The check lets through what is read one to one: conv, BN, ReLU, conv. With half of layer i's channels dead
+    (zero weights and bias), ThiNet keeps the live half and the output does not change."""
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
+                      nn.Conv2d(8, 4, 1)).eval()
+    with torch.no_grad():
+        m[0].weight[4:] = 0
+        m[0].bias[4:] = 0
+    x = torch.randn(4, 3, 16, 16)
+    before = m(x)
+    report = prune_module(m, [torch.randn(64, 3, 16, 16)], method="thinet", keep_ratio=0.5, recalibrate=False,
+                          layers=["0"])
+    assert m[0].out_channels == 4 and torch.allclose(m(x), before, atol=1e-4), report

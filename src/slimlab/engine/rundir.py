@@ -52,19 +52,26 @@ def config_run_id(path: str | Path) -> str | None:
 
 def _entries(path: Path) -> list[str]:
     """What a directory holds, less the lock, a recipe's markers and hidden files (.DS_Store, leftovers of
-    an atomic write killed half-way)."""
+    an atomic write killed half-way, an editor's swap file beside a run's config)."""
     return sorted(e.name for e in path.iterdir() if not e.name.startswith(".") and e.name not in _KEPT)
+
+
+def _hidden(path: Path) -> list[str]:
+    """A directory's hidden entries that are not slimlab's own (its lock, .DS_Store, atomic-write leftovers): in
+    a folder with nothing else (a ``.git``-only repository, a home directory) they make it someone's, not empty."""
+    return sorted(e.name for e in path.iterdir() if e.name.startswith(".") and e.name not in (LOCK, ".DS_Store")
+                  and not e.name.endswith(TMP_SUFFIX))
 
 
 def next_free(path: str | Path) -> Path:
     """``path`` if it is free (missing or empty), else the first free ``path-2``, ``path-3``, ..."""
     path = Path(path)
-    if not path.exists() or not _entries(path):
+    if not path.exists() or not (_entries(path) or _hidden(path)):
         return path
     n = 2
     while True:
         cand = path.with_name(f"{path.name}-{n}")
-        if not cand.exists() or not _entries(cand):
+        if not cand.exists() or not (_entries(cand) or _hidden(cand)):
             return cand
         n += 1
 
@@ -72,9 +79,18 @@ def next_free(path: str | Path) -> Path:
 class RunDir:
     """A claimed run directory: ``path``, the ``run_id``, and the lock (held until :meth:`release`)."""
 
-    def __init__(self, path: Path, run_id: str, fd: int | None, created: tuple[Path, ...] = (), own_lock: bool = True):
+    def __init__(self, path: Path, run_id: str, fd: int | None, created: tuple[Path, ...] = (), own_lock: bool = True,
+                 replaced: tuple[str, ...] = ()):
         self.path, self.run_id, self._fd, self.created = path, run_id, fd, created  # created: the folders made
         self.own_lock = own_lock  # the lock file was made by this claim
+        self.replaced = replaced  # the old run's files --overwrite replaces, deleted by clear()
+
+    def clear(self) -> None:
+        """Delete the files of the run being replaced (``--overwrite``). A command calls it once its inputs have
+        loaded, just before it writes: one that fails before then (a missing --init, a bad option) leaves the old
+        run as it was."""
+        _delete(self.path, self.replaced)
+        self.replaced = ()
 
     def release(self) -> None:
         if self._fd is not None:
@@ -137,9 +153,8 @@ def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = 
     held = lock(path)
     fd, path = held._fd, Path(path)
     try:
-        if resume_id is None:
-            _make_room(path, overwrite)
-        return RunDir(path, resume_id or new_run_id(), fd, held.created, own_lock=not had_lock)
+        replaced = _make_room(path, overwrite) if resume_id is None else ()
+        return RunDir(path, resume_id or new_run_id(), fd, held.created, own_lock=not had_lock, replaced=replaced)
     except BaseException:
         os.close(fd)
         if not had_lock and not held.created:  # a folder of the user's that was refused keeps no lock file of ours
@@ -147,10 +162,14 @@ def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = 
         raise
 
 
-def _make_room(path: Path, overwrite: bool) -> None:
+def _make_room(path: Path, overwrite: bool) -> tuple[str, ...]:
+    """Check that ``path`` may take a new run; returns the old run's files to delete (:meth:`RunDir.clear`)."""
     found = _entries(path)
     if not found:
-        return
+        if _hidden(path):
+            raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(_hidden(path))}): "
+                               "choose another --out")
+        return ()
     foreign = [n for n in found if n not in RUN_FILES or _foreign_kind(path / n)]
     if not foreign and set(found) <= _PLAIN_NAMES and not config_run_id(path / "config.yaml"):
         foreign = found  # a user's own config.yaml (or model.yaml) alone, not a run's: never deleted
@@ -160,17 +179,26 @@ def _make_room(path: Path, overwrite: bool) -> None:
     if not overwrite:
         raise SlimlabError(f"--out {path} already holds a run ({_some(found)}): pass --overwrite to replace it, "
                            "--resume to continue it (train, prune), or choose another --out")
+    if not config_run_id(path / "config.yaml"):  # files named as a run's, but no run's config says they are one
+        raise SlimlabError(f"--out {path} holds {_some(found)} but no slimlab run's config.yaml (its first line "
+                           "names the run): --overwrite deletes only a run's files; move them, or choose another --out")
+    return tuple(found)
+
+
+def _delete(path: Path, found: tuple[str, ...]) -> None:
     for name in found:
         p = path / name
-        if p.is_dir() and not p.is_symlink():  # tensorboard/ or label_folds/, holding only their files (checked above)
+        if not (p.exists() or p.is_symlink()):
+            continue
+        if p.is_dir() and not p.is_symlink():  # tensorboard/ or label_folds/, holding only their files (checked)
             for f in p.iterdir():
                 f.unlink()
             p.rmdir()
         else:  # a file, or a link (only the link goes: nothing it points to is touched)
             p.unlink()
-    if (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
+    if found and (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
         (path / "step.json").unlink()
-    for e in path.iterdir():  # temporary files of atomic writes that were killed half-way (never a user's .swp)
+    for e in path.iterdir() if found else ():  # temporary files of atomic writes killed half-way (never a .swp)
         if e.name.endswith(TMP_SUFFIX) and any(e.name.startswith(f".{n}.") for n in RUN_FILES) and e.is_file():
             e.unlink()
 

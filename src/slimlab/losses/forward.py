@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 
 
-def forward_loss(logits: torch.Tensor, target: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """CE of the noisy label under T^T p(x): the clean prediction pushed through the transition matrix T [K, K]."""
-    p_noisy = logits.softmax(1) @ T.to(logits)
+def forward_loss(logits: torch.Tensor, target: torch.Tensor, T: torch.Tensor | np.ndarray) -> torch.Tensor:
+    """CE of the noisy label under T^T p(x): the clean prediction pushed through the transition matrix T [K, K]
+    (a tensor, or the numpy array ``corrupt`` and ``estimate_transition`` return)."""
+    p_noisy = logits.softmax(1) @ torch.as_tensor(T).to(logits)
     return F.nll_loss(p_noisy.clamp_min(1e-12).log(), target.long())
 
 

@@ -8,6 +8,7 @@ Given labels ỹ and out-of-sample probabilities p̂ (N x K):
                       several reach their thresholds, argmax p̂(x) over all classes (as cleanlab does);
                       examples reaching none are not counted; the diagonal is at least 1
 - calibration         each row scaled to its label count n_i, the whole to N, rounded keeping the row totals
+- keep one per class  a row whose C[i][i] is 0 gets 1, taken evenly from its non-zero off-diagonal counts
 - prune by noise rate for each given class i and each j != i, flag the C[i][j] examples labelled i with the
                       largest margin p̂_j(x) - p̂_i(x)
 - an example whose given label is (within 1e-6) its most probable class is never flagged.
@@ -46,9 +47,10 @@ def confident_joint(labels: np.ndarray, pred_probs: np.ndarray, calibrate: bool 
     np.fill_diagonal(cj, np.maximum(cj.diagonal(), 1))
     if not calibrate:
         return cj
-    counts = np.bincount(labels, minlength=k).astype(float)
-    c = cj / np.clip(cj.sum(1, keepdims=True), 1e-100, None) * counts[:, None]
-    c = c / max(c.sum(), 1e-100) * counts.sum()
+    counts = np.bincount(labels, minlength=k)
+    # in cleanlab's order of operations: a row's fractions often tie at .5, and float noise then picks the +1s
+    c = (cj.T / np.clip(cj.sum(axis=1), 1e-100, None) * counts).T
+    c = c / np.clip(np.sum(c), 1e-100, None) * sum(counts)
     return np.stack([round_preserving_sum(row) for row in c])
 
 
@@ -59,15 +61,30 @@ def round_preserving_sum(x: np.ndarray) -> np.ndarray:
     while abs(target - ints.sum()) > EPS:
         diff = int(np.round(target - ints.sum()))
         step = 1 if diff > 0 else -1
-        order = np.argsort(x - ints, kind="stable")[::-1] if step > 0 else np.argsort(x - ints, kind="stable")
+        # numpy's default sort, as cleanlab calls it: ties at .5 are common, and which of them gets the +-1 is then
+        # that sort's (unstable, machine-dependent) order; the same call gives cleanlab's answer on any machine
+        order = np.argsort(x - ints)[::-step]
         ints[order[: min(abs(diff), len(x))]] += step
     return ints.astype(np.int64)
+
+
+def keep_at_least_one(cj: np.ndarray) -> np.ndarray:
+    """The numbers to flag: each given class keeps at least one example. Where a row's diagonal C[i][i] is 0, it
+    becomes 1 and the row's non-zero off-diagonal counts shrink by 1 / (their number) each (never below 0); then
+    each column (true class) is rounded keeping its total, as cleanlab does (``min_examples_per_class=1``)."""
+    c = cj.astype(float)
+    diag = np.diagonal(c).copy()
+    raised = np.maximum(diag, 1.0)
+    per_row = np.maximum(np.count_nonzero(c, axis=1) - 1.0, 1.0)
+    c = np.clip(c - ((raised - diag) / per_row)[:, None], 0, None)
+    np.fill_diagonal(c, raised)
+    return np.stack([round_preserving_sum(col) for col in c.T]).T
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
     """A boolean mask of the examples confident learning flags (see the module's docstring)."""
     labels = np.asarray(labels)
-    cj = confident_joint(labels, pred_probs)
+    cj = keep_at_least_one(confident_joint(labels, pred_probs))
     mask = np.zeros(len(labels), dtype=bool)
     for i in range(pred_probs.shape[1]):
         rows = np.flatnonzero(labels == i)
@@ -77,7 +94,7 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray) -> np.ndarray:
         for j in np.flatnonzero(cj[i] > 0):
             if j != i:
                 margin = p[:, j] - p[:, i]
-                mask[rows[np.argsort(-margin, kind="stable")[: cj[i, j]]]] = True
+                mask[rows[np.argsort(-margin)[: cj[i, j]]]] = True  # the default sort, as cleanlab (ties)
     adjusted = pred_probs.copy()
     adjusted[np.arange(len(labels)), labels] += EPS
     mask[adjusted.argmax(1) == labels] = False

@@ -127,15 +127,48 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
                     local = False
                 else:
                     consumers.append(mod)
-        if not local or len(consumers) != 1:
+        why = None if local and len(consumers) == 1 else ("its channels are tied to a residual sum, a linear "
+                                                          "layer, or several consumers")
+        if why is None and not _reads_it_plainly(dg, m, consumers[0]):
+            why = ("the next convolution does not read its channels one to one (a concatenation, a reshape such "
+                   "as a channel shuffle, or a grouped convolution between them)")
+        if why is not None:
             if names is not None:
-                raise SlimlabError(f"--layers: {name} cannot be pruned on its own (its channels are tied to "
-                                   "a residual sum, a linear layer, or several consumers)")
+                raise SlimlabError(f"--layers: {name} cannot be pruned on its own: {why}")
             continue
         c = consumers[0]
         f = first or c
         out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
     return out
+
+
+# graph nodes that keep channel i at position i: what may lie between layer i and the conv that reads it
+_PLAIN = {tp.ops.OPTYPE.BN, tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.DEPTHWISE_CONV, tp.ops.OPTYPE.PRELU}
+
+
+def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv2d) -> bool:
+    """Whether ``consumer`` (a dense conv) reads ``conv``'s output channels one to one: as many input channels as
+    ``conv`` has outputs, and only channel-wise operations between them (BatchNorm, activations, pooling, a
+    depthwise conv, an SE gate). A concatenation, split, reshape (a channel shuffle) or grouped conv between them
+    would make ThiNet's columns of the consumer's input other channels than the layer's (or torch-pruning's
+    surgery wrong), so such a layer is not pruned on its own."""
+    if consumer.groups != 1 or consumer.in_channels != conv.out_channels:
+        return False
+    stack, seen = list(dg.module2node[conv].outputs), set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        mod = node.module
+        if node.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(mod):
+            if mod is consumer or not isinstance(mod, nn.Conv2d) or mod.groups == 1:
+                continue  # a dense layer ends the path (an SE block's convs read a pooled copy)
+            return False  # a grouped conv reads it
+        if node.type not in _PLAIN:
+            return False
+        stack.extend(node.outputs)
+    return True
 
 
 def _check_names(model: nn.Module, dg: tp.DependencyGraph, wanted: set[str], ignored: list[str]) -> None:

@@ -395,6 +395,10 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
     ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
     # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
+    source, out = Path(cfg.checkpoint).expanduser().resolve(), Path(cfg.out).resolve()
+    if cfg.overwrite and resume_id is None and (source == out or out in source.parents):
+        raise SlimlabError(f"--out {cfg.out} holds the checkpoint being pruned ({cfg.checkpoint}): --overwrite would "
+                           "delete it; choose another --out")
     run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
     run_id = resume_id or (run_dir.run_id if run_dir else "")
@@ -403,6 +407,7 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
         job = load_for_pruning(cfg, ctx, ck)
         job.resumed = resume_id is not None
         if ctx.main:  # first: a run killed at any point after this can be resumed with its own config
+            run_dir.clear()  # --overwrite: the old run goes only now that the inputs have loaded
             dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
         return _prune(job, run_id, t_start)
     except SlimlabError:

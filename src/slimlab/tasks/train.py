@@ -71,7 +71,8 @@ def _claim_and_train(cfg: TrainConfig, resume: dict | None, ctx: Dist | None, mo
     run_dir = on_main(lambda: claim(out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: a config.yaml that says overwrite would delete a run when reused with --config
     try:
-        return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "", model, data)
+        return _train(cfg, resume, ctx, out, run_dir.run_id if run_dir else "", model, data,
+                      run_dir.clear if run_dir else None)
     finally:
         if run_dir is not None:
             run_dir.release()
@@ -87,7 +88,8 @@ def module_name(model: torch.nn.Module) -> str:
 
 
 def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: str,
-           user_model: torch.nn.Module | None = None, data: DataSet | None = None) -> dict:
+           user_model: torch.nn.Module | None = None, data: DataSet | None = None, clear=None) -> dict:
+    """``clear``: deletes the run --overwrite replaces, called once data, model and --init have loaded."""
     p = prepare_data(cfg, data)
     if len(p.train_idx) == 0:
         raise SlimlabError("no training images left after the subset options")
@@ -109,6 +111,8 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     cfg.out = str(out)
     meta.update(data=data_meta(p.ds), config=to_dict(cfg), run_id=run_id)
     if ctx.main:
+        if clear is not None:
+            clear()
         dump_yaml(cfg, out / "config.yaml", config_header(run_id))
         if p.noise:
             atomic_write_json(out / "noise.json", {"run_id": run_id, **p.noise})
@@ -168,6 +172,8 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     if not last.is_file():  # killed before the first epoch ended: start that run over
         if (run_dir / "summary.json").is_file():
             raise SlimlabError(f"{run_dir} has a summary.json but no last.pt: not a run that can be resumed")
+        if not config_run_id(run_dir / "config.yaml"):
+            raise SlimlabError(f"{run_dir}/config.yaml is not a run's (no run header line): nothing to resume")
         cfg.overwrite = True
         return train(cfg)
     ck = load_checkpoint(last)
