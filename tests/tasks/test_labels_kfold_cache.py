@@ -74,5 +74,6 @@ def test_the_fold_cache_is_a_run_folder_for_overwrite_and_a_foreign_file_keeps_i
     with pytest.raises(SlimlabError, match="not a slimlab run"):
         claim(d, overwrite=True)
     (d / L.FOLDS_DIR / "notes.txt").unlink()
-    claim(d, overwrite=True).release()
+    with claim(d, overwrite=True) as new_run:  # the old run's files go when the new run starts writing
+        new_run.clear()
     assert not (d / L.FOLDS_DIR).exists()
