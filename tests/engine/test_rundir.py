@@ -406,3 +406,11 @@ def test_overwrite_deletes_only_a_run_whose_config_names_it_and_only_once_the_in
     (repo / ".git").mkdir(parents=True)
     _refused(TRAIN + ["--epochs", "1", "--out", str(repo)], capsys, "not empty and not a slimlab run (it holds .git)")
     assert sorted(p.name for p in repo.iterdir()) == [".git"]
+
+
+def test_prune_never_overwrites_the_folder_holding_its_own_source(tmp_path, capsys):
+    r = _stopped_run(tmp_path / "r", capsys)
+    before = _digest(r)
+    _refused(["prune", str(r), "--out", str(r), "--overwrite", "--method", "l1", "--progress", "none"], capsys,
+             "holds the checkpoint being pruned")
+    assert _digest(r) == before

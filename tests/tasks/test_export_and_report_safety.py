@@ -76,3 +76,23 @@ def test_report_replaces_only_its_own_files(tmp_path):
         build_report([run], first, "md")
     html = build_report([run], tmp_path / "r.html")
     assert build_report([run], html) == html  # a slimlab HTML report is replaced
+
+
+def test_scale_apply_and_profile_never_replace_a_users_own_file(tmp_path, capsys):
+    """`scale apply --out DIR` writes DIR/model.yaml, `profile --runs` writes profile.json: a file of that name
+    that slimlab did not write stays, with a one-line refusal; slimlab's own is replaced."""
+    from slimlab.cli.main import main
+    from slimlab.tasks.common import refuse_foreign_file
+    from slimlab.tasks.profile import _profile_rows
+
+    (tmp_path / "model.yaml").write_text("my: notes\n")
+    argv = ["scale", "apply", "--base", "efficientnet_b0", "--phi", "1", "--out", str(tmp_path)]
+    assert main(argv) == 2 and "was not written by slimlab scale apply" in capsys.readouterr().err
+    assert (tmp_path / "model.yaml").read_text() == "my: notes\n"
+    (tmp_path / "model.yaml").unlink()
+    assert main(argv) == 0 and main(argv) == 0  # its own file: replaced
+    (tmp_path / "profile.json").write_text('{"budget": 3}')
+    with pytest.raises(SlimlabError, match="not written by slimlab profile"):
+        refuse_foreign_file(tmp_path / "profile.json", _profile_rows, "profile")
+    (tmp_path / "profile.json").write_text('{"runs/a": {"params": 1, "torch_ms": 0.5}}')
+    refuse_foreign_file(tmp_path / "profile.json", _profile_rows, "profile")  # slimlab's: no error

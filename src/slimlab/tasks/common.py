@@ -275,3 +275,16 @@ def options_changed(run_dir: Path, cfg, may_change: tuple[str, ...]) -> list[str
     skip = ("out", "overwrite", *may_change)
     stored, asked = load_yaml(Path(run_dir) / "config.yaml"), to_dict(cfg)
     return sorted(k for k in set(stored) | set(asked) if k not in skip and stored.get(k) != asked.get(k))
+
+
+def refuse_foreign_file(path: Path, ours, what: str) -> None:
+    """One line, before anything is written, when ``path`` exists and is not a file slimlab ``what`` wrote
+    (``ours(text)`` recognises one): a user's own ``model.yaml`` or ``profile.json`` is never replaced."""
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        mine = path.is_file() and not path.is_symlink() and bool(ours(path.read_text()))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, AttributeError):
+        mine = False
+    if not mine:
+        raise SlimlabError(f"{path} exists and was not written by slimlab {what}: choose another --out, or move it")

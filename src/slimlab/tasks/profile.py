@@ -16,7 +16,7 @@ from slimlab.models import create_model, get_entry
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, profile_model
 from slimlab.profile.latency import timed_many
-from slimlab.tasks.common import macs_or_refuse, refuse_if_too_big
+from slimlab.tasks.common import macs_or_refuse, refuse_foreign_file, refuse_if_too_big
 
 
 @dataclass
@@ -50,10 +50,20 @@ def model_or_checkpoint(spec: str, input_size: int = 0, num_classes: int = 0):
     return create_model(spec, num_classes or (10 if e.input_size == 32 else 1000)), input_size or e.input_size, spec
 
 
+def _profile_rows(text: str) -> bool:
+    """Whether a profile.json is one ``profile --runs`` wrote: a row per run, each with its params and timing."""
+    import json
+
+    rows = json.loads(text)
+    return isinstance(rows, dict) and all(isinstance(r, dict) and {"params", "torch_ms"} <= set(r)
+                                          for r in rows.values())
+
+
 def run(cfg: ProfileConfig) -> dict:
     """``slimlab profile``: parameters, MACs and latency (PyTorch and ONNX Runtime) of a model or of runs
     timed interleaved."""
     if cfg.runs:
+        refuse_foreign_file(Path(cfg.out or ".") / "profile.json", _profile_rows, "profile")
         return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)
     model, size, name = model_or_checkpoint(cfg.model, cfg.input_size, cfg.num_classes)
     macs_or_refuse(model, name, size, flag="--input-size")

@@ -9,7 +9,7 @@ from pathlib import Path
 from slimlab.config import TrainConfig
 from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.scaling.search import admissible, describe, in_band, is_paper_point
-from slimlab.tasks.common import prepare_data
+from slimlab.tasks.common import prepare_data, refuse_foreign_file
 from slimlab.tasks.train import train
 
 
@@ -56,10 +56,16 @@ def run(cfg: ScaleConfig) -> dict:
     return grid_search(cfg) if cfg.action == "search" else apply(cfg)
 
 
+MODEL_YAML_KEYS = {"model", "model_kwargs", "image_size"}  # what scale apply writes, and nothing else
+
+
 def apply(cfg: ScaleConfig) -> dict:
     """Step 2: the base scaled by phi; with ``out``, its model arguments as ``model.yaml``."""
     import yaml
 
+    if cfg.out:
+        refuse_foreign_file(Path(cfg.out) / "model.yaml", lambda t: set(yaml.safe_load(t)) == MODEL_YAML_KEYS,
+                            "scale apply")
     r = describe(cfg.base, cfg.phi, cfg.alpha, cfg.beta, cfg.gamma, cfg.num_classes, cfg.input_size or None)
     if cfg.out:
         atomic_write_text(Path(cfg.out) / "model.yaml", yaml.safe_dump(
