@@ -95,7 +95,7 @@ class TrainConfig:
               "weight_decay": "[0, 1]",
               "clip_grad_norm": ">= 0", "milestones": ">= 0", "gamma": "(0, 1]", "warmup_epochs": ">= 0",
               "threads": "[0, 4096]", "eval_every": ">= 0", "stop_after": ">= 0", "diverge_factor": "0 or >= 1",
-              "noise_seed": ">= 0", "seed": ">= 0"}
+              "noise_seed": "[0, 4294967295]", "seed": "[0, 4294967295]"}
     CHOICES = {"optimizer": ("sgd", "adamw"), "schedule": ("cosine", "step", "constant", "pencil"),
                "noise_mode": ("exact", "bernoulli"), "labels_rule": ("random", "first"),
                "noise_convention": ("blocks", "superclass"),

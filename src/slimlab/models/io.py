@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from slimlab.errors import SlimlabError
-from slimlab.models.registry import create_model
+from slimlab.models.registry import create_model, model_kwargs
 
 
 def resize_to_state_dict(model: nn.Module, sd: dict[str, torch.Tensor]) -> nn.Module:
@@ -77,7 +77,8 @@ def model_from_checkpoint(ckpt: dict, load_weights: bool = True) -> nn.Module:
     and refused unless its size matches the state dict's; a download request in its arguments is dropped."""
     where = f"checkpoint {ckpt.get('path', '')}".strip()
     try:
-        name, kwargs, nc = ckpt["model_name"], _offline(dict(ckpt.get("model_kwargs") or {})), ckpt["num_classes"]
+        name, nc = ckpt["model_name"], ckpt["num_classes"]
+        kwargs = _offline(dict(model_kwargs(ckpt.get("model_kwargs") or {}, f"{where}: model_kwargs")))
     except KeyError as e:
         raise SlimlabError(f"{where} lacks '{e.args[0]}'") from None
     sd = ckpt["state_dict"]

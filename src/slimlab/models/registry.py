@@ -202,6 +202,16 @@ def check_model_args(name: str, args: dict) -> None:
             raise SlimlabError(f"model '{name}': '{key}' must be a number in [{lo}, {hi}], got {v!r}")
 
 
+def model_kwargs(kwargs: object, where: str = "model_kwargs") -> dict:
+    """``kwargs`` as model arguments: a mapping of names (strings), ``num_classes`` not among them (it is its own
+    option); one line otherwise, before any call."""
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise SlimlabError(f"{where} must map argument names to values, got {kwargs!r}"[:300])
+    if "num_classes" in kwargs:
+        raise SlimlabError(f"{where} must not set num_classes: the data sets it")
+    return kwargs
+
+
 def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     """Build a registered model. Unknown keyword arguments, and arguments out of range, raise :class:`SlimlabError`."""
     entry = get_entry(name)

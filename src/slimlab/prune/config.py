@@ -20,7 +20,7 @@ class PruneConfig:
               "samples_per_image": ">= 1", "ft_per_layer": ">= 0", "ft_lr": "> 0",
               "ft_layer_epochs": "[0, 1000]", "ft_layer_lr": "> 0", "samples_per_weight": ">= 0",
               "finetune_epochs": ">= 0", "allocation_floor": "(0, 1]", "sensitivity_images": ">= 1",
-              "batch_size": ">= 1", "seed": ">= 0", "threads": "[0, 4096]"}
+              "batch_size": ">= 1", "seed": "[0, 4294967295]", "threads": "[0, 4096]"}
 
     checkpoint: str = ""  # the trained model (.pt, run directory, or zoo:NAME)
     data: str = ""  # data set (default: the checkpoint's)

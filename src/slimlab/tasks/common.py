@@ -29,6 +29,7 @@ from slimlab.models.io import (
     read_safetensors,
     summarize_match,
 )
+from slimlab.models.registry import model_kwargs
 from slimlab.noise import corrupt, load_matrix, mapping_for, parse_noise
 from slimlab.profile import count_macs
 from slimlab.profile.macs import activation_bytes
@@ -125,6 +126,7 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
     The classifier is copied only when the checkpoint's classes are ``classes`` (noisy pre-training, then
     clean fine-tuning on the same classes); otherwise the head starts fresh."""
     torch.manual_seed(cfg.seed)
+    model_kwargs(cfg.model_kwargs)
     meta = {"model_name": cfg.model, "model_kwargs": dict(cfg.model_kwargs), "num_classes": num_classes}
     if not cfg.init:
         return create_model(cfg.model, num_classes, **cfg.model_kwargs), meta

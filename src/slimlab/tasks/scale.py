@@ -19,7 +19,8 @@ class ScaleConfig:
     CHOICES = {"action": ("search", "apply")}
     ALIASES = {"step": "grid_step"}
     RANGES = {"budget": "> 1", "tolerance": "(0, 1)", "grid_step": "(0, 1]", "max_candidates": ">= 1",
-              "epochs": "[1, 100000]", "train_subset": ">= 0", "lr": "> 0", "batch_size": ">= 1", "seed": ">= 0",
+              "epochs": "[1, 100000]", "train_subset": ">= 0", "lr": "> 0", "batch_size": ">= 1",
+              "seed": "[0, 4294967295]",
               "phi": "[0, 16]", "alpha": "[1, 8]", "beta": "[1, 8]", "gamma": "[1, 8]", "num_classes": "[1, 100000]",
               "input_size": "0 or [8, 4096]"}
 
