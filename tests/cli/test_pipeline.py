@@ -233,6 +233,10 @@ def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finish
     assert "[b] train ..." in log and (out / "b" / "step.json").is_file()
     assert (out / "b" / "last.pt").stat().st_mtime_ns == last and (out / "b" / "metrics.jsonl").read_text() == metrics
     assert res["b"]["test_acc"] == json.loads((out / "b" / "summary.json").read_text())["test_acc"]
+    (out / "c" / "step.json").write_text("{torn")  # a torn marker reads as none: the step runs, no traceback
+    log.clear()
+    run_recipe(recipe(0.02), out, log=log.append)
+    assert "[c] train ..." in log and "[a2] done already, skipped" in log
 
 
 @pytest.mark.parametrize("ci, outcome", [("", "1 skipped"), ("true", "1 error")])

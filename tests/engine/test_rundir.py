@@ -414,3 +414,8 @@ def test_prune_never_overwrites_the_folder_holding_its_own_source(tmp_path, caps
     _refused(["prune", str(r), "--out", str(r), "--overwrite", "--method", "l1", "--progress", "none"], capsys,
              "holds the checkpoint being pruned")
     assert _digest(r) == before
+
+
+def test_resume_refuses_fewer_epochs_than_the_run_already_trained(tmp_path, capsys):
+    r = _stopped_run(tmp_path / "r", capsys, "--epochs", "3", "--stop-after", "2")
+    _refused(["train", "--resume", str(r), "--set", "epochs=1"], capsys, "already trained 2 epochs")

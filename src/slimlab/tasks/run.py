@@ -211,6 +211,16 @@ def run_recipe(recipe: dict, out: str | Path, budget: str | None = None, overrid
         return _run_recipe(recipe, out, budget, overrides, log)
 
 
+def _marker(path: Path) -> dict:
+    """A step's marker (step.json, step-started.json); a missing, torn or foreign one reads as none: the step
+    runs (again)."""
+    try:
+        got = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return got if isinstance(got, dict) else {}
+
+
 def _run_recipe(recipe: dict, out: Path, budget: str | None, overrides: dict | None, log) -> dict[str, dict]:
     env = _env(recipe, out, budget, overrides)
     results: dict[str, dict] = {}
@@ -227,15 +237,15 @@ def _run_recipe(recipe: dict, out: Path, budget: str | None, overrides: dict | N
                     if any(v == env[n] or v.startswith(env[n] + "/") for v in _strings(opts))}
         digest = digests[name] = _hash({"kind": kind, "with": opts, "upstream": upstream})
         marker = step_dir / "step.json"
-        if marker.is_file() and json.loads(marker.read_text()).get("hash") == digest:
+        if _marker(marker).get("hash") == digest:
             log(f"[{name}] done already, skipped")
-            results[name] = json.loads(marker.read_text()).get("result", {})
+            results[name] = _marker(marker).get("result", {})
             continue
         log(f"[{name}] {kind} ...")
         t0 = time.time()
         # a run left in step_dir may be continued only if it was started by this very step (same hash)
         started = step_dir / "step-started.json"
-        resumable = started.is_file() and json.loads(started.read_text()).get("hash") == digest
+        resumable = _marker(started).get("hash") == digest
         atomic_write_json(started, {"hash": digest})
         results[name] = _run_step(kind, opts, step_dir, resumable, _allowed(out, overrides))
         atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,

@@ -181,6 +181,9 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     trained_at = checkpoint_image_size(ck, 0)
     if cfg.image_size and trained_at and trained_at != cfg.image_size:
         cfg.image_size = trained_at  # cifar ignored --image-size before 2026-12-03: it goes on at the size it had
+    if ck["epoch"] > cfg.epochs:
+        raise SlimlabError(f"{run_dir} already trained {ck['epoch']} epochs: --set epochs={cfg.epochs} would make its "
+                           "config.yaml say fewer than it ran (give at least that many)")
     if ck["epoch"] >= cfg.epochs and (run_dir / "summary.json").is_file():
         raise SlimlabError(f"{run_dir} already finished its {cfg.epochs} epochs (raise them with --set epochs=N)")
     # killed after the last epoch's checkpoint but before summary.json: training resumes with no epoch left and
