@@ -416,7 +416,9 @@ def _beats(t: list[float], w: list[float], label: str) -> str:
     elif max(t) < min(w):
         v = f"does not hold: {label} is above ThiNet on every seed"
     else:
-        v = "does not hold: not shown, the seeds' ranges overlap"
+        side = "above" if statistics.mean(t) > statistics.mean(w) else "below"
+        v = (f"does not hold as claimed: the seeds' ranges overlap, so neither is shown better (ThiNet's mean is "
+             f"{side} {label}'s)")
     return (f"{v} (mean gap {statistics.mean(t) - statistics.mean(w):+.2f} points, ThiNet "
             f"{', '.join(f'{x:.2f}' for x in t)}; {label} {', '.join(f'{x:.2f}' for x in w)})")
 
