@@ -91,3 +91,18 @@ def test_a_checkpoint_with_compressed_entries_is_refused_before_torch_inflates_i
             dst.writestr(info.filename, src.read(info.filename))
     with pytest.raises(SlimlabError, match="is not a PyTorch checkpoint"):
         load_checkpoint(bomb)
+
+
+def test_a_checkpoint_cannot_make_timm_read_another_file(tmp_path, monkeypatch):
+    """timm's ``checkpoint_path`` (or a pretrained-config overlay) in a checkpoint's model arguments would load
+    weights from any path the file names: they are dropped, as download requests are."""
+    timm = pytest.importorskip("timm")
+    seen = []
+    real = timm.create_model
+    monkeypatch.setattr(timm, "create_model", lambda name, **kw: seen.append(kw) or real(name, **kw))
+    m = create_model("timm:resnet18", 10)
+    torch.save(_ckpt(model_name="timm:resnet18", model_kwargs={"checkpoint_path": str(tmp_path / "elsewhere.pth"),
+                                                                "pretrained_cfg_overlay": {"file": "x"}},
+                     state_dict=m.state_dict()), tmp_path / "t.pt")
+    model_from_checkpoint(load_checkpoint(tmp_path / "t.pt"))
+    assert seen and not any({"checkpoint_path", "pretrained_cfg_overlay"} & set(kw) for kw in seen)

@@ -62,8 +62,10 @@ def _fix_attributes(m: nn.Module) -> None:
 
 
 def _offline(kwargs: dict) -> dict:
-    """Model arguments with every download request removed: weights come from the checkpoint, never the network."""
-    out = {k: v for k, v in kwargs.items() if k not in ("pretrained", "weights")}
+    """Model arguments with every request to load weights from elsewhere removed (a download, or timm's
+    ``checkpoint_path``/``pretrained_cfg_overlay`` naming a file): weights come from the checkpoint alone."""
+    out = {k: v for k, v in kwargs.items()
+           if k not in ("pretrained", "weights", "checkpoint_path", "pretrained_cfg_overlay", "pretrained_cfg")}
     for k, v in out.items():
         if isinstance(v, dict):
             out[k] = _offline(v)
