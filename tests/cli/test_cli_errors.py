@@ -111,5 +111,17 @@ def test_models_and_profile_commands():
     assert r.returncode == 0 and "0.270M params, 40.55M MACs" in r.stdout, r.stdout + r.stderr
 
 
+def test_profile_times_runs_side_by_side_from_the_command_line(trained, tmp_path):
+    """`slimlab profile --runs A B` (the README's form) writes profile.json; a model and --runs, or neither, is
+    one line."""
+    import json
+
+    r = run_cli("profile", "--runs", str(trained), str(trained), "--out", str(tmp_path), "--no-onnx", "--iters", "2")
+    assert r.returncode == 0, r.stderr
+    assert list(json.loads((tmp_path / "profile.json").read_text())) == [str(trained)]  # one row per run
+    for argv in (("profile",), ("profile", "resnet20", "--runs", str(trained))):
+        _assert_clean_error(run_cli(*argv), "give a model (a name, checkpoint or run directory) or --runs")
+
+
 def test_cifar_without_files_says_to_download(tmp_path):
     _assert_clean_error(run_cli("train", "--data", "cifar10", "--root", str(tmp_path)), "pass --download")

@@ -83,7 +83,8 @@ _TYPES = {"int": int, "float": float, "str": str}
 def config_fields(cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> list[dict]:
     """The command-line options of a config dataclass, as plain data: one entry per field (``--epochs``,
     ``--no-augment``...). A config class may declare ``POSITIONAL`` fields, ``CHOICES``, ``NARGS`` (list
-    fields given as several values, with their element type), ``APPEND`` (repeatable flags) and ``ALIASES``."""
+    fields given as several values, with their element type), ``APPEND`` (repeatable flags), ``ALIASES`` and
+    ``OPTIONAL_POSITIONAL`` (positionals another option may stand in for)."""
     helps = _field_help(cls)
     positional = getattr(cls, "POSITIONAL", ())
     aliases = {new: old for old, new in getattr(cls, "ALIASES", {}).items()}
@@ -104,6 +105,8 @@ def config_fields(cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> list[d
             f["choices"] = list(cls.CHOICES[name])
         if name in positional:
             f["positional"] = True
+            if name in getattr(cls, "OPTIONAL_POSITIONAL", ()):
+                f["optional"] = True
         elif name in getattr(cls, "APPEND", ()):
             f["append"] = True
         elif name in getattr(cls, "NARGS", {}):
@@ -122,8 +125,10 @@ def add_config_args(p: argparse.ArgumentParser, fields: list[dict], resumable: b
         if f.get("positional"):
             if resumable:
                 kw["default"] = argparse.SUPPRESS
+            if f.get("optional"):
+                kw["default"] = argparse.SUPPRESS
             p.add_argument(f["name"], nargs=("*" if resumable else "+") if f["type"] == "list" else
-                           ("?" if resumable else None), **kw)
+                           ("?" if resumable or f.get("optional") else None), **kw)
             continue
         kw.update(dest=f["name"], default=argparse.SUPPRESS)
         if f["type"] == "bool":

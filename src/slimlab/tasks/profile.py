@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from slimlab.engine import checkpoint_image_size, load_checkpoint
+from slimlab.errors import SlimlabError
 from slimlab.export import onnx_latency, onnx_runners
 from slimlab.io import atomic_write_json
 from slimlab.models import create_model, get_entry
@@ -22,7 +23,8 @@ from slimlab.tasks.common import macs_or_refuse, refuse_foreign_file, refuse_if_
 @dataclass
 class ProfileConfig:
     POSITIONAL = ("model",)
-    NARGS = {"batch": int}
+    NARGS = {"batch": int, "runs": str}
+    OPTIONAL_POSITIONAL = ("model",)  # --runs A B C stands in for it
     RANGES = {"input_size": "0 or [8, 4096]", "num_classes": ">= 0", "batch": "[1, 4096]", "threads": "[0, 4096]",
               "iters": "[1, 100000]"}
 
@@ -62,6 +64,8 @@ def _profile_rows(text: str) -> bool:
 def run(cfg: ProfileConfig) -> dict:
     """``slimlab profile``: parameters, MACs and latency (PyTorch and ONNX Runtime) of a model or of runs
     timed interleaved."""
+    if bool(cfg.runs) == bool(cfg.model):
+        raise SlimlabError("profile: give a model (a name, checkpoint or run directory) or --runs A B C, not both")
     if cfg.runs:
         refuse_foreign_file(Path(cfg.out or ".") / "profile.json", _profile_rows, "profile")
         return profile_runs(cfg.runs, Path(cfg.out or "."), onnx=cfg.onnx, iters=cfg.iters, threads=cfg.threads or 1)

@@ -34,8 +34,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          as_train_config=lambda c: c, resume=train.resume, resume_may_change=train.RESUME_MAY_CHANGE),
     Task("evaluate", evaluate.Config, evaluate.run, "test accuracy of a checkpoint"),
     Task("models", models.Config, models.run, "the model registry with params and MACs"),
-    Task("profile", profile.Config, profile.run, "params, multiply-adds and latency of a model or checkpoint",
-         cli_skip=("runs",)),
+    Task("profile", profile.Config, profile.run, "params, multiply-adds and latency of a model or checkpoint, or of "
+         "runs (--runs A B C) timed interleaved"),
     Task("prune", prune.Config, prune.run,
          "structural filter pruning (ThiNet, APoZ, weight sum, random) + fine-tuning, resumable",
          resume=prune.resume, resume_may_change=prune.RESUME_MAY_CHANGE),
