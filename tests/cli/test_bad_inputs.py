@@ -96,6 +96,8 @@ def test_other_commands_ranges(capsys, tmp_path):
     _one_line(["profile", "resnet20", "--batch", "0"], capsys, "'batch' must be in [1, 4096]")
     _one_line(["labels", str(tmp_path), "--folds", "1"], capsys, "'folds' must be in [2, 100]")
     _one_line(["demo", "--epochs", "0", "--out", str(tmp_path / "d")], capsys, "'epochs' must be in [1,")
+    _one_line(["models", "--input-size", "100000"], capsys, "'input_size' must be in 0 or [8, 4096]")
+    _one_line(["models", "--input-size", "-5"], capsys, "'input_size' must be in 0 or [8, 4096]")
 
 
 def test_missing_subcommand_is_one_line(capsys):

@@ -14,6 +14,8 @@ from slimlab.profile import count_macs, count_params
 
 @dataclass
 class ModelsConfig:
+    RANGES = {"input_size": "0 or [8, 4096]", "num_classes": "[0, 100000]"}
+
     family: str = ""  # only this family
     input_size: int = 0  # count MACs at this input size (default: each model's)
     num_classes: int = 0  # default: 10 for 32x32 models, 1000 for the others
