@@ -188,7 +188,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     dg = build_graph(model, input_size, in_chans)
     plan = find_prunable(model, dg, layers or None, ignored)
     if not plan:
-        raise SlimlabError("no prunable layer found (give --layers)")
+        raise SlimlabError("no prunable layer found (name them: --layers on the command line, layers=[...] in Python)")
     g = torch.Generator().manual_seed(seed)
     channels = _kept_counts(model, plan, ratio, round_to, keep or {})
     if mode == "oneshot":
@@ -385,7 +385,7 @@ def ratio_for_macs(model: nn.Module, target: float, input_size: int | tuple[int,
     floor = macs_at(1e-6)
     if floor > target:
         raise SlimlabError(f"--target-macs {target}: pruning the default layers can only reach {floor:.3f} "
-                           "of the MACs (add --layers)")
+                           "of the MACs (add layers: --layers, or layers=[...] in Python)")
     while hi - lo > tol:
         mid = (lo + hi) / 2
         if macs_at(mid) <= target:
