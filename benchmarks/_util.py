@@ -106,15 +106,13 @@ def cached_prune(cfg) -> dict:
 
 
 @contextmanager
-def claimed(cell: Path) -> Iterator[bool]:
-    """Whether this process may work on ``cell`` (a run directory): True while it holds the cell's lock, False
-    when another process holds it. Two processes of one benchmark (the two queue workers) then share its cells,
-    each taking the next one nobody holds. An ``flock`` on ``.NAME.claim`` beside the cell: a process that dies
-    frees it, and the run directory itself stays as ``slimlab`` wants it."""
-    cell.parent.mkdir(parents=True, exist_ok=True)
-    with open(cell.parent / f".{cell.name}.claim", "a") as f:
+def _flocked(lockfile: Path, wait: bool) -> Iterator[bool]:
+    """An exclusive ``flock`` on ``lockfile`` while the block runs: True once held; False at once (``wait`` off)
+    when another process holds it. A process that dies frees it."""
+    lockfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(lockfile, "a") as f:
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(f, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             yield False
             return
@@ -124,16 +122,19 @@ def claimed(cell: Path) -> Iterator[bool]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def claimed(cell: Path):
+    """Whether this process may work on ``cell`` (a run directory): True while it holds the cell's lock, False
+    when another process holds it. Two processes of one benchmark (the two queue workers) then share its cells,
+    each taking the next one nobody holds. The lock is ``.NAME.claim`` beside the cell, so the run directory
+    itself stays as ``slimlab`` wants it."""
+    return _flocked(cell.parent / f".{cell.name}.claim", wait=False)
+
+
 @contextmanager
 def locked(path: Path) -> Iterator[None]:
     """``path``'s results file for this process alone while it reads, merges and writes it back (blocking)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.parent / f".{path.name}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    with _flocked(path.parent / f".{path.name}.lock", wait=True):
+        yield
 
 
 def md_table(headers: list[str], rows: list[list]) -> str:

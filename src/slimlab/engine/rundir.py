@@ -66,14 +66,11 @@ def _hidden(path: Path) -> list[str]:
 def next_free(path: str | Path) -> Path:
     """``path`` if it is free (missing or empty), else the first free ``path-2``, ``path-3``, ..."""
     path = Path(path)
-    if not path.exists() or not (_entries(path) or _hidden(path)):
-        return path
-    n = 2
-    while True:
-        cand = path.with_name(f"{path.name}-{n}")
-        if not cand.exists() or not (_entries(cand) or _hidden(cand)):
-            return cand
+    cand, n = path, 1
+    while cand.exists() and (_entries(cand) or _hidden(cand)):
         n += 1
+        cand = path.with_name(f"{path.name}-{n}")
+    return cand
 
 
 class RunDir:
@@ -89,8 +86,9 @@ class RunDir:
         """Delete the files of the run being replaced (``--overwrite``). A command calls it once its inputs have
         loaded, just before it writes: one that fails before then (a missing --init, a bad option) leaves the old
         run as it was."""
-        _delete(self.path, self.replaced)
-        self.replaced = ()
+        if self.replaced:
+            _delete(self.path, self.replaced)
+            self.replaced = ()
 
     def release(self) -> None:
         if self._fd is not None:
@@ -166,8 +164,9 @@ def _make_room(path: Path, overwrite: bool) -> tuple[str, ...]:
     """Check that ``path`` may take a new run; returns the old run's files to delete (:meth:`RunDir.clear`)."""
     found = _entries(path)
     if not found:
-        if _hidden(path):
-            raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(_hidden(path))}): "
+        hidden = _hidden(path)
+        if hidden:
+            raise SlimlabError(f"--out {path} is not empty and not a slimlab run (it holds {_some(hidden)}): "
                                "choose another --out")
         return ()
     foreign = [n for n in found if n not in RUN_FILES or _foreign_kind(path / n)]
@@ -196,9 +195,9 @@ def _delete(path: Path, found: tuple[str, ...]) -> None:
             p.rmdir()
         else:  # a file, or a link (only the link goes: nothing it points to is touched)
             p.unlink()
-    if found and (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
+    if (path / "step.json").is_file():  # a recipe's "done" marker describes the run being replaced
         (path / "step.json").unlink()
-    for e in path.iterdir() if found else ():  # temporary files of atomic writes killed half-way (never a .swp)
+    for e in path.iterdir():  # temporary files of atomic writes killed half-way (never a user's .swp)
         if e.name.endswith(TMP_SUFFIX) and any(e.name.startswith(f".{n}.") for n in RUN_FILES) and e.is_file():
             e.unlink()
 

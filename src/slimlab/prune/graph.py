@@ -162,9 +162,9 @@ def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv
         seen.add(id(node))
         mod = node.module
         if node.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(mod):
-            if mod is consumer or not isinstance(mod, nn.Conv2d) or mod.groups == 1:
-                continue  # a dense layer ends the path (an SE block's convs read a pooled copy)
-            return False  # a grouped conv reads it
+            if isinstance(mod, nn.Conv2d) and mod.groups != 1:
+                return False  # a grouped conv reads it
+            continue  # a dense layer ends the path (the consumer; an SE block's convs read a pooled copy)
         if node.type not in _PLAIN:
             return False
         stack.extend(node.outputs)
