@@ -1,5 +1,5 @@
 """The zoo's table and plot: test accuracy against epochs and against training time, with the
-published figures beside ours. Reads zoo/*/metrics.jsonl and summary.json; writes
+published figures beside ours. Reads each zoo entry's metrics.jsonl and summary.json; writes
 benchmarks/results/zoo.{json,md,png}. Usage: python benchmarks/zoo_report.py
 """
 

@@ -13,3 +13,13 @@ def test_internal_helpers_are_not_exported():
     internal = {"Prepared", "make_loaders", "plot_curves", "default_out", "data_meta", "prepare_data"}
     assert not internal & set(api.__all__)
     assert {"prune_module", "save_pruned", "load_pruned", "find_label_issues", "corrupt", "train"} <= set(api.__all__)
+
+
+def test_run_task_runs_every_task_by_name_and_names_the_known_ones():
+    import pytest
+
+    from slimlab.errors import SlimlabError
+
+    with pytest.raises(SlimlabError, match=r"unknown task 'demos' \(known: .*demo.*run"):
+        api.run_task("demos", None)
+    assert api.run_task("run", api.RunConfig(recipe="recipes/fast_cifar10.yaml", check=True))  # above the table too

@@ -33,6 +33,7 @@ from __future__ import annotations
 from typing import Any
 
 from slimlab.data import from_datasets
+from slimlab.errors import SlimlabError
 from slimlab.models.io import load_pruned, save_pruned
 from slimlab.models.registry import allow_module
 from slimlab.noise import corrupt, find_label_issues
@@ -59,6 +60,7 @@ from slimlab.tasks.prune import run as prune
 from slimlab.tasks.report import ReportConfig, build_report
 from slimlab.tasks.report import run as report
 from slimlab.tasks.run import RunConfig, check_recipe, load_recipe, run_recipe
+from slimlab.tasks.run import run as recipe
 from slimlab.tasks.scale import ScaleConfig
 from slimlab.tasks.scale import run as scale
 from slimlab.tasks.table import TASKS
@@ -69,10 +71,14 @@ __all__ = ["PruneReport", "allow_module", "corrupt", "find_label_issues", "from_
            "LabelsConfig", "ModelsConfig", "PretrainConfig", "ProbeConfig", "ProfileConfig", "ReportConfig",
            "RunConfig", "ScaleConfig", "TASKS", "best_run", "build_eval_loader", "build_report", "check_recipe",
            "corrected_labels", "demo", "evaluate", "evaluate_checkpoint", "export", "label_issues_for_run", "labels",
-           "load_recipe", "models", "pretrain", "probe", "profile", "profile_runs", "prune", "report", "resume",
-           "resume_prune", "run_demo", "run_recipe", "run_task", "scale", "train"]
+           "load_recipe", "models", "pretrain", "probe", "profile", "profile_runs", "prune", "recipe", "report",
+           "resume", "resume_prune", "run_demo", "run_recipe", "run_task", "scale", "train"]
 
 
 def run_task(name: str, cfg: Any) -> dict:
-    """Run the task ``name`` of :data:`slimlab.tasks.table.TASKS` with its config."""
-    return TASKS[name].run(cfg)
+    """Run the task ``name`` with its config: any of :data:`slimlab.tasks.table.TASKS`, or ``demo`` and ``run`` (a
+    recipe), which sit above that table because they run other tasks."""
+    above = {"demo": demo, "run": recipe}
+    if name not in TASKS and name not in above:
+        raise SlimlabError(f"unknown task '{name}' (known: {', '.join(sorted([*TASKS, *above]))})")
+    return above[name](cfg) if name in above else TASKS[name].run(cfg)

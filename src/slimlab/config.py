@@ -217,8 +217,10 @@ def parse_set(items: list[str]) -> dict[str, Any]:
             raise SlimlabError(f"--set {item!r}: expected key=value")
         key, value = item.split("=", 1)
         try:
-            out[key.strip()] = yaml.safe_load(value) if value != "" else ""
-        except yaml.YAMLError:
+            out[key.strip()] = parse_yaml(value, f"--set {key.strip()}") if value != "" else ""
+        except SlimlabError as e:
+            if "not valid YAML" not in str(e):
+                raise  # twice-given keys, bombs: a plain string would hide them
             out[key.strip()] = value
     return out
 
@@ -252,6 +254,19 @@ class _BoundedLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):
+        """A key written twice in one mapping is an error (PyYAML keeps the last silently, so ``lr: 0.1`` above a
+        forgotten ``lr: 0.5`` would train at 0.5). Keys a merge (``<<: *base``) brings in may still be overridden."""
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                continue
+            key = self.construct_object(key_node)
+            if key in seen:
+                raise SlimlabError(f"'{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})")
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
 
 
 def _count_nodes(obj: Any, budget: list[int]) -> None:

@@ -1,6 +1,7 @@
 """The model zoo: well-trained checkpoints named ``zoo:NAME`` (``--init zoo:resnet56-cifar10``).
 
-Each entry is a folder ``zoo/NAME/`` at the project's root (or under ``$SLIMLAB_ZOO``) holding
+Each entry is a folder ``NAME/`` in ``slimlab/zoo_models/``, inside the package so that an installed wheel
+carries it (or under ``$SLIMLAB_ZOO``), holding
 ``model.pt`` (a slimlab checkpoint), the run's ``config.yaml``, ``metrics.jsonl`` and ``summary.json``.
 The entries were trained by slimlab's own recipe (``recipes/fast_cifar10.yaml``).
 """
@@ -18,7 +19,7 @@ PREFIX = "zoo:"
 
 
 def zoo_dir() -> Path:
-    return Path(os.environ.get("SLIMLAB_ZOO") or Path(__file__).resolve().parents[2] / "zoo")
+    return Path(os.environ.get("SLIMLAB_ZOO") or Path(__file__).resolve().parent / "zoo_models")
 
 
 def entries() -> dict[str, dict]:

@@ -120,6 +120,9 @@ def test_resume_cannot_change_what_the_run_computes(tmp_path, capsys):
     assert rc == 2 and "--resume cannot change lr" in lines[0]
     rc, lines = _err(["train", "--resume", str(a), "--lr", "0.5"], capsys)
     assert rc == 2 and "drop --lr" in lines[0]
+    # the folder a resume writes is its own: --set out= was once accepted and silently ignored
+    rc, lines = _err(["train", "--resume", str(a), "--set", f"out={tmp_path / 'B'}"], capsys)
+    assert rc == 2 and "drop --set out=" in lines[0] and not (tmp_path / "B").exists()
     assert main(["train", "--resume", str(a), "--set", "epochs=2"]) == 0  # the length may change
 
 

@@ -170,6 +170,25 @@ def test_yaml_shapes_and_bombs_are_one_line_and_fast(tmp_path, capsys, text, msg
     assert code == 2 and msg in err and time.time() - t0 < 5
 
 
+def test_a_key_given_twice_is_refused_but_a_merge_may_override(tmp_path, capsys):
+    (tmp_path / "c.yaml").write_text("lr: 0.1\nepochs: 1\nlr: 0.5\n")  # PyYAML alone would train at 0.5, silently
+    code, err = _main(["train", "--config", str(tmp_path / "c.yaml")], capsys)
+    assert code == 2 and "'lr' is given twice (lines 1 and 3)" in err
+    (tmp_path / "ok.yaml").write_text("epochs: 1\n")
+    code, err = _main(["train", "--config", str(tmp_path / "ok.yaml"), "--set", "model_kwargs={width: 4, width: 8}"],
+                      capsys)
+    assert code == 2 and "'width' is given twice" in err
+    from slimlab.cli.main import main
+
+    with pytest.raises(SystemExit) as e:  # argparse's own exit; was a YAML traceback
+        main(["report", "x", "--profiles", "[a"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "not a YAML list: '[a'" in err and "Traceback" not in err
+    from slimlab.config import parse_yaml
+
+    assert parse_yaml("b: &b {lr: 1, e: 2}\nr: {<<: *b, lr: 3}\n", "f")["r"] == {"lr": 3, "e": 2}
+
+
 def test_a_config_that_is_not_utf8_is_one_line(tmp_path, capsys):
     (tmp_path / "c.yaml").write_bytes(b"epochs: 2\nmodel: r\xe9snet\n")
     code, err = _main(["train", "--config", str(tmp_path / "c.yaml")], capsys)

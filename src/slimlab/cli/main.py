@@ -18,7 +18,7 @@ import typing
 from pathlib import Path
 
 from slimlab.cli import output
-from slimlab.config import TrainConfig, check_ranges, field_types, resolve
+from slimlab.config import TrainConfig, check_ranges, field_types, parse_yaml, resolve
 from slimlab.errors import SlimlabError
 
 SPEC = Path(__file__).with_name("commands.json")  # the command line, written from the task table (no torch)
@@ -50,21 +50,21 @@ def _field_help(cls: type = TrainConfig) -> dict[str, str]:
 
 
 def _parse_mapping(text: str) -> dict:
-    import yaml
-
     try:
-        v = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise argparse.ArgumentTypeError(f"not a YAML/JSON mapping: {text!r}") from None
+        v = parse_yaml(text, "value")
+    except SlimlabError as e:
+        raise argparse.ArgumentTypeError(f"not a YAML/JSON mapping: {text!r} ({str(e).removeprefix('value: ')})") \
+            from None
     if not isinstance(v, dict):
         raise argparse.ArgumentTypeError(f"expected a mapping like '{{q: 0.7}}', got {text!r}")
     return v
 
 
 def _parse_list(text: str) -> list:
-    import yaml
-
-    v = yaml.safe_load(text if text.strip().startswith("[") else f"[{text}]")
+    try:
+        v = parse_yaml(text if text.strip().startswith("[") else f"[{text}]", "value")
+    except SlimlabError as e:
+        raise argparse.ArgumentTypeError(f"not a YAML list: {text!r} ({str(e).removeprefix('value: ')})") from None
     if not isinstance(v, list):
         raise argparse.ArgumentTypeError(f"expected a list, got {text!r}")
     return v

@@ -264,6 +264,10 @@ def plot_curves(run_dir: str | Path) -> None:
 def resume_sets(sets: list[str] | None, may_change: tuple[str, ...]) -> dict:
     """``--set`` given with ``--resume``, parsed; an option that would change what the run computes is refused."""
     parsed = parse_set(sets or [])
+    moved = sorted(k for k in parsed if k in ("out", "overwrite"))
+    if moved:
+        raise SlimlabError(f"--resume continues the run in its own folder: drop --set {moved[0]}=... (to continue "
+                           "elsewhere, copy the folder first)")
     fixed = sorted(k for k in parsed if k not in may_change)
     if fixed:
         raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
