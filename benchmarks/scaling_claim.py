@@ -19,7 +19,7 @@ at the default base (width 0.5, depth 0.75), 2.18x for the nominal 2x and 4.02x 
 compound beats every other arm by more than that spread.
 Each is trained with the same fast schedule (SGD, Nesterov, cosine, warm-up) on the CIFAR-10 copy, and
 plotted against MACs and against measured CPU latency (batch 1, every arm interleaved). The search for (alpha,
-beta, gamma) itself is ``slimlab scale search`` (recipes/efficientnet_scaling.yaml); this benchmark uses the
+beta, gamma) itself is ``slimlab scale search`` (the efficientnet_scaling recipe); this benchmark uses the
 paper's point.
 
 Resumable and shareable: each (arm, seed) is a run directory; a finished one is read back, one cut short

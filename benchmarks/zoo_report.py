@@ -41,7 +41,7 @@ def main() -> None:
         a.legend()
     fig.tight_layout()
     save_figure(fig, RESULTS / "zoo.png")
-    table = ("The zoo: trained by `recipes/fast_cifar10.yaml` on all 50,000 training images of the CIFAR-10 "
+    table = ("The zoo: trained by the `fast_cifar10` recipe on all 50,000 training images of the CIFAR-10 "
              "copy (JPEG re-encoded), bf16 autocast on 2 CPU cores. Published: He et al. 2016 (164 epochs, "
              "original images). Time = median epoch time x epochs (epochs paused by other jobs excluded); "
              "per-epoch test evaluation not included.\n\n"

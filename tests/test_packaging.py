@@ -1,5 +1,5 @@
-"""The wheel a user installs carries everything slimlab reads at run time: the zoo, the command spec, the
-profile table. Built from a copy of the project (nothing is written into the checkout), unpacked into an
+"""The wheel a user installs carries everything slimlab reads at run time: the zoo, the recipes, the command
+spec, the profile table. Built from a copy of the project (nothing is written into the checkout), unpacked into an
 empty folder and imported from there, away from the project's root."""
 
 import json
@@ -39,6 +39,8 @@ def test_the_wheel_carries_the_zoo_and_the_data_files(wheel):
             assert f"slimlab/zoo_models/{entry}/{f}" in names
     for f in DATA:
         assert f in names
+    recipes = sorted(p.name for p in (ROOT / "src/slimlab/recipes").glob("*.yaml"))
+    assert recipes and all(f"slimlab/recipes/{r}" in names for r in recipes)
 
 
 def test_an_installed_wheel_finds_its_zoo_away_from_the_checkout(wheel, tmp_path):
@@ -46,7 +48,9 @@ def test_an_installed_wheel_finds_its_zoo_away_from_the_checkout(wheel, tmp_path
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking
     code = ("import json, slimlab, torch; from slimlab import zoo; "
             "ck = torch.load(zoo.resolve('zoo:resnet20-cifar10'), weights_only=True); "
-            "print(json.dumps({'file': slimlab.__file__, 'zoo': sorted(zoo.entries()), 'model': ck['model_name']}))")
+            "from slimlab.tasks.run import load_recipe; "
+            "print(json.dumps({'file': slimlab.__file__, 'zoo': sorted(zoo.entries()), 'model': ck['model_name'], "
+            "'recipe': load_recipe('fast_cifar10')['name']}))")
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop("SLIMLAB_ZOO", None)
     r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
@@ -55,3 +59,4 @@ def test_an_installed_wheel_finds_its_zoo_away_from_the_checkout(wheel, tmp_path
     got = json.loads(r.stdout)
     assert got["file"].startswith(str(site))  # the unpacked wheel, not the checkout
     assert got["zoo"] == ["resnet20-cifar10", "resnet56-cifar10"] and got["model"] == "resnet20"
+    assert got["recipe"] == "fast-cifar10"  # `slimlab run fast_cifar10` works from an installed wheel

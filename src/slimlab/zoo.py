@@ -3,7 +3,7 @@
 Each entry is a folder ``NAME/`` in ``slimlab/zoo_models/``, inside the package so that an installed wheel
 carries it (or under ``$SLIMLAB_ZOO``), holding
 ``model.pt`` (a slimlab checkpoint), the run's ``config.yaml``, ``metrics.jsonl`` and ``summary.json``.
-The entries were trained by slimlab's own recipe (``recipes/fast_cifar10.yaml``).
+The entries were trained by slimlab's own recipe (``slimlab run fast_cifar10``).
 """
 
 from __future__ import annotations

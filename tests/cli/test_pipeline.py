@@ -189,7 +189,7 @@ def test_export_cli_and_scale_cli(tmp_path):
     assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"] and row not in paper)
 
 
-@pytest.mark.parametrize("recipe", sorted((__import__("conftest").ROOT / "recipes").glob("*.yaml")),
+@pytest.mark.parametrize("recipe", sorted((__import__("conftest").ROOT / "src/slimlab/recipes").glob("*.yaml")),
                          ids=lambda p: p.stem)
 def test_shipped_recipes_validate_at_both_budgets(recipe):
     from slimlab.pipeline import check_recipe, load_recipe

@@ -12,7 +12,7 @@ from slimlab.engine import Dist, load_checkpoint
 from slimlab.tasks.common import make_loaders, prepare_data
 from slimlab.tasks.run import check_recipe, load_recipe
 
-RECIPE = Path(__file__).resolve().parents[2] / "recipes" / "rotnet_nin_cifar10.yaml"
+RECIPE = Path(__file__).resolve().parents[2] / "src/slimlab/recipes" / "rotnet_nin_cifar10.yaml"
 
 
 def test_recipe_few_label_arms_are_the_official_protocol():
@@ -79,11 +79,10 @@ def test_the_official_subset_rule_takes_the_first_k_per_class():
 
 
 def test_the_rotnet_recipe_names_its_schedules_honestly():
-    from pathlib import Path
 
     import yaml
 
-    r = yaml.safe_load((Path(__file__).resolve().parents[2] / "recipes" / "rotnet_nin_cifar10.yaml").read_text())
+    r = yaml.safe_load(RECIPE.read_text())
     steps = {s["name"]: s["with"] for s in r["steps"]}
     assert r["vars"]["few_epochs"] == 100 and r["vars"]["scratch_epochs"] == 200
     assert steps["few_labels_rotnet"]["milestones"] == [0.35, 0.7, 0.85]

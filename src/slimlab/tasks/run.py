@@ -44,8 +44,31 @@ STEP_KINDS = tuple(sorted([*TASKS, *KINDS]))
 _REF = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"  # shipped with the package: ``slimlab run fast_cifar10``
+
+
+def shipped_recipes() -> list[str]:
+    """The names of the recipes that ship with slimlab (``slimlab run NAME``)."""
+    return sorted(p.stem for p in RECIPES.glob("*.yaml"))
+
+
+def recipe_path(spec: str | Path) -> Path:
+    """A recipe file, or the name of a shipped recipe (``fast_cifar10``, ``fast_cifar10.yaml``): a file of that
+    name in the current directory comes first."""
+    p = Path(spec)
+    if p.is_file() or len(p.parts) != 1:
+        return p
+    shipped = RECIPES / (p.name if p.suffix == ".yaml" else f"{p.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(shipped_recipes())
+    raise SlimlabError(f"recipe '{spec}' not found: neither a file nor a shipped recipe ({known})")
+
+
 def load_recipe(path: str | Path) -> dict:
-    """A recipe file (YAML: ``steps``, ``vars``, budgets), checked for shape before anything runs."""
+    """A recipe file (YAML: ``steps``, ``vars``, budgets), or a shipped recipe's name, checked for shape before
+    anything runs."""
+    path = recipe_path(path)
     r = load_yaml(path)
     if not isinstance(r.get("steps"), list) or not r["steps"]:
         raise SlimlabError(f"{path}: a recipe needs a non-empty 'steps' list")
@@ -307,7 +330,7 @@ class RunConfig:
     APPEND = ("set",)
     CONFIG_FLAGS = False  # --set here sets recipe variables, not config keys
 
-    recipe: str = ""  # a recipe YAML (see recipes/)
+    recipe: str = ""  # a recipe YAML, or a shipped recipe's name (fast_cifar10, thinet_resnet56_cifar10, ...)
     budget: str = ""  # a budget of the recipe, e.g. small
     out: str = ""  # default runs/<recipe name>[-<budget>]
     set: list = field(default_factory=list)  # VAR=VALUE: override a recipe variable
