@@ -68,20 +68,21 @@ def test_a_class_whose_calibrated_diagonal_is_zero_keeps_one_example_as_cleanlab
     assert np.array_equal(find_label_issues(labels, probs), theirs) and theirs.sum() == 7
 
 
-def test_small_random_cases_agree_with_cleanlab_up_to_rounding_ties():
-    """300 small random problems (2-7 classes, 10-200 examples, any confidence): the masks are equal, except where
-    the calibrated joint's row fractions tie at .5 and float noise in the last digit picks another +1 (seen: 4 of
-    300, each one flag apart)."""
+def test_small_random_cases_agree_with_cleanlab_exactly():
+    """1,000 small random problems (2-7 classes, 10-200 examples, any confidence): the masks are equal. Before
+    2026-12-03, 7 of them were 1-5 flags apart: cleanlab truncates the counts left after keeping one example per
+    class (0.75 flags nobody; seed 953: five flags), and sums its column-major joint in another order (seeds 82, 178,
+    183, 682: a rounding near-tie)."""
     cleanlab_filter = pytest.importorskip("cleanlab.filter")
     import warnings
 
     off = []
-    for seed in range(300):
+    for seed in range(1000):
         labels, probs = _random_case(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # cleanlab: "too few examples" in a class
             theirs = cleanlab_filter.find_label_issues(labels, probs, n_jobs=1)
         ours = find_label_issues(labels, probs)
         if not np.array_equal(ours, theirs):
-            off.append(int((ours != theirs).sum()))
-    assert len(off) <= 6 and all(d <= 2 for d in off), off
+            off.append((seed, int((ours != theirs).sum())))
+    assert off == []
