@@ -207,3 +207,54 @@ def test_every_loss_takes_labels_of_any_integer_dtype(dtype):
     for fn in (gce_loss, sce_loss, mae_loss, nce_rce_loss, bootstrap_soft_loss, bootstrap_hard_loss,
                lambda z, t: forward_loss(z, t, T)):
         assert torch.equal(fn(LOGITS, TARGET.to(dtype)), fn(LOGITS, TARGET)), fn
+
+
+def test_truncated_gce_from_the_start_warns_that_nothing_learns():
+    """At initialisation every p_y is about 1/K < k: the per-step truncated loss is a constant (zero gradient). It
+    says so; plain GCE does not warn; the paper's scheme (TruncatedGCE) warns once when every weight is 0."""
+    import warnings
+
+    from slimlab.losses import TruncatedGCE, gce_loss, gce_trunc_loss
+
+    logits = torch.zeros(8, 10, requires_grad=True)
+    y = torch.arange(8)
+    with pytest.warns(UserWarning, match="no gradient"):
+        loss = gce_trunc_loss(logits, y)
+    loss.backward()
+    assert logits.grad.abs().max() == 0 and loss.item() == pytest.approx((1 - 0.5**0.7) / 0.7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gce_loss(logits, y)
+        gce_trunc_loss(torch.eye(10)[:8] * 10, y)  # confident samples: kept, no warning
+    t = TruncatedGCE(epochs=4, start=1, every=1)
+    t.on_train_predictions(1, torch.full((8, 10), 0.1), torch.arange(8), y)
+    with pytest.warns(UserWarning, match="all are pruned"):
+        t.loss(logits, {"target": y, "index": torch.arange(8)}, 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per recomputation, not every step
+        t.loss(logits, {"target": y, "index": torch.arange(8)}, 1)
+
+
+@pytest.mark.parametrize("name", ["gce", "gce_trunc", "sce", "rce", "mae", "nce", "nce_rce", "bootstrap_soft",
+                                  "bootstrap_hard", "forward"])
+def test_every_loss_reduces_as_torch_does(name):
+    """reduction="none" gives each sample's loss (a loop that weights or selects samples needs them); "mean" is
+    their mean, what the trainer uses, and "sum" their sum; each sample's value is the loss of that sample alone."""
+    import slimlab.losses as L
+
+    fn = getattr(L, f"{name}_loss")
+    kw = {"T": np.full((5, 5), 0.05) + 0.75 * np.eye(5)} if name == "forward" else {}
+    g = torch.Generator().manual_seed(0)
+    logits, y = torch.randn(6, 5, generator=g) * 3, torch.tensor([0, 1, 2, 3, 4, 0])
+    per = fn(logits, y, reduction="none", **kw)
+    alone = torch.stack([fn(logits[i:i + 1], y[i:i + 1], **kw) for i in range(6)])
+    assert per.shape == (6,) and torch.allclose(per, alone, atol=1e-6)
+    assert torch.allclose(fn(logits, y, **kw), per.mean(), atol=1e-6)
+    assert torch.allclose(fn(logits, y, reduction="sum", **kw), per.sum(), atol=1e-5)
+    with pytest.raises(ValueError, match="reduction must be one of mean, sum, none"):
+        fn(logits, y, reduction="avg", **kw)
+
+
+def test_the_trainer_refuses_a_reduction_in_loss_kwargs():
+    with pytest.raises(SlimlabError, match="loss_kwargs.reduction is for your own loop"):
+        build_objective("sce", 10, kwargs={"reduction": "none"})

@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -185,3 +186,22 @@ def test_label_issues_find_obvious_flips(tmp_path):
     susp = [float(x.split(",")[4]) for x in lines[1:]]
     assert susp == sorted(susp, reverse=True)
     assert (out / "label_issues.png").is_file()
+
+
+def test_an_own_loop_needs_no_on_epoch_start_nor_to_and_takes_numpy_int32_labels():
+    """A hand-written loop: numpy int32 labels, the stage read from the epoch passed to loss(), y~ moved to the
+    logits' device on first use ('meta' stands in for a GPU: before, stage 2 failed there, epochs into a run)."""
+    noisy = np.array([0, 1, 2, 1], dtype=np.int32)
+    p = PencilObjective(noisy, 3, epochs=4, stage1=1, stage2=3)
+    batch = {"target": torch.as_tensor(noisy), "index": torch.arange(4)}
+    stages = []
+    for epoch in range(4):
+        logits = torch.randn(4, 3, requires_grad=True)
+        p.loss(logits, batch, epoch).backward()
+        p.after_step(batch)
+        stages.append(p.stage)
+    assert stages == [1, 2, 2, 3] and p.y_tilde.dtype == torch.float32
+    meta = {"target": batch["target"].to("meta"), "index": batch["index"]}
+    p.loss(torch.zeros(4, 3, device="meta", requires_grad=True), meta, 1).backward()
+    p.after_step(meta)
+    assert p.y_tilde.device.type == "meta"

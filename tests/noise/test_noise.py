@@ -127,3 +127,16 @@ def test_corrupt_returns_the_kind_it_was_given_and_refuses_bad_labels():
             corrupt(bad, "symmetric", 0.5, 4)
     with pytest.raises(SlimlabError, match="at least 2"):
         corrupt(np.zeros(3, dtype=int), "symmetric", 0.5, 1)
+
+
+def test_library_mistakes_are_one_line_and_the_integer_type_is_kept():
+    y = np.arange(20, dtype=np.int32) % 10
+    for mapping in ({"cat": "dog"}, {3: 12}, {True: 1}):
+        with pytest.raises(SlimlabError, match="mapping takes class indices in \\[0, 10\\)"):
+            corrupt(y, "asymmetric", 0.4, num_classes=10, mapping=mapping)
+    with pytest.raises(SlimlabError, match="noise rate must be a number in \\[0, 1\\], got None"):
+        corrupt(y, "symmetric", None, num_classes=10)
+    noisy, t = corrupt(y, "matrix", None, num_classes=10, matrix=np.eye(10))  # a matrix needs no rate
+    assert noisy.dtype == np.int32 and (noisy == y).all() and np.allclose(t, np.eye(10))
+    noisy, _ = corrupt(torch.as_tensor(y), "symmetric", np.float32(0.5), num_classes=10)
+    assert noisy.dtype == torch.int32 and (noisy != torch.as_tensor(y)).sum() > 0

@@ -151,7 +151,8 @@ def test_calibration_batches_in_every_usual_shape():
     assert images_from([x], 4).shape == (4, 3, 8, 8)
     assert images_from([(x, torch.zeros(10))], 100).shape == (10, 3, 8, 8)
     assert images_from([{"image": x}, {"image": x}], 15).shape == (15, 3, 8, 8)
-    with pytest.raises(SlimlabError, match="calibration batches"):
+    assert images_from(x, 4).shape == (4, 3, 8, 8)  # one tensor: one batch (it once iterated over its images)
+    with pytest.raises(SlimlabError, match="calibration data must yield batches.*got a batch of list"):
         images_from([[1, 2]], 4)
     with pytest.raises(SlimlabError, match="empty"):
         images_from([], 4)
@@ -257,7 +258,7 @@ def test_a_layer_not_read_one_to_one_by_the_next_conv_is_left_whole_or_refused_i
     torch.manual_seed(0)
     m = net().eval()
     assert layer not in [p.name for p in find_prunable(m, build_graph(m, 16))]
-    with pytest.raises(SlimlabError, match=f"--layers: {layer} cannot be pruned on its own: the next convolution "
+    with pytest.raises(SlimlabError, match=rf"\(--layers\): {layer} cannot be pruned on its own: the next convolution "
                                            "does not read its channels one to one"):
         find_prunable(m, build_graph(m, 16), [layer])
     x = torch.randn(2, 3, 16, 16)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from functools import partial
 
@@ -18,7 +19,7 @@ from slimlab.losses.pencil import PencilObjective, pencil_lc, pencil_loss
 from slimlab.losses.sce import rce_loss, sce_loss
 from slimlab.ssl.rotnet import RotNetObjective
 
-__all__ = ["Objective", "LossObjective", "PencilObjective", "build_objective", "bootstrap_hard_loss",
+__all__ = ["Objective", "LossObjective", "PencilObjective", "TruncatedGCE", "build_objective", "bootstrap_hard_loss",
            "bootstrap_soft_loss", "estimate_transition", "forward_loss", "gce_loss", "gce_trunc_loss", "mae_loss",
            "nce_loss",
            "nce_rce_loss", "pencil_lc", "pencil_loss", "rce_loss", "sce_loss", "LOSSES", "for_cross_validation",
@@ -46,13 +47,17 @@ def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, 
     matrix (used by ``forward`` unless ``kwargs`` give ``matrix`` or ``estimate_from``, a checkpoint
     whose predictions ``estimate_transition_from`` turns into a matrix)."""
     kw = dict(kwargs or {})
+    if "reduction" in kw:
+        raise SlimlabError(f"--loss {name}: loss_kwargs.reduction is for your own loop (the trainer takes the mean)")
     try:
         if name == "ce":
             _no_options(kw)
             return Objective(label_smoothing)
         if name in LOSSES:
             fn = LOSSES[name]
-            fn(torch.zeros(1, num_classes), torch.zeros(1, dtype=torch.long), **kw)  # validate options now
+            with warnings.catch_warnings():  # validate the options now (a zero input's warnings mean nothing)
+                warnings.simplefilter("ignore")
+                fn(torch.zeros(1, num_classes), torch.zeros(1, dtype=torch.long), **kw)
             return LossObjective(partial(fn, **kw), name)
         if name == "gce_trunc":
             return TruncatedGCE(epochs, **kw)

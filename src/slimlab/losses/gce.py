@@ -15,9 +15,12 @@ sample contributes the constant L_q(k), hence no gradient. ``gce_trunc_loss`` is
 (the weight from the batch's own training-mode probability), kept as a plain loss function.
 """
 
+import warnings
+
 import torch
 
 from slimlab.engine.objective import Objective
+from slimlab.losses.reduction import reduce
 
 
 def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,19 +29,29 @@ def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple
     return (1 - p_y**q) / q, p_y
 
 
-def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.0) -> torch.Tensor:
+def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.0,
+             reduction: str = "mean") -> torch.Tensor:
     """L_q, truncated at ``k`` when ``k`` > 0 (Eq. 9)."""
     if not 0 < q <= 1 or not 0 <= k < 1:
         raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
     loss, p_y = lq_per_sample(logits, target, q)
     if k > 0:
-        loss = torch.where(p_y > k, loss, torch.full_like(loss, (1 - k**q) / q))
-    return loss.mean()
+        kept = p_y > k
+        if len(p_y) and not bool(kept.any()):
+            warnings.warn(f"truncated GCE: every p_y in this batch is <= k = {k}, so the loss is the constant L_q(k) "
+                          "and has no gradient (an untrained model's p_y is about 1/K): train with plain GCE first, "
+                          "as the paper does for 40 of 120 epochs, or use TruncatedGCE", stacklevel=3)
+        loss = torch.where(kept, loss, torch.full_like(loss, (1 - k**q) / q))
+    return reduce(loss, reduction)
 
 
-def gce_trunc_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.5) -> torch.Tensor:
-    """Truncated GCE (Eq. 9) with the paper's k = 0.5."""
-    return gce_loss(logits, target, q, k)
+def gce_trunc_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.5,
+                   reduction: str = "mean") -> torch.Tensor:
+    """Truncated GCE (Eq. 9) with the paper's k = 0.5, each sample judged by this batch's own p_y. Not a loss to
+    start from: at initialisation every p_y is about 1/K < k, every sample gets the constant L_q(k) and nothing
+    learns (a warning says so). Warm up with :func:`gce_loss` first, or use :class:`TruncatedGCE`, the paper's
+    alternating scheme (plain L_q for the first third of training, then 0/1 weights from the eval model)."""
+    return gce_loss(logits, target, q, k, reduction)
 
 
 class TruncatedGCE(Objective):
@@ -50,7 +63,8 @@ class TruncatedGCE(Objective):
     def __init__(self, epochs: int, q: float = 0.7, k: float = 0.5, start: int | None = None,
                  every: int | None = None):
         super().__init__()
-        gce_loss(torch.zeros(1, 2), torch.zeros(1, dtype=torch.long), q, k)  # validate q and k now
+        if not 0 < q <= 1 or not 0 <= k < 1:
+            raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
         self.q, self.k = q, k
         # at least one epoch of plain L_q: weights from an untrained model (every p_y ~ 1/K < k) would all be 0
         self.start = max(1, round(epochs * 40 / 120)) if start is None else start
@@ -58,6 +72,7 @@ class TruncatedGCE(Objective):
         if self.start < 0 or self.every < 1:
             raise ValueError(f"truncated GCE needs start >= 0 and every >= 1, got {self.start} and {self.every}")
         self.weights = torch.ones(0)  # [N] 0/1 by training-sample index; empty: not truncating yet
+        self._checked = True  # whether the weights since their last recomputation were checked for all-zero
 
     def wants_train_predictions(self, epoch: int) -> bool:
         return epoch >= self.start and (epoch - self.start) % self.every == 0
@@ -68,11 +83,21 @@ class TruncatedGCE(Objective):
             self.weights = torch.ones(int(index.max()) + 1, device=self.weights.device)
         p_y = probs.gather(1, targets.long().to(probs.device)[:, None]).squeeze(1)
         self.weights[index.to(self.weights.device)] = (p_y > self.k).float().to(self.weights.device)
+        self._checked = False
+
+    def _warn_if_all_pruned(self, epoch: int) -> None:
+        if not self._checked:
+            self._checked = True
+            if len(self.weights) and not bool(self.weights.any()):
+                warnings.warn(f"truncated GCE at epoch {epoch}: every training sample's p_y is <= k = {self.k}, so "
+                              "all are pruned and the model stops learning; start truncating later (start=...)",
+                              stacklevel=3)
 
     def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
         lq, _ = lq_per_sample(logits, batch["target"], self.q)
         if len(self.weights) == 0:
             return lq.mean()
+        self._warn_if_all_pruned(epoch)
         w = self.weights[batch["index"].to(self.weights.device)].to(lq.device)
         return (w * lq + (1 - w) * (1 - self.k**self.q) / self.q).mean()
 

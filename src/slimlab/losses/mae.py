@@ -7,8 +7,10 @@ benchmarks compare with, defines MAE = scale * (1 - p_y) with scale 1. Ghosh et 
 
 import torch
 
+from slimlab.losses.reduction import reduce
 
-def mae_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+
+def mae_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 1.0, reduction: str = "mean") -> torch.Tensor:
     """scale * (1 - p_y): the Active-Passive code's MAE (scale 2 is Ghosh et al.'s L1 between p and the one-hot)."""
     p_y = logits.softmax(1).gather(1, target.long()[:, None]).squeeze(1)
-    return (scale * (1 - p_y)).mean()
+    return reduce(scale * (1 - p_y), reduction)

@@ -7,15 +7,18 @@ gradient norm at 5: ``--clip-grad-norm 5`` (a training option, as it is a proper
 
 import torch
 
+from slimlab.losses.reduction import reduce
 from slimlab.losses.sce import rce_loss
 
 
-def nce_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def nce_loss(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Normalised CE: log p_y / sum_k log p_k (Eq. 3); ``target``: class indices [N] of any integer dtype."""
     logp = logits.log_softmax(1)
-    return (logp.gather(1, target.long()[:, None]).squeeze(1) / logp.sum(1)).mean()
+    return reduce(logp.gather(1, target.long()[:, None]).squeeze(1) / logp.sum(1), reduction)
 
 
-def nce_rce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0) -> torch.Tensor:
+def nce_rce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0,
+                 reduction: str = "mean") -> torch.Tensor:
     """Active-passive NCE+RCE = alpha * NCE + beta * RCE (Sec. 4; the reference code clips gradients at norm 5)."""
-    return alpha * nce_loss(logits, target) + beta * rce_loss(logits, target)
+    per = alpha * nce_loss(logits, target, reduction="none") + beta * rce_loss(logits, target, reduction="none")
+    return reduce(per, reduction)

@@ -34,6 +34,7 @@ step and all ranks hold the same y~.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -71,7 +72,7 @@ class PencilObjective(Objective):
 
     name = "pencil"
 
-    def __init__(self, noisy_targets: torch.Tensor, num_classes: int, epochs: int, alpha: float = 0.4,
+    def __init__(self, noisy_targets: torch.Tensor | np.ndarray, num_classes: int, epochs: int, alpha: float = 0.4,
                  beta: float = 0.1, lam: float = 600.0, k_init: float = 10.0, stage1: int | None = None,
                  stage2: int | None = None, lr: float | None = None, lr2: float | None = None,
                  compat: str = "official", lam_rule: str = "fixed"):
@@ -91,7 +92,7 @@ class PencilObjective(Objective):
         self.lr, self.lr2 = lr, lr2
         stage2_len = max(1, self.stage2 - self.stage1)
         self.lam = lam * OFFICIAL_STAGE2_EPOCHS / stage2_len if lam_rule == "distance" else lam
-        self.y_tilde = k_init * F.one_hot(noisy_targets.long(), num_classes).float()
+        self.y_tilde = k_init * F.one_hot(torch.as_tensor(noisy_targets).long(), num_classes).float()
         self.stage = 1
         self._leaf: torch.Tensor | None = None
 
@@ -117,13 +118,18 @@ class PencilObjective(Objective):
         return self.y_tilde.softmax(1)
 
     def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
-        idx = batch["index"]
+        """The batch's loss at ``epoch``, whose stage decides it (``on_epoch_start`` need not be called). y~ follows
+        the logits to their device (a loop that never calls ``to`` would otherwise fail only at stage 2)."""
+        idx, target = batch["index"], batch["target"].long()
+        self.stage = self.stage_of(int(epoch))
+        if self.y_tilde.device != logits.device:
+            self.to(logits.device)
         if self.stage == 1:
             self._leaf = None
-            return F.cross_entropy(logits, batch["target"])
+            return F.cross_entropy(logits, target)
         if self.stage == 2:
             self._leaf = self.y_tilde[idx].clone().requires_grad_(True)
-            return pencil_loss(logits, self._leaf, batch["target"], self.alpha, self.beta, self.compat)
+            return pencil_loss(logits, self._leaf, target, self.alpha, self.beta, self.compat)
         self._leaf = None
         return pencil_lc(logits, self.y_d[idx])
 

@@ -24,6 +24,7 @@ classes, about r/K of the corrupted samples keep their label. Deterministic unde
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 
 import numpy as np
@@ -112,24 +113,35 @@ def intended_matrix(kind: str, rate: float, num_classes: int, exclude_true: bool
     return t
 
 
-def _need(mapping: dict[int, int] | None) -> dict[int, int]:
+def _need(mapping: dict[int, int] | None, k: int) -> dict[int, int]:
     if not mapping:
         raise SlimlabError("asymmetric noise needs a mapping {true label: noisy label} (see mapping_for)")
-    return mapping
+
+    def index(c) -> bool:
+        return isinstance(c, (int, np.integer)) and not isinstance(c, bool) and 0 <= c < k
+
+    bad = next(((i, j) for i, j in mapping.items() if not (index(i) and index(j))), None)
+    if bad is not None:
+        raise SlimlabError(f"asymmetric noise's mapping takes class indices in [0, {k}), got {bad[0]!r}: {bad[1]!r} "
+                           "(class names: mapping_for(class_names, {name: name}) turns them into indices)")
+    return {int(i): int(j) for i, j in mapping.items()}
 
 
-def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float, num_classes: int, seed: int = 0,
+def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float | None, num_classes: int, seed: int = 0,
             mode: str = "exact", exclude_true: bool = False, mapping: dict[int, int] | None = None,
             matrix: np.ndarray | None = None) -> tuple[torch.Tensor, np.ndarray]:
     """Return (noisy labels, realised transition matrix T[i, j] = fraction of class i labelled j).
 
     ``labels``: [N] integer labels in [0, num_classes), a numpy array or a tensor (any device); the noisy labels
-    come back as the same kind (numpy in, numpy out; tensors on the input's device)."""
+    come back as the same kind and integer type (numpy in, numpy out; tensors on the input's device). ``rate``:
+    the fraction to flip (of every class for ``symmetric`` and ``pairflip``, of each mapped class for
+    ``asymmetric``); ``matrix`` takes ``matrix`` (rows summing to 1) instead, and ``rate`` may be None."""
     noisy, t = _corrupt(label_tensor(labels, num_classes), kind, rate, num_classes, seed, mode, exclude_true, mapping,
                         matrix)
     if isinstance(labels, torch.Tensor):
-        return noisy.to(labels.device), t
-    return noisy.numpy(), t
+        return noisy.to(labels.device, labels.dtype), t
+    given = np.asarray(labels)
+    return noisy.numpy().astype(given.dtype if given.dtype.kind in "iu" else np.int64, copy=False), t
 
 
 def _label_array(labels, error: type[Exception]) -> np.ndarray:
@@ -160,8 +172,8 @@ def _corrupt(y: torch.Tensor, kind: str, rate: float, num_classes: int, seed: in
              mapping: dict[int, int] | None, matrix: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
     y = y.clone()
     n, k = len(y), num_classes
-    if not 0.0 <= rate <= 1.0:
-        raise SlimlabError(f"noise rate must be in [0, 1], got {rate}")
+    if kind != "matrix" and not (isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0 <= rate <= 1):
+        raise SlimlabError(f"noise rate must be a number in [0, 1], got {rate!r}")
     if mode not in ("exact", "bernoulli"):
         raise SlimlabError(f"unknown noise mode '{mode}' (exact, bernoulli)")
     g = torch.Generator().manual_seed(seed)
@@ -182,7 +194,7 @@ def _corrupt(y: torch.Tensor, kind: str, rate: float, num_classes: int, seed: in
         sel = chosen(torch.arange(n), rate)
         noisy[sel] = (y[sel] + 1) % k
     elif kind == "asymmetric":
-        for i, j in sorted(_need(mapping).items()):
+        for i, j in sorted(_need(mapping, k).items()):
             sel = chosen(torch.nonzero(y == i).flatten(), rate)
             noisy[sel] = j
     elif kind == "matrix":

@@ -134,7 +134,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
                    "as a channel shuffle, or a grouped convolution between them)")
         if why is not None:
             if names is not None:
-                raise SlimlabError(f"--layers: {name} cannot be pruned on its own: {why}")
+                raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
             continue
         c = consumers[0]
         f = first or c
@@ -178,12 +178,13 @@ def _check_names(model: nn.Module, dg: tp.DependencyGraph, wanted: set[str], ign
     modules = dict(model.named_modules())
     unknown = wanted - set(modules)
     if unknown:
-        raise SlimlabError(f"--layers: no such layer(s) {', '.join(sorted(unknown))}")
+        raise SlimlabError(f"layers (--layers): no such layer(s) {', '.join(sorted(unknown))}")
     not_conv = sorted(n for n in wanted if not isinstance(modules[n], nn.Conv2d) or modules[n].groups != 1)
     if not_conv:
         prunable = [p.name for p in find_prunable(model, dg, None, ignored)]
-        raise SlimlabError(f"--layers: {', '.join(not_conv)} is not a dense convolution; the layers slimlab prunes "
-                           f"by default are {', '.join(prunable[:12]) or 'none'}{' ...' if len(prunable) > 12 else ''}")
+        more = " ..." if len(prunable) > 12 else ""
+        raise SlimlabError(f"layers (--layers): {', '.join(not_conv)} is not a dense convolution; the layers "
+                           f"slimlab prunes by default are {', '.join(prunable[:12]) or 'none'}{more}")
 
 
 def prune_out_channels(dg: tp.DependencyGraph, conv: nn.Conv2d, keep: torch.Tensor) -> None:

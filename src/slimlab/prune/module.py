@@ -79,7 +79,10 @@ def images_from(batches: Iterable, max_images: int) -> torch.Tensor:
 
 
 def labelled_from(batches: Iterable, max_images: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Up to ``max_images`` input images [N, C, H, W] and their labels (None unless every batch has them)."""
+    """Up to ``max_images`` input images [N, C, H, W] and their labels (None unless every batch has them). One
+    image tensor [N, C, H, W] stands for one batch."""
+    if isinstance(batches, torch.Tensor) and batches.dim() == 4:
+        batches = [batches]
     got, labels, n = [], [], 0
     for b in batches:
         x, y = b, None
@@ -89,8 +92,9 @@ def labelled_from(batches: Iterable, max_images: int) -> tuple[torch.Tensor, tor
             x = next((b[k] for k in _IMAGE_KEYS if k in b), None)
             y = next((b[k] for k in _LABEL_KEYS if k in b), None)
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise SlimlabError("calibration batches must be image tensors [N, C, H, W], (images, labels) pairs, or "
-                               f"dicts with one of {', '.join(_IMAGE_KEYS)}; got {type(b).__name__}")
+            raise SlimlabError("calibration data must yield batches: image tensors [N, C, H, W], (images, labels) "
+                               f"pairs, or dicts with one of {', '.join(_IMAGE_KEYS)}; got a batch of "
+                               f"{type(b).__name__} (a DataLoader, or a list such as [images] for one tensor)")
         got.append(x.detach()[: max_images - n])
         labels.append(y[: len(got[-1])] if isinstance(y, torch.Tensor) and y.dim() == 1 else None)
         n += len(got[-1])
@@ -112,7 +116,8 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
                  **criterion_options) -> tuple[nn.Module, PruneReport]:
     """Prune ``model`` in place; return it and a :class:`PruneReport`.
 
-    ``method``: thinet (default), weight_sum (alias l1), apoz, random. The amount: ``keep_ratio`` (kept),
+    ``calibration``: a DataLoader or any iterable of batches (image tensors, (images, labels) pairs or dicts), or
+    one image tensor [N, C, H, W]; up to ``max_images`` images are read. ``method``: thinet (default), weight_sum (alias l1), apoz, random. The amount: ``keep_ratio`` (kept),
     ``prune_ratio`` (removed), or ``target_macs`` (at most this fraction of the MACs: the largest uniform
     keep ratio that reaches it). ``between_layers(model)`` runs after each pruned layer (layerwise mode):
     ThiNet fine-tunes there; pass your own training steps. ``criterion_options``: ``variant`` ("iccv",

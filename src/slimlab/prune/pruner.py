@@ -143,7 +143,7 @@ def apply_selection(dg, layer: PrunableLayer, kept: torch.Tensor, w: torch.Tenso
 def check_options(ratio: float, mode: str, variant: str, target: str, refine: bool = False) -> None:
     """One-line errors for option values out of their sets, before any work is done."""
     if not 0 < ratio <= 1:
-        raise SlimlabError(f"--keep-ratio must be in (0, 1], got {ratio}")
+        raise SlimlabError(f"keep_ratio (--keep-ratio) must be in (0, 1], got {ratio}")
     if mode not in ("layerwise", "oneshot"):
         raise SlimlabError(f"unknown pruning mode '{mode}' (layerwise, oneshot)")
     if variant not in ("iccv", "tpami"):
@@ -384,8 +384,8 @@ def ratio_for_macs(model: nn.Module, target: float, input_size: int | tuple[int,
     lo, hi = 0.0, 1.0
     floor = macs_at(1e-6)
     if floor > target:
-        raise SlimlabError(f"--target-macs {target}: pruning the default layers can only reach {floor:.3f} "
-                           "of the MACs (add layers: --layers, or layers=[...] in Python)")
+        raise SlimlabError(f"target_macs (--target-macs) {target}: pruning the default layers can only reach "
+                           f"{floor:.3f} of the MACs (add layers: --layers, or layers=[...] in Python)")
     while hi - lo > tol:
         mid = (lo + hi) / 2
         if macs_at(mid) <= target:
