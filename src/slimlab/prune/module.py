@@ -117,7 +117,9 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     """Prune ``model`` in place; return it and a :class:`PruneReport`.
 
     ``calibration``: a DataLoader or any iterable of batches (image tensors, (images, labels) pairs or dicts), or
-    one image tensor [N, C, H, W]; up to ``max_images`` images are read. ``method``: thinet (default), weight_sum (alias l1), apoz, random. The amount: ``keep_ratio`` (kept),
+    one image tensor [N, C, H, W]; up to ``max_images`` images are read.
+
+    ``method``: thinet (default), weight_sum (alias l1), apoz, random. The amount: ``keep_ratio`` (kept),
     ``prune_ratio`` (removed), or ``target_macs`` (at most this fraction of the MACs: the largest uniform
     keep ratio that reaches it). ``between_layers(model)`` runs after each pruned layer (layerwise mode):
     ThiNet fine-tunes there; pass your own training steps. ``criterion_options``: ``variant`` ("iccv",
