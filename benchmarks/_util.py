@@ -47,6 +47,21 @@ def machine_line(m: dict | None = None) -> str:
             f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32.")
 
 
+def machines_note(machines: dict[str, dict]) -> str:
+    """' Cells by CPU and training threads: A, 2: x; B, 1: y, z.' when the cells (name -> recorded machine: the
+    benchmark's own ``machine()`` or a run summary's ``machine``) ran on more than one CPU or thread count; else ''.
+    A cell that recorded none is listed as 'not recorded'."""
+    by: dict = {}
+    for name, m in machines.items():
+        cpu, threads = (m.get("cpu_model") or m.get("model")), m.get("threads")
+        key = f"{cpu}, {threads}" if cpu else "not recorded"
+        by.setdefault(key, []).append(name)
+    if len(by) < 2:
+        return ""
+    return " Cells by CPU and training threads: " + "; ".join(f"{k}: {', '.join(sorted(n))}"
+                                                              for k, n in sorted(by.items())) + "."
+
+
 def cpu_model() -> dict:
     """The CPU's model name, and whether training runs under bf16 autocast here (the engine's own test:
     AVX512-BF16 or AMX; about 2x faster than fp32)."""

@@ -36,7 +36,17 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, bench_dir, cifar_spec, claimed, locked, machine_line, md_table, write  # noqa: E402
+from _util import (  # noqa: E402
+    RESULTS,
+    bench_dir,
+    cifar_spec,
+    claimed,
+    locked,
+    machine_line,
+    machines_note,
+    md_table,
+    write,
+)
 from _util import cached_train as run  # noqa: E402
 from slimlab.tasks.labels import LabelsConfig  # noqa: E402
 from slimlab.tasks.labels import run as find_labels  # noqa: E402
@@ -209,7 +219,7 @@ def row_entry(run_dir: Path, method: str) -> dict:
     lines = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x.strip()]
     entry = {"last_test_acc": s["test_acc"], "test_acc_at_best_clean_val": s["test_acc_at_best_val"],
              "final_train_acc_noisy_labels": lines[-1]["train_acc"], "wall_s": s["wall_s"],
-             "curve": [m.get("test_acc") for m in lines]}
+             "curve": [m.get("test_acc") for m in lines], "machine": s.get("machine") or {}}
     if method.startswith("pencil"):
         entry.update(pencil_flags(run_dir))
     return entry
@@ -233,6 +243,12 @@ def _flags(runs: list[dict], key: str) -> str:
     return (f"precision {_mean_spread([r[f'{key}_precision'] for r in runs])}%, recall "
             f"{_mean_spread([r[f'{key}_recall'] for r in runs])}%, labels right after correction "
             f"{_mean_spread([r[f'{key}_corrected_acc'] for r in runs])}%")
+
+
+def _machines(groups: dict) -> str:
+    """Which rows ran on which CPU (from each run's summary; runs before 2026-12-03's third session recorded none)."""
+    return machines_note({f"{noise} {method} #{i}": r.get("machine") or {}
+                          for (noise, method), runs in groups.items() for i, r in enumerate(runs)})
 
 
 def make_table(a, groups: dict) -> str:
@@ -259,7 +275,7 @@ def make_table(a, groups: dict) -> str:
             "chooses: the last epoch, and the epoch of the best clean-validation accuracy (5% of the 50,000 "
             "training images, about 2,500 with their true labels, "
             "set aside before the subset is drawn). Forward: T estimated from the CE row's "
-            f"model (Patrini et al.). {machine_line()}\n\n"
+            f"model (Patrini et al.). {machine_line()}{_machines(groups)}\n\n"
             + md_table(["noise", "symmetric draws", "loss", "optimiser", "last-epoch test acc (%)",
                         "test acc at best clean val (%)", "final train acc on noisy labels (%)",
                         "published (%)", "PENCIL's corrected labels (y~) vs the injected flips",

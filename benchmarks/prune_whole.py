@@ -38,6 +38,7 @@ from _util import (  # noqa: E402
     locked,
     machine,
     machine_line,
+    machines_note,
     md_table,
 )
 
@@ -360,14 +361,9 @@ TITLES = {"resnet20": "ResNet-20", "resnet56": "ResNet-56"}
 
 
 def _threads_note(data: dict) -> str:
-    """Which cells trained on how many threads, when they differ (it changes their speed, not the protocol)."""
-    by: dict = {}
-    for name, c in data["cells"].items():
-        by.setdefault((c.get("machine") or {}).get("threads"), []).append(name)
-    if len(by) < 2:
-        return ""
-    return " Cells by training threads: " + "; ".join(f"{t}: {', '.join(sorted(n))}" for t, n in sorted(
-        by.items(), key=lambda kv: str(kv[0]))) + "."
+    """Which cells trained on which CPU and how many threads, when they differ (speed and rounding differ; the
+    protocol does not)."""
+    return machines_note({name: c.get("machine") or {} for name, c in data["cells"].items()})
 
 
 def _budget(data: dict) -> str:

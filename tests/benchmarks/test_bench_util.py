@@ -97,12 +97,21 @@ def test_whole_network_cells_put_uniform_first_and_verdicts_follow_the_seeds(loa
     assert pw._budget(budget).startswith("NOT EQUAL between rows: 8, 9.8")
 
 
-def test_whole_network_table_names_the_threads_of_cells_that_differ(load_bench):
+def test_whole_network_table_names_the_cpu_and_threads_of_cells_that_differ(load_bench):
     pw = load_bench("prune_whole")
-    same = {"cells": {"a": {"machine": {"threads": 2}}, "b": {"machine": {"threads": 2}}}}
+    same = {"cells": {"a": {"machine": {"cpu_model": "X", "threads": 2}}, "b": {"machine": {"cpu_model": "X",
+                                                                                          "threads": 2}}}}
     assert pw._threads_note(same) == ""
-    mixed = {"cells": {"a": {"machine": {"threads": 2}}, "b": {"machine": {"threads": 1}}, "c": {}}}
-    assert pw._threads_note(mixed) == " Cells by training threads: 1: b; 2: a; None: c."
+    mixed = {"cells": {"a": {"machine": {"cpu_model": "AMD EPYC", "threads": 2}},
+                       "b": {"machine": {"cpu_model": "AMD EPYC", "threads": 1}},
+                       "c": {"machine": {"cpu_model": "Intel Xeon", "threads": 1}}, "d": {}}}
+    assert pw._threads_note(mixed) == (" Cells by CPU and training threads: AMD EPYC, 1: b; AMD EPYC, 2: a; "
+                                       "Intel Xeon, 1: c; not recorded: d.")
+    # a run summary's own record (slimlab train writes summary["machine"]) reads the same way
+    from _util import machines_note
+
+    assert machines_note({"r": {"model": "Intel Xeon", "threads": 1}, "s": {"model": "AMD EPYC", "threads": 1}}) \
+        == " Cells by CPU and training threads: AMD EPYC, 1: s; Intel Xeon, 1: r."
 
 
 def test_a_claimed_cell_is_held_by_one_holder_at_a_time_and_freed_after(tmp_path, load_bench):

@@ -210,3 +210,18 @@ def test_in_process_cli_calls_keep_installed_packages_importable(tmp_path):
     assert r.returncode == 0, r.stderr
     import ml_dtypes  # noqa: F401
     import onnx  # noqa: F401  (still importable in this process)
+
+
+def test_the_summary_says_where_and_in_what_precision_the_run_trained(tmp_path):
+    """A table of runs from several machines names each run's CPU, threads and precision from its summary."""
+    from slimlab import api
+    from slimlab.config import TrainConfig
+    from slimlab.engine.fit import cpu_has_fast_bf16
+
+    common = dict(data="fake", model="convnet", model_kwargs={"width": 4}, epochs=1, batch_size=64, progress="none")
+    on = api.train(TrainConfig(**common, out=str(tmp_path / "a")))["machine"]
+    off = api.train(TrainConfig(**common, amp=False, out=str(tmp_path / "b")))["machine"]
+    assert on["model"] and on["threads"] == torch.get_num_threads() and on["torch"] == torch.__version__
+    assert on["train_precision"] == ("bf16 autocast" if cpu_has_fast_bf16() else "fp32")
+    assert off["train_precision"] == "fp32"
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["machine"] == on

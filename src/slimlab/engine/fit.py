@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import platform
 import sys
 import time
 from dataclasses import dataclass, field
@@ -213,8 +214,26 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         revert_sync_batchnorm(model)  # hand the caller back a model with plain BatchNorm2d layers
     summary.update(wall_s=time.time() - t_run, train_s=st.train_time,
                    images_per_s=st.train_images / max(st.train_time, 1e-9), world_size=ctx.world,
-                   device=str(ctx.device))
+                   device=str(ctx.device), machine=machine(ctx.device, cfg.amp))
     return summary
+
+
+def machine(device: torch.device, amp: bool) -> dict[str, Any]:
+    """Where the run finished: the CPU (or GPU) model, threads, and whether it trained under bf16 autocast (a
+    table of runs from several machines can then say which ran where)."""
+    name = ""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        try:
+            text = Path("/proc/cpuinfo").read_text()
+            name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
+        except OSError:
+            pass
+        name = name or platform.processor() or platform.machine()
+    bf16 = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
+    return {"model": name, "threads": torch.get_num_threads(), "train_precision": "bf16 autocast" if bf16 else "fp32",
+            "torch": torch.__version__}
 
 
 def _prepare_model(model: nn.Module, cfg, ctx: Dist) -> nn.Module:
