@@ -129,7 +129,7 @@ def test_corrupt_returns_the_kind_it_was_given_and_refuses_bad_labels():
         corrupt(np.zeros(3, dtype=int), "symmetric", 0.5, 1)
 
 
-def test_library_mistakes_are_one_line_and_the_integer_type_is_kept():
+def test_library_mistakes_are_one_line_and_labels_come_back_int64():
     y = np.arange(20, dtype=np.int32) % 10
     for mapping in ({"cat": "dog"}, {3: 12}, {True: 1}):
         with pytest.raises(SlimlabError, match="mapping takes class indices in \\[0, 10\\)"):
@@ -137,6 +137,10 @@ def test_library_mistakes_are_one_line_and_the_integer_type_is_kept():
     with pytest.raises(SlimlabError, match="noise rate must be a number in \\[0, 1\\], got None"):
         corrupt(y, "symmetric", None, num_classes=10)
     noisy, t = corrupt(y, "matrix", None, num_classes=10, matrix=np.eye(10))  # a matrix needs no rate
-    assert noisy.dtype == np.int32 and (noisy == y).all() and np.allclose(t, np.eye(10))
-    noisy, _ = corrupt(torch.as_tensor(y), "symmetric", np.float32(0.5), num_classes=10)
-    assert noisy.dtype == torch.int32 and (noisy != torch.as_tensor(y)).sum() > 0
+    assert noisy.dtype == np.int64 and (noisy == y).all() and np.allclose(t, np.eye(10))
+    noisy, _ = corrupt(torch.as_tensor(y, dtype=torch.uint8), "symmetric", np.float32(0.5), num_classes=300)
+    assert noisy.dtype == torch.int64 and int(noisy.max()) > 255  # int64 always: a uint8 input would wrap
+    from slimlab.noise import intended_matrix
+
+    m = intended_matrix("asymmetric", 0.4, 10, mapping={3: 5})  # once broken by _need's new argument
+    assert m[3, 5] == pytest.approx(0.4) and m[0, 0] == 1

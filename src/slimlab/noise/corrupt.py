@@ -106,7 +106,7 @@ def intended_matrix(kind: str, rate: float, num_classes: int, exclude_true: bool
             t[i, (i + 1) % k] += rate
     elif kind == "asymmetric":
         t = np.eye(k)
-        for i, j in _need(mapping).items():
+        for i, j in _need(mapping, k).items():
             t[i, i], t[i, j] = 1 - rate, rate
     else:
         raise SlimlabError(f"unknown noise kind '{kind}'")
@@ -133,15 +133,14 @@ def corrupt(labels: torch.Tensor | np.ndarray, kind: str, rate: float | None, nu
     """Return (noisy labels, realised transition matrix T[i, j] = fraction of class i labelled j).
 
     ``labels``: [N] integer labels in [0, num_classes), a numpy array or a tensor (any device); the noisy labels
-    come back as the same kind and integer type (numpy in, numpy out; tensors on the input's device). ``rate``:
+    come back as the same kind, int64 (numpy in, numpy out; tensors on the input's device). ``rate``:
     the fraction to flip (of every class for ``symmetric`` and ``pairflip``, of each mapped class for
     ``asymmetric``); ``matrix`` takes ``matrix`` (rows summing to 1) instead, and ``rate`` may be None."""
     noisy, t = _corrupt(label_tensor(labels, num_classes), kind, rate, num_classes, seed, mode, exclude_true, mapping,
                         matrix)
     if isinstance(labels, torch.Tensor):
-        return noisy.to(labels.device, labels.dtype), t
-    given = np.asarray(labels)
-    return noisy.numpy().astype(given.dtype if given.dtype.kind in "iu" else np.int64, copy=False), t
+        return noisy.to(labels.device), t
+    return noisy.numpy(), t
 
 
 def _label_array(labels, error: type[Exception]) -> np.ndarray:
