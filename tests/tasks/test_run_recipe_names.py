@@ -16,6 +16,12 @@ def test_a_local_file_comes_first_and_an_unknown_name_lists_the_shipped_ones(tmp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "fast_cifar10.yaml").write_text("name: mine\nsteps: [{name: a, kind: models}]\n")
     assert load_recipe("fast_cifar10.yaml")["name"] == "mine"  # the user's own file, not the shipped one
+    assert load_recipe("fast_cifar10")["name"] == "mine"  # by name too
+    (tmp_path / "fast_cifar10.yaml").unlink()
+    (tmp_path / "fast_cifar10.yml").write_text("name: mine-yml\nsteps: [{name: a, kind: models}]\n")
+    assert load_recipe("fast_cifar10")["name"] == "mine-yml"
+    (tmp_path / "fast_cifar10.yml").unlink()
+    assert load_recipe("fast_cifar10")["name"] == "fast-cifar10"  # then the shipped one
     with pytest.raises(SlimlabError, match=r"recipe 'nope' not found: .*fast_cifar10.*thinet_vgg16_cifar10"):
         load_recipe("nope")
     with pytest.raises(SlimlabError, match="config file not found: sub/nope.yaml"):

@@ -58,7 +58,11 @@ def recipe_path(spec: str | Path) -> Path:
     p = Path(spec)
     if p.is_file() or len(p.parts) != 1:
         return p
-    shipped = RECIPES / (p.name if p.suffix == ".yaml" else f"{p.name}.yaml")
+    stem = p.stem if p.suffix in (".yaml", ".yml") else p.name
+    for local in (Path(f"{stem}.yaml"), Path(f"{stem}.yml")):  # the user's own copy comes first
+        if local.is_file():
+            return local
+    shipped = RECIPES / f"{stem}.yaml"
     if shipped.is_file():
         return shipped
     known = ", ".join(shipped_recipes())
