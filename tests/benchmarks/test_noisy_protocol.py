@@ -158,3 +158,13 @@ def test_where_ce_memorises_its_detectors_judge_with_the_clean_validation_epoch(
     assert ld.judged_by(ld.MEMORISE, "ce", "kfold", dirs) == {"cv_epochs": 7}
     assert ld.judged_by(ld.MEMORISE, "pencil", "model", dirs) == {}
     assert ld.judged_by("cifar10k", "ce", "model", dirs) == {}
+
+
+def test_the_noisy_then_clean_verdict_needs_a_margin_beyond_the_seed_ranges(bench):
+    def arms(ft):
+        return {"noisy_only": [{"last": 0.33}, {"last": 0.35}], "clean_only": [{"last": 0.38}, {"last": 0.40}],
+                "noisy_then_clean": [{"last": x} for x in ft]}
+
+    held = bench.recipe_verdict(arms([0.45, 0.47]))
+    assert ": holds (+7.00 over clean-only, +12.00 over noisy-only)" in held and "one seed" not in held
+    assert ": does not hold" in bench.recipe_verdict(arms([0.40, 0.44]))  # its range reaches clean-only's
