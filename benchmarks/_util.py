@@ -65,14 +65,9 @@ def machines_note(machines: dict[str, dict]) -> str:
 def cpu_model() -> dict:
     """The CPU's model name, and whether training runs under bf16 autocast here (the engine's own test:
     AVX512-BF16 or AMX; about 2x faster than fp32)."""
-    from slimlab.engine.fit import cpu_has_fast_bf16
+    from slimlab.engine.fit import cpu_has_fast_bf16, cpu_name
 
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        text = ""
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")), "")
-    return {"cpu_model": name or platform.processor(), "bf16": cpu_has_fast_bf16()}
+    return {"cpu_model": cpu_name(), "bf16": cpu_has_fast_bf16()}
 
 
 def write(name: str, data: dict, table: str) -> None:

@@ -255,18 +255,23 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
 
-    def construct_mapping(self, node, deep=False):
+    def flatten_mapping(self, node):
         """A key written twice in one mapping is an error (PyYAML keeps the last silently, so ``lr: 0.1`` above a
-        forgotten ``lr: 0.5`` would train at 0.5). Keys a merge (``<<: *base``) brings in may still be overridden."""
-        seen: dict = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise SlimlabError(f"'{key}' is given twice (lines {seen[key]} and {key_node.start_mark.line + 1})")
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+        forgotten ``lr: 0.5`` would train at 0.5). Checked where PyYAML expands merges, before it first rewrites the
+        node (a merged node is flattened into its own and each user's value): keys a merge (``<<: *base``) brings
+        in may still be overridden."""
+        checked = self.__dict__.setdefault("_written_once", set())
+        if id(node) not in checked:
+            checked.add(id(node))
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(key_node, yaml.ScalarNode):
+                    continue
+                key, line = self.construct_object(key_node), key_node.start_mark.line + 1
+                if key in seen:
+                    raise SlimlabError(f"'{key}' is given twice (lines {seen[key]} and {line})")
+                seen[key] = line
+        super().flatten_mapping(node)
 
 
 def _count_nodes(obj: Any, budget: list[int]) -> None:

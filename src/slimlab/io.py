@@ -6,39 +6,39 @@ a run killed at any moment leaves either the old or the new file, never half of 
 
 from __future__ import annotations
 
-import functools
 import json
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any
 
 TMP_SUFFIX = ".slimlab-tmp"  # an atomic write's temporary file: .NAME.XXXXXXXX.slimlab-tmp beside NAME
 
 
-@functools.cache
-def _umask() -> int:
-    mask = os.umask(0o022)  # reading the umask means setting it: done once, and put back at once
-    os.umask(mask)
-    return mask
-
-
-def _mode(path: Path) -> int:
-    """The permissions a written file gets: the replaced file's own, else what ``open()`` would give (0644 under the
-    usual umask). mkstemp's private 0600 would otherwise make every result unreadable to a user's team."""
-    try:
-        return stat.S_IMODE(path.stat().st_mode)
-    except OSError:
-        return 0o666 & ~_umask()
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new temporary file beside ``path``, opened for writing. Created with mode 0666 so the kernel applies the
+    umask and the folder's default ACL, as ``open()`` would (mkstemp's private 0600 would make every result
+    unreadable to a user's team); a file being replaced passes its own permissions on."""
+    while True:
+        tmp = str(path.parent / f".{path.name}.{secrets.token_hex(4)}{TMP_SUFFIX}")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+        except FileExistsError:
+            continue
+        try:
+            if path.exists() and hasattr(os, "fchmod"):
+                os.fchmod(fd, stat.S_IMODE(path.stat().st_mode))
+        except OSError:
+            pass  # the permissions are a courtesy; the write goes on
+        return fd, tmp
 
 
 def _atomic(path: str | Path, write) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    fd, tmp = _temp_beside(path)
     try:
-        os.fchmod(fd, _mode(path))
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()

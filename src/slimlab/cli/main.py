@@ -49,25 +49,23 @@ def _field_help(cls: type = TrainConfig) -> dict[str, str]:
     return out
 
 
-def _parse_mapping(text: str) -> dict:
+def _parse_as(text: str, yaml_text: str, kind: type, what: str, expected: str):
+    """``yaml_text`` through the bounded YAML loader, as ``kind``; argparse's one-line errors otherwise."""
     try:
-        v = parse_yaml(text, "value")
+        v = parse_yaml(yaml_text, "value")
     except SlimlabError as e:
-        raise argparse.ArgumentTypeError(f"not a YAML/JSON mapping: {text!r} ({str(e).removeprefix('value: ')})") \
-            from None
-    if not isinstance(v, dict):
-        raise argparse.ArgumentTypeError(f"expected a mapping like '{{q: 0.7}}', got {text!r}")
+        raise argparse.ArgumentTypeError(f"not a {what}: {text!r} ({str(e).removeprefix('value: ')})") from None
+    if not isinstance(v, kind):
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return v
+
+
+def _parse_mapping(text: str) -> dict:
+    return _parse_as(text, text, dict, "YAML/JSON mapping", "a mapping like '{q: 0.7}'")
 
 
 def _parse_list(text: str) -> list:
-    try:
-        v = parse_yaml(text if text.strip().startswith("[") else f"[{text}]", "value")
-    except SlimlabError as e:
-        raise argparse.ArgumentTypeError(f"not a YAML list: {text!r} ({str(e).removeprefix('value: ')})") from None
-    if not isinstance(v, list):
-        raise argparse.ArgumentTypeError(f"expected a list, got {text!r}")
-    return v
+    return _parse_as(text, text if text.strip().startswith("[") else f"[{text}]", list, "YAML list", "a list")
 
 
 def _default(cls: type, name: str) -> typing.Any:
@@ -123,9 +121,7 @@ def add_config_args(p: argparse.ArgumentParser, fields: list[dict], resumable: b
         if "choices" in f:
             kw["choices"] = f["choices"]
         if f.get("positional"):
-            if resumable:
-                kw["default"] = argparse.SUPPRESS
-            if f.get("optional"):
+            if resumable or f.get("optional"):
                 kw["default"] = argparse.SUPPRESS
             p.add_argument(f["name"], nargs=("*" if resumable else "+") if f["type"] == "list" else
                            ("?" if resumable or f.get("optional") else None), **kw)

@@ -29,11 +29,15 @@ def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple
     return (1 - p_y**q) / q, p_y
 
 
+def _check(q: float, k: float) -> None:
+    if not 0 < q <= 1 or not 0 <= k < 1:
+        raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
+
+
 def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: float = 0.0,
              reduction: str = "mean") -> torch.Tensor:
     """L_q, truncated at ``k`` when ``k`` > 0 (Eq. 9)."""
-    if not 0 < q <= 1 or not 0 <= k < 1:
-        raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
+    _check(q, k)
     loss, p_y = lq_per_sample(logits, target, q)
     if k > 0:
         kept = p_y > k
@@ -63,8 +67,7 @@ class TruncatedGCE(Objective):
     def __init__(self, epochs: int, q: float = 0.7, k: float = 0.5, start: int | None = None,
                  every: int | None = None):
         super().__init__()
-        if not 0 < q <= 1 or not 0 <= k < 1:
-            raise ValueError(f"GCE needs 0 < q <= 1 and 0 <= k < 1, got q={q}, k={k}")
+        _check(q, k)
         self.q, self.k = q, k
         # at least one epoch of plain L_q: weights from an untrained model (every p_y ~ 1/K < k) would all be 0
         self.start = max(1, round(epochs * 40 / 120)) if start is None else start

@@ -270,9 +270,8 @@ def resume_sets(sets: list[str] | None, may_change: tuple[str, ...]) -> dict:
                            "elsewhere, copy the folder first)")
     fixed = sorted(k for k in parsed if k not in may_change)
     if fixed:
-        may = [k for k in may_change if k not in ("out", "overwrite")]
         raise SlimlabError(f"--resume cannot change {', '.join(fixed)}: it would no longer be the same run "
-                           f"(a resume may change {', '.join(may[:6])}{'...' if len(may) > 6 else ''})")
+                           f"(a resume may change {', '.join(may_change[:6])}{'...' if len(may_change) > 6 else ''})")
     return parsed
 
 

@@ -134,8 +134,9 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
 
 
 # what a resume may change: how long and where it runs, not what it computes
-RESUME_MAY_CHANGE = ("epochs", "stop_after", "progress", "threads", "device", "out", "overwrite", "root", "download",
-                     "diverge_factor", "compile", "eval_every", "track_test", "log")
+RESUME_MAY_CHANGE = ("epochs", "stop_after", "progress", "threads", "device", "root", "download", "diverge_factor",
+                     "compile", "eval_every", "track_test", "log")
+WHERE = ("out", "overwrite")  # where a run writes, never what it computes (a resume keeps its own folder)
 
 
 def config_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
@@ -143,7 +144,7 @@ def config_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
     missing from one side, written by an older slimlab, count as their defaults); None if they are one run's."""
     defaults = to_dict(TrainConfig())
     for key in sorted(set(a) | set(b)):
-        if key in RESUME_MAY_CHANGE:
+        if key in RESUME_MAY_CHANGE or key in WHERE:
             continue
         va, vb = a.get(key, defaults.get(key)), b.get(key, defaults.get(key))
         if va != vb:
