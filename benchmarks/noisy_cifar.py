@@ -48,6 +48,7 @@ from _util import (  # noqa: E402
     write,
 )
 from _util import cached_train as run  # noqa: E402
+from slimlab.io import atomic_write_json  # noqa: E402
 from slimlab.tasks.labels import LabelsConfig  # noqa: E402
 from slimlab.tasks.labels import run as find_labels  # noqa: E402
 
@@ -228,13 +229,32 @@ def row_entry(run_dir: Path, method: str) -> dict:
 def pencil_flags(run_dir: Path) -> dict:
     """PENCIL's corrected labels (y~, the issue's goal) and, beside them, its network's own predictions, each
     against the injected flips: precision and recall of the flagged labels, and how many labels are right after
-    the flagged ones are replaced."""
-    out = {}
-    for key, detector in (("net", "model"), ("flag", "pencil-labels")):  # y~'s corrections are the ones kept
-        li = find_labels(LabelsConfig(str(run_dir), detector=detector, grid=0))
-        out.update({f"{key}_precision": li.get("precision"), f"{key}_recall": li.get("recall"),
-                    f"{key}_corrected_acc": li.get("corrected_accuracy")})
+    the flagged ones are replaced. Scored once from the run's ``last.pt`` and kept in ``bench_flags.json`` beside
+    it (a later session has the run's JSON, not its checkpoint); a run scored before that file existed takes its
+    numbers from the committed results table, where they were scored from its checkpoint."""
+    cache = run_dir / "bench_flags.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    if (run_dir / "last.pt").is_file():
+        out = {}
+        for key, detector in (("net", "model"), ("flag", "pencil-labels")):  # y~'s corrections are the ones kept
+            li = find_labels(LabelsConfig(str(run_dir), detector=detector, grid=0))
+            out.update({f"{key}_precision": li.get("precision"), f"{key}_recall": li.get("recall"),
+                        f"{key}_corrected_acc": li.get("corrected_accuracy")})
+    else:
+        out = committed_flags(run_dir.name)
+    atomic_write_json(cache, out)
     return out
+
+
+def committed_flags(name: str) -> dict:
+    """A finished PENCIL row's flag scores from the committed results (its checkpoint was not committed)."""
+    keys = [f"{k}_{m}" for k in ("net", "flag") for m in ("precision", "recall", "corrected_acc")]
+    for path in (RESULTS / "noisy_cifar.json", RESULTS / "noisy_cifar_partial.json"):
+        entry = json.loads(path.read_text())["results"].get(name, {}) if path.is_file() else {}
+        if all(k in entry for k in keys):
+            return {k: entry[k] for k in keys}
+    raise SystemExit(f"{name}: no last.pt to score PENCIL's labels from, and no committed scores")
 
 
 def _flags(runs: list[dict], key: str) -> str:
