@@ -58,7 +58,7 @@ def test_tiny_pretext_run_learns_above_chance_and_probe_runs(tmp_path):
     assert s["num_classes"] == 10 and s["best_val_acc"] > 0.4  # rotation accuracy; chance is 0.25
     ck = torch.load(rot / "best.pt", weights_only=True)
     assert ck["num_classes"] == 4  # a 4-way rotation head
-    r = run_cli("probe", str(rot / "best.pt"), "--block", "2", "--head", "linear", "--epochs", "2", "--out",
+    r = run_cli("probe", str(rot / "best.pt"), "--head", "linear", "--epochs", "2", "--out",
                 str(tmp_path / "probe"))
     assert r.returncode == 0, r.stderr
     r = run_cli("evaluate", str(tmp_path / "probe" / "best.pt"))
@@ -77,3 +77,20 @@ def test_tiny_pretext_run_learns_above_chance_and_probe_runs(tmp_path):
     ck = torch.load(tmp_path / "pencil" / "last.pt", weights_only=True)
     assert ck["init"]["tensors_copied"] == ck["init"]["tensors_total"] - 2
     assert ck["objective"]["y_tilde"].shape[1] == 10
+
+
+def test_probe_refuses_a_trunk_that_does_not_fit_and_a_block_the_trunk_lacks():
+    import pytest
+
+    from slimlab.errors import SlimlabError
+
+    p = Probe(10, "nin3", {"width_mult": 0.25}, 4, block=2)
+    right = create_model("nin3", 4, width_mult=0.25).state_dict()
+    assert p.load_trunk(right) == len(right)
+    assert all(torch.equal(v, right[k]) for k, v in p.trunk.state_dict().items())
+    no_head = {k: v for k, v in right.items() if not k.startswith("fc.")}  # the pretext head is not needed
+    assert p.load_trunk(no_head) == len(no_head)
+    with pytest.raises(SlimlabError, match="does not fit the trunk"):
+        p.load_trunk(create_model("nin3", 4, width_mult=0.5).state_dict())
+    with pytest.raises(SlimlabError, match="blocks 1 to 3"):
+        Probe(10, "nin3", {"width_mult": 0.25}, 4, block=4)

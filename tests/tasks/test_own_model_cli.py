@@ -142,3 +142,21 @@ def test_a_module_named_by_a_file_is_never_imported_without_allow_module(tmp_pat
     r = run_cli("train", "--config", "cfg.yaml", "--allow-module", "marker_nets", "--out", "c2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "IMPORTED").exists()  # allowed by name on the command line: imported
+
+
+def test_init_of_another_width_is_refused_though_batch_counters_and_the_bias_match(tmp_path):
+    """A checkpoint of another width matches nothing but BatchNorm's num_batches_tracked and the classifier's bias:
+    refused in one line instead of training from scratch under an --init that "loaded"."""
+    from slimlab.config import TrainConfig
+    from slimlab.errors import SlimlabError
+    from slimlab.models import create_model
+    from slimlab.tasks.common import build_model
+
+    torch.save(create_model("convnet", 10, width=8).state_dict(), tmp_path / "narrow.pth")
+    torch.save(create_model("convnet", 10, width=16).state_dict(), tmp_path / "same.pth")
+    cfg = TrainConfig(model="convnet", model_kwargs={"width": 16}, init=str(tmp_path / "narrow.pth"))
+    with pytest.raises(SlimlabError, match="none of convnet's weights outside the classifier matches"):
+        build_model(cfg, 10)
+    cfg.init = str(tmp_path / "same.pth")
+    _, meta = build_model(cfg, 10)
+    assert meta["init"]["tensors_copied"] == meta["init"]["tensors_total"]

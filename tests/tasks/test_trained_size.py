@@ -10,6 +10,7 @@ import pytest
 from slimlab import api
 from slimlab import data as D
 from slimlab.config import TrainConfig, dump_yaml, from_dict, load_yaml
+from slimlab.errors import SlimlabError
 from slimlab.tasks.labels import LabelsConfig
 
 
@@ -48,6 +49,9 @@ def test_probe_takes_its_trunks_size(run16):
     t = as_train_config(ProbeConfig(checkpoint=str(run16)))
     assert t.image_size == 16 and t.model_kwargs["input_size"] == 16
     assert as_train_config(ProbeConfig(checkpoint=str(run16), image_size=24)).image_size == 24  # asked for: kept
+    assert t.model_kwargs["block"] == 2  # a convnet trunk: its last feature map (the block is not used)
+    with pytest.raises(SlimlabError, match="--block 3: convnet has no numbered blocks"):
+        as_train_config(ProbeConfig(checkpoint=str(run16), block=3))
 
 
 def test_labels_reads_the_checkpoints_size_when_the_config_does_not_say_it(run16, tmp_path):

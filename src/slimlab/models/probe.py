@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 
 from slimlab.errors import SlimlabError
+from slimlab.models.io import head_keys
 from slimlab.models.nin import nin_block
 from slimlab.models.registry import create_model, register_model
 
@@ -26,6 +27,9 @@ class Probe(nn.Module):
         self.trunk = create_model(trunk, trunk_classes, **(trunk_kwargs or {}))
         for p in self.trunk.parameters():
             p.requires_grad_(False)
+        n = len(self.trunk.blocks) if hasattr(self.trunk, "forward_block") else 0
+        if n and not 1 <= block <= n:
+            raise SlimlabError(f"block {block}: the trunk {trunk} has blocks 1 to {n}")
         self.block = block
         with torch.no_grad():
             self.trunk.eval()
@@ -62,8 +66,17 @@ class Probe(nn.Module):
         return self.head(f)
 
     def load_trunk(self, state_dict: dict) -> int:
-        own = self.trunk.state_dict()
+        """Copy the pretrained trunk; return the number of tensors copied. Every tensor of the trunk but its own
+        classifier (the pretext head, which the features do not use) must be in ``state_dict`` with its shape: a
+        probe on partly random features would measure nothing."""
+        own, skip = self.trunk.state_dict(), head_keys(self.trunk)
         ok = {k: v for k, v in state_dict.items() if k in own and own[k].shape == v.shape}
+        missing = [k for k in own if k not in ok and k not in skip]
+        if missing:
+            k = missing[0]
+            why = f"{tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}" if k in state_dict else "not in the file"
+            raise SlimlabError(f"the checkpoint does not fit the trunk: {len(missing)} of its {len(own)} tensors "
+                               f"missing or of another shape (first: {k} {why})")
         self.trunk.load_state_dict(ok, strict=False)
         return len(ok)
 

@@ -156,9 +156,21 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
             head = "copied" if any(k in rep["copied"] for k in head_keys(model)) else "fresh (another shape)"
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head,
                         "report": summarize_match(rep), "skipped": {k: v[:20] for k, v in rep.items() if k != "copied"}}
+        refuse_unmatched(model, rep["copied"], cfg)
     if meta["init"]["tensors_copied"] == 0:
         raise SlimlabError(f"--init {cfg.init}: no tensor matches {cfg.model}'s architecture")
     return model, meta
+
+
+def refuse_unmatched(model: torch.nn.Module, copied: list[str], cfg: TrainConfig) -> None:
+    """One line when no weight outside the classifier was copied: BatchNorm's batch counters and a classifier bias
+    of the same class count match any checkpoint, so a file of another width or architecture would otherwise
+    "load" and train from scratch unnoticed."""
+    head = head_keys(model)
+    trunk = [k for k, _ in model.named_parameters() if k not in head] or [k for k, _ in model.named_parameters()]
+    if not set(trunk) & set(copied):
+        raise SlimlabError(f"--init {cfg.init}: none of {cfg.model}'s weights outside the classifier matches the "
+                           f"file by name and shape (another width or architecture?)")
 
 
 def load_init(path: str) -> dict:
