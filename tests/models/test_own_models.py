@@ -146,3 +146,8 @@ def test_save_pruned_and_load_back_by_name_or_into_the_users_class(tmp_path):
         load_pruned(tmp_path / "not.safetensors")
     with pytest.raises(SlimlabError, match=".safetensors"):
         save_pruned(model, tmp_path / "r20.pt")
+    conv_head = nn.Sequential(nn.Conv2d(3, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    with pytest.raises(SlimlabError, match="pass num_classes="):  # was saved as num_classes 0, unloadable
+        save_pruned(conv_head, tmp_path / "c.safetensors", model_name="module:m:f")
+    save_pruned(conv_head, tmp_path / "c.safetensors", model_name="module:m:f", num_classes=10)
+    assert read_safetensors(tmp_path / "c.safetensors")[1]["num_classes"] == "10"

@@ -113,6 +113,23 @@ def test_apoz_counts_the_relu_output_before_pooling():
     assert (apoz_scores(st.first_input) < apoz_scores(relu_out) - 1e-3).any()
 
 
+def test_apoz_with_an_inplace_relu_before_batchnorm_counts_the_relus_zeros():
+    """conv -> ReLU(inplace) -> BN: the BN reads the conv's output tensor after the ReLU changed it in place; its
+    output is not the pre-activation (APoZ counted BN outputs <= 0, not the ReLU's zeros)."""
+    torch.manual_seed(0)
+    for inplace in (False, True):
+        m = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(inplace=inplace), nn.BatchNorm2d(4),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3)).eval()
+        with torch.no_grad():
+            m[2].running_mean.fill_(0.5)
+        x = torch.randn(16, 3, 8, 8)
+        plan = find_prunable(m, build_graph(m, 8))
+        st = Calibration(x).stats(m, plan[:1], frozenset({"activation"}))[0]
+        relu_out = torch.relu(m[0](x)).detach()
+        assert torch.allclose(apoz_scores(st.activation), apoz_scores(relu_out).to(torch.float64)), inplace
+
+
 def test_keep_ratio_and_ratio_are_the_same_option():
     from slimlab.config import from_dict
     from slimlab.prune import PruneConfig

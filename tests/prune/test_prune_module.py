@@ -117,6 +117,13 @@ def test_recalibrated_bn_statistics_are_the_batch_statistics():
     assert torch.allclose(net[1].running_mean, h.mean(dim=(0, 2, 3)), atol=1e-5)
     assert torch.allclose(net[1].running_var, v, atol=1e-4)
     assert not net.training and net[1].momentum == 0.1  # the mode and the momentum are restored
+    mean = net[1].running_mean.clone()
+    labels = torch.zeros(32, dtype=torch.long)
+    assert recalibrate_bn(net, [(x[:32], labels), {"image": x[32:], "label": labels}]) == 2  # prune_module's forms
+    assert torch.allclose(net[1].running_mean, mean, atol=1e-6)
+    with pytest.raises(ValueError, match="not images"):
+        recalibrate_bn(net, [x[:32], "not a batch"])
+    assert torch.equal(net[1].running_mean, mean) and int(net[1].num_batches_tracked) == 2  # kept on a failure
 
 
 def test_the_command_lines_option_names_work_and_unknown_ones_are_one_line():

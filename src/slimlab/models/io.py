@@ -84,21 +84,31 @@ def model_from_checkpoint(ckpt: dict, load_weights: bool = True) -> nn.Module:
     except KeyError as e:
         raise SlimlabError(f"{where} lacks '{e.args[0]}'") from None
     sd = ckpt["state_dict"]
-    with torch.device("meta"):
-        shell = create_model(name, nc, **kwargs)
-    n_model = sum(t.numel() for t in shell.state_dict().values())
-    n_sd = sum(t.numel() for t in sd.values())
-    slack = 20 if ckpt.get("pruned") else 2  # a pruned model is smaller than its registry architecture
-    if n_model > slack * n_sd + 10_000_000:
-        raise SlimlabError(f"{where}: its model arguments describe {n_model:,} weights but its state_dict holds "
-                           f"{n_sd:,}: refused")
-    del shell
+    _check_size(name, nc, kwargs, sd, 20 if ckpt.get("pruned") else 2, where)  # pruned: smaller than its registry's
     model = create_model(name, nc, **kwargs)
     if ckpt.get("pruned"):
         resize_to_state_dict(model, sd)
     if load_weights:
         load_state_checked(model, sd, ckpt.get("path", "checkpoint"))
     return model
+
+
+def _check_size(name: str, nc: int, kwargs: dict, sd: dict, slack: float, where: str) -> None:
+    """Refuse model arguments that describe far more weights than the state dict holds, counted on the ``meta``
+    device (no memory). A user's own constructor (``module:``, allowed by them) that cannot run there (one that
+    turns a tensor into Python numbers, as stochastic-depth rates often are) is built without the check."""
+    try:
+        with torch.device("meta"):
+            shell = create_model(name, nc, **kwargs)
+    except SlimlabError:
+        if name.startswith("module:"):
+            return
+        raise
+    n_model = sum(t.numel() for t in shell.state_dict().values())
+    n_sd = sum(t.numel() for t in sd.values())
+    if n_model > slack * n_sd + 10_000_000:
+        raise SlimlabError(f"{where}: its model arguments describe {n_model:,} weights but its state_dict holds "
+                           f"{n_sd:,}: refused")
 
 
 def load_state_checked(model: nn.Module, sd: dict, source: str = "checkpoint") -> None:
@@ -218,8 +228,12 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
     if path.suffix != ".safetensors":
         raise SlimlabError(f"{path}: a pruned model is saved as .safetensors")
     if num_classes is None:
+        num_classes = getattr(model, "num_classes", None)  # timm's models say it
         heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        num_classes = heads[-1].out_features if heads else 0
+        num_classes = num_classes if isinstance(num_classes, int) else heads[-1].out_features if heads else 0
+    if model_name and not (isinstance(num_classes, int) and num_classes >= 1):
+        raise SlimlabError(f"save_pruned: {model_name} has no linear head to read its class count from: pass "
+                           "num_classes=")
     meta = {"format": PRUNED_FORMAT, "model_name": model_name, "model_kwargs": json.dumps(model_kwargs or {}),
             "num_classes": str(num_classes), "extra": json.dumps(extra or {})}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

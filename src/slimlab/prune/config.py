@@ -58,7 +58,7 @@ class PruneConfig:
     threads: int = 0
     latency: bool = True  # measure CPU latency of the original and the pruned model
     progress: str = "auto"
-    out: str = ""  # run directory; default runs/<checkpoint's run>-<method>-<ratio>[-N]
+    out: str = ""  # run directory; default <checkpoint's run>-<method>[-N] beside it (zoo: runs/<name>-<method>)
     overwrite: bool = False  # start over in a non-empty --out (deletes the files of the run found there)
 
     @property

@@ -36,14 +36,39 @@ class PrunableLayer:
 
 
 def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_chans: int = 3) -> tp.DependencyGraph:
+    """Torch-Pruning's dependency graph of ``model``, traced in eval mode on one zero image. The trace needs
+    autograd, so it runs with gradients on (also inside ``torch.no_grad()`` and for frozen parameters); a model
+    it cannot trace is one line, and the model is left in the mode it was in."""
+    from slimlab.errors import SlimlabError
+
     p = next(model.parameters())
     h, w = (input_size, input_size) if isinstance(input_size, int) else input_size
     example = torch.zeros(1, in_chans, h, w, device=p.device)
-    was = model.training
+    was, flags = model.training, {n: q.requires_grad for n, q in model.named_parameters()}
     model.eval()
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example)
-    model.train(was)
+    try:
+        with torch.enable_grad():
+            for q in model.parameters():
+                q.requires_grad_(True)
+            dg = tp.DependencyGraph().build_dependency(model, example_inputs=(example,))  # a bare tensor is unpacked
+    except SlimlabError:
+        raise
+    except Exception as e:  # noqa: BLE001 - torch-pruning's own failure, on a model it cannot follow
+        raise SlimlabError(f"torch-pruning cannot trace {type(model).__name__} ({type(e).__name__}: "
+                           f"{str(e).splitlines()[0][:160] if str(e) else 'no message'})") from None
+    finally:
+        model.train(was)
+        restore_requires_grad(model, flags)
+    dg.slimlab_example = example
     return dg
+
+
+def restore_requires_grad(model: nn.Module, flags: dict[str, bool]) -> None:
+    """Give every parameter still in ``model`` its ``requires_grad`` of before (tracing and torch-pruning's
+    surgery turn it on; a frozen layer stays frozen)."""
+    for n, q in model.named_parameters():
+        if n in flags:
+            q.requires_grad_(flags[n])
 
 
 def _is_depthwise(m: nn.Module) -> bool:
@@ -111,6 +136,10 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
             continue
         if id(m) in skip or (only is not None and id(m) not in only):
             continue
+        if m not in dg.module2node:  # not on the traced forward path (an auxiliary head used in training only)
+            if names is not None:
+                raise SlimlabError(f"layers (--layers): {name} is not used by the model's forward pass in eval mode")
+            continue
         group = dg.get_pruning_group(m, tp.prune_conv_out_channels, idxs=[0])
         consumers, local, first = [], True, None
         for dep, _ in group:
@@ -139,19 +168,84 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         c = consumers[0]
         f = first or c
         out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
-    return out
+    return survivors(model, dg, out, named=names is not None)
+
+
+def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLayer],
+              named: bool = False) -> list[PrunableLayer]:
+    """The layers whose removal leaves a model that runs, tried on a copy (one channel off each): torch-pruning
+    does not know every layer (a conv subclass with a per-channel gain, a learned tensor added to an activation),
+    and a surgery it gets wrong would break the user's model half-way. All layers at once first; on a failure,
+    each alone: the default plan drops the failing ones, a layer the user named is one line."""
+    from slimlab.errors import SlimlabError
+
+    example = getattr(dg, "slimlab_example", None)
+    if not layers or example is None or _runs_after_surgery(model, example, layers):
+        return layers
+    bad = [p for p in layers if not _runs_after_surgery(model, example, [p])]
+    if named and bad:
+        raise SlimlabError(f"layers (--layers): removing channels of {bad[0].name} breaks the model (torch-pruning "
+                           f"does not follow everything that reads them): leave it out")
+    return [p for p in layers if p not in bad]
+
+
+def _runs_after_surgery(model: nn.Module, example: torch.Tensor, layers: list[PrunableLayer]) -> bool:
+    import copy
+
+    try:
+        twin = copy.deepcopy(model).eval()
+    except Exception:  # noqa: BLE001 - a model that cannot be copied is not checked
+        return True
+    try:
+        with torch.no_grad():
+            want = twin(example).shape
+        dg = build_graph(twin, tuple(example.shape[-2:]), example.shape[1])
+        mods = dict(twin.named_modules())
+        for p in layers:
+            conv = mods[p.name]
+            prune_out_channels(dg, conv, torch.arange(1, conv.out_channels))
+        with torch.no_grad():
+            return twin(example).shape == want
+    except Exception:  # noqa: BLE001 - any failure of the surgery or of the pruned forward
+        return False
 
 
 # graph nodes that keep channel i at position i: what may lie between layer i and the conv that reads it
 _PLAIN = {tp.ops.OPTYPE.BN, tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.DEPTHWISE_CONV, tp.ops.OPTYPE.PRELU}
+# functional operations (autograd names without "Backward<n>") that act on each channel at its own position;
+# torch-pruning files every operation it does not know (a flip, a roll, an index) as element-wise
+_CHANNELWISE = {
+    "Add", "Sub", "Mul", "Div", "Neg", "Abs", "Pow", "Sqrt", "Rsqrt", "Exp", "Log", "Reciprocal", "Clone", "Alias",
+    "ToCopy", "Relu", "Hardtanh", "Clamp", "ClampMin", "ClampMax", "Threshold", "Sigmoid", "Tanh", "Hardswish",
+    "Hardsigmoid", "Silu", "Gelu", "Elu", "LeakyRelu", "Mish", "Softplus", "NativeDropout", "MaxPool2DWithIndices",
+    "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "UpsampleNearest2D", "UpsampleBilinear2D",
+    "UpsampleBicubic2D", "Expand", "Mean", "Sum", "Amax", "Max", "NativeBatchNorm", "CudnnBatchNorm",
+    "MiopenBatchNorm"}
+
+
+def _channelwise(node) -> bool:
+    """Whether a graph node keeps every channel at its own position: a known layer type, or a functional operation
+    on the list above (a mean or sum not over the channels)."""
+    if node.type != tp.ops.OPTYPE.ELEMENTWISE or not isinstance(node.module, tp.ops._ElementWiseOp):
+        return node.type in _PLAIN
+    fn = node.grad_fn
+    name = type(fn).__name__.split("Backward")[0]
+    if name not in _CHANNELWISE:
+        return False
+    dims = getattr(fn, "_saved_dim", None)
+    if name in ("Mean", "Sum", "Amax", "Max") and dims is not None:
+        rank = len(getattr(fn, "_saved_self_sym_sizes", ()) or ()) or 4
+        dims = [dims] if isinstance(dims, int) else list(dims)
+        return all((d - 2**64 if d >= 2**63 else d) % rank != 1 for d in dims)
+    return name not in ("Sum", "Amax", "Max")  # a reduction over every dimension mixes the channels
 
 
 def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv2d) -> bool:
     """Whether ``consumer`` (a dense conv) reads ``conv``'s output channels one to one: as many input channels as
     ``conv`` has outputs, and only channel-wise operations between them (BatchNorm, activations, pooling, a
-    depthwise conv, an SE gate). A concatenation, split, reshape (a channel shuffle) or grouped conv between them
-    would make ThiNet's columns of the consumer's input other channels than the layer's (or torch-pruning's
-    surgery wrong), so such a layer is not pruned on its own."""
+    depthwise conv, an SE gate). A concatenation, split, reshape (a channel shuffle), flip, roll, index or grouped
+    conv between them would make ThiNet's columns of the consumer's input other channels than the layer's (or
+    torch-pruning's surgery wrong), so such a layer is not pruned on its own."""
     if consumer.groups != 1 or consumer.in_channels != conv.out_channels:
         return False
     stack, seen = list(dg.module2node[conv].outputs), set()
@@ -165,7 +259,7 @@ def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv
             if isinstance(mod, nn.Conv2d) and mod.groups != 1:
                 return False  # a grouped conv reads it
             continue  # a dense layer ends the path (the consumer; an SE block's convs read a pooled copy)
-        if node.type not in _PLAIN:
+        if not _channelwise(node):
             return False
         stack.extend(node.outputs)
     return True
@@ -196,4 +290,9 @@ def prune_out_channels(dg: tp.DependencyGraph, conv: nn.Conv2d, keep: torch.Tens
     group = dg.get_pruning_group(conv, tp.prune_conv_out_channels, idxs=drop)
     if not dg.check_pruning_group(group):
         raise RuntimeError(f"torch-pruning refused to prune {conv}")
+    mods = [dep.target.module for dep, _ in group]
+    flags = {(id(m), n): q.requires_grad for m in mods for n, q in m.named_parameters(recurse=False)}
     group.prune()
+    for m in mods:  # torch-pruning's new parameters require grad: a frozen layer stays frozen
+        for n, q in m.named_parameters(recurse=False):
+            q.requires_grad_(flags.get((id(m), n), q.requires_grad))

@@ -33,11 +33,11 @@ import torch.nn as nn
 
 from slimlab.errors import SlimlabError
 from slimlab.profile import count_macs, count_params
-from slimlab.prune.bn_recalibration import batches_of, recalibrate_bn
+from slimlab.prune.bn_recalibration import IMAGE_KEYS, batches_of, recalibrate_bn
 from slimlab.prune.config import resolve_keep_ratio
 from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 
-_IMAGE_KEYS = ("image", "images", "input", "inputs", "x", "pixel_values")
+_IMAGE_KEYS = IMAGE_KEYS
 # the command line's (and PruneConfig's) names of prune_module's options
 _ALIASES = {"ignore_layers": "ignored_layers", "thinet_variant": "variant", "thinet_refine": "refine",
             "thinet_target": "target", "samples_per_image": "per_image"}

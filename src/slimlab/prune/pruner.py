@@ -74,16 +74,16 @@ class Calibration:
         reads the conv's output directly, else the conv's own output (one [N, C, H, W] tensor each)."""
         store: list[list[torch.Tensor]] = [[] for _ in convs]
         current: dict[int, torch.Tensor] = {}
-        produced: dict[int, int] = {}  # id(conv output tensor) -> conv index, during one forward
+        produced: dict[int, tuple[int, int]] = {}  # id(conv output) -> (conv index, its version), in one forward
 
         def conv_hook(i):
             def h(mod, inp, out):
-                current[i], produced[id(out)] = out, i
+                current[i], produced[id(out)] = out, (i, out._version)
             return h
 
-        def bn_hook(mod, inp, out):
-            i = produced.get(id(inp[0]))
-            if i is not None and current.get(i) is inp[0]:
+        def bn_hook(mod, inp, out):  # the conv's output itself, not changed in place since (an inplace ReLU)
+            i, version = produced.get(id(inp[0]), (None, None))
+            if i is not None and current.get(i) is inp[0] and inp[0]._version == version:
                 current[i] = out
 
         hooks = [c.register_forward_hook(conv_hook(i)) for i, c in enumerate(convs)]
