@@ -50,7 +50,7 @@ class TrainConfig:
     # model
     model: str = "resnet20"
     model_kwargs: dict = field(default_factory=dict)
-    init: str = ""  # checkpoint whose matching weights initialise the model (head excluded)
+    init: str = ""  # checkpoint whose matching weights initialise the model (its classifier if same classes)
     # objective
     loss: str = "ce"  # ce | gce | gce_trunc | sce | mae | nce_rce | bootstrap_soft | bootstrap_hard | forward | pencil
     loss_kwargs: dict = field(default_factory=dict)
@@ -62,7 +62,7 @@ class TrainConfig:
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.1
     momentum: float = 0.9
-    nesterov: bool = True
+    nesterov: bool = True  # Nesterov momentum for SGD
     weight_decay: float = 5e-4
     decay_norm_and_bias: bool = False  # also decay BN weights and biases (the official PENCIL code does)
     clip_grad_norm: float = 0.0  # clip the gradient norm to this; 0 = off (the NCE+RCE reference code: 5)
@@ -326,10 +326,22 @@ def resolve(cls: type, config_file: str | None = None, overrides: dict[str, Any]
     raw: dict[str, Any] = {}
     src = str(config_file or "config")
     if config_file:  # old names are mapped per source, so a flag still overrides a file's old-named key
-        raw.update(_apply_aliases(cls, load_yaml(config_file), src))
+        file = load_yaml(config_file)
+        if _written_by_a_run(config_file):  # reusing a run's options: its directory stays its own
+            file = {k: v for k, v in file.items() if k not in ("out", "overwrite")}
+        raw.update(_apply_aliases(cls, file, src))
     raw.update(_apply_aliases(cls, dict(overrides or {}), src))
     raw.update(_apply_aliases(cls, parse_set(sets or []), src))
     return from_dict(cls, raw, source=str(config_file or "config"))
+
+
+def _written_by_a_run(path: str | Path) -> bool:
+    """Whether ``path`` is a run's config.yaml (its first line is the run's header, ``# slimlab run ID``)."""
+    try:
+        with open(Path(path).expanduser()) as f:
+            return f.readline().startswith("# slimlab run ")
+    except OSError:
+        return False
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -144,7 +144,7 @@ def test_unwritable_output_is_one_line(capsys, tmp_path, monkeypatch):
 
     out = tmp_path / "r"
     assert main(TRAIN + ["--epochs", "2", "--stop-after", "1", "--out", str(out)]) == 0
-    capsys.readouterr()
+    assert f"stopped after 1 of 2 epochs (--stop-after): `slimlab train --resume {out}`" in capsys.readouterr().out
     before = (out / "last.pt").read_bytes()
     real = sio._atomic
 
@@ -178,6 +178,24 @@ def test_interrupt_hint_names_the_resuming_command():
         assert f"slimlab train --resume {out}" in hint
     prune = argparse.Namespace(cmd="prune", _cfg=TrainConfig(out="runs/r"))
     assert "slimlab prune --resume runs/r" in resume_hint(prune)
+    from slimlab.engine import rundir
+
+    rundir.CLAIMED.append(Path("runs/digits-resnet20-2"))  # no --out: the directory the run took is named
+    assert "train --resume runs/digits-resnet20-2" in resume_hint(argparse.Namespace(cmd="train", _cfg=TrainConfig()))
+    rundir.CLAIMED.pop()
     assert "--resume" not in resume_hint(argparse.Namespace(cmd="export"))
+    assert "--overwrite" not in resume_hint(argparse.Namespace(cmd="evaluate", _cfg=object()))
     assert "keeps its finished folds" in resume_hint(argparse.Namespace(cmd="labels"))
     assert "same command continues" in resume_hint(argparse.Namespace(cmd="demo"))
+
+
+def test_a_runs_config_reused_with_config_trains_elsewhere(capsys, tmp_path, monkeypatch):
+    """`train --config runs/a/config.yaml` reproduces a run's options; the run's own `out` stays its own (it used to
+    point the new run at it, and the error suggested --overwrite, which would have deleted it)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(TRAIN + ["--train-subset", "100", "--out", "a"]) == 0
+    before = (tmp_path / "a" / "best.pt").read_bytes()
+    capsys.readouterr()
+    assert main(["train", "--config", "a/config.yaml", "--set", "seed=1"]) == 0
+    assert "-> runs/digits-convnet" in capsys.readouterr().out
+    assert (tmp_path / "a" / "best.pt").read_bytes() == before

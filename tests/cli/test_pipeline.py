@@ -180,9 +180,10 @@ def test_export_cli_and_scale_cli(tmp_path):
     r = run_cli("scale", "apply", "--base", "efficientnet_b0", "--phi", "1", "--json")
     assert r.returncode == 0 and json.loads(r.stdout)["resolution"] == 258
     r = run_cli("scale", "search", "--base", "resnet20", "--data", "fake", "--epochs", "1", "--grid-step", "0.1",
-                "--max-candidates", "2", "--out", str(tmp_path / "search"))
+                "--max-candidates", "1", "--out", str(tmp_path / "search"))
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path / "search" / "search.json").read_text())
+    # the base, one point inside the band, and the paper's point (2.36x on ResNet-20) beside it, not in its place
     assert len(res["rows"]) == 3 and (tmp_path / "search" / "search.png").is_file()
     paper = [r for r in res["rows"] if (r["alpha"], r["beta"], r["gamma"]) == (1.2, 1.1, 1.15)]
     assert len(paper) == 1 and "(the paper's point)" in (tmp_path / "search" / "search.md").read_text()
@@ -250,3 +251,23 @@ def test_browser_test_without_a_browser_skips_locally_and_fails_in_ci(tmp_path, 
                        timeout=300, env=env, cwd=Path(__file__).resolve().parents[2])
     assert outcome in r.stdout, r.stdout[-2000:]  # under CI the run fails (exit != 0): the browser is required
     assert (r.returncode != 0) == bool(ci) and "chromium is not installed" in r.stdout
+
+
+def test_a_recipe_never_replaces_a_run_it_did_not_write(tmp_path):
+    """`slimlab demo --out runs` beside the README's runs/ce: a step folder holding a user's run is refused in one
+    line and left as it was (the step used to take it over with overwrite)."""
+    from slimlab.errors import SlimlabError
+    from slimlab.pipeline import run_recipe
+
+    train = {"data": "fake", "model": "convnet", "model_kwargs": {"width": 8}, "epochs": 1, "batch_size": 32,
+             "threads": 1}
+    out = tmp_path / "runs"
+    (out / "ce").mkdir(parents=True)
+    (out / "ce" / "best.pt").write_bytes(b"the user's weights")
+    with pytest.raises(SlimlabError, match="holds files no recipe step wrote"):
+        run_recipe({"name": "r", "steps": [{"name": "ce", "kind": "train", "with": train}]}, out, log=print)
+    assert sorted(p.name for p in (out / "ce").iterdir()) == ["best.pt"]
+    assert (out / "ce" / "best.pt").read_bytes() == b"the user's weights"
+    (out / "ok").mkdir()  # an empty folder is the step's to fill
+    run_recipe({"name": "r", "steps": [{"name": "ok", "kind": "train", "with": train}]}, out, log=print)
+    assert (out / "ok" / "step.json").is_file()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch.nn as nn
 
 from slimlab.models import create_model
@@ -60,3 +61,44 @@ def test_the_search_chooses_only_inside_the_measured_macs_band():
     assert choose([paper, *inside], 2.0, 0.1) is inside[2]  # best inside; a tie goes to the closest to 2x
     assert choose([paper], 2.0, 0.1) is paper  # nothing inside the band: the rows compete as they are
     assert choose([row(1, 1, 1, 2.19, 0.7), row(1, 1, 1, 2.21, 0.9)], 2.0, 0.1)["macs_ratio"] == 2.19
+
+
+def test_one_candidate_still_trains_a_point_inside_the_band_beside_the_papers():
+    """--max-candidates 1: the paper's point (2.66x, outside the band) is trained beside one in-band point, never in
+    its place (else the search would choose a point that spends a third more MACs)."""
+    from slimlab.scaling.search import admissible
+
+    points = admissible("efficientnet_b0", 2.0, 0.1, 0.05, 10, 32, max_candidates=1)
+    assert len(points) == 2 and np.allclose(points[1][:3], PAPER_POINT)
+    assert abs(points[0][3] - 2.0) <= 0.2 and points[1][3] > 2.2
+
+
+def test_apply_keeps_the_bases_own_arguments():
+    from slimlab.models import create_model
+    from slimlab.profile import count_macs
+    from slimlab.scaling.search import describe
+
+    r = describe("efficientnet_b0", 1, 1.2, 1.1, 1.15, 10, 32, cifar_stem=True)
+    assert r["model_kwargs"]["cifar_stem"] is True and r["resolution"] == 37
+    m = create_model("efficientnet_b0", 10, **r["model_kwargs"])
+    assert r["macs"] == count_macs(m, 37)
+    assert r["macs_ratio"] == r["macs"] / count_macs(create_model("efficientnet_b0", 10, cifar_stem=True), 32)
+
+
+def test_a_users_own_builder_with_multipliers_can_be_scaled(tmp_path, monkeypatch):
+    from slimlab.errors import SlimlabError
+    from slimlab.models.registry import allow_module
+    from slimlab.scaling.search import scale
+
+    (tmp_path / "scalable_nets.py").write_text(
+        "from slimlab.models import create_model\n"
+        "def build(num_classes=10, width_mult=1.0, depth_mult=1.0):\n"
+        "    return create_model('resnet20', num_classes, width_mult=width_mult, depth_mult=depth_mult)\n"
+        "def fixed(num_classes=10):\n"
+        "    return create_model('resnet20', num_classes)\n")
+    monkeypatch.chdir(tmp_path)
+    allow_module("scalable_nets")
+    s = scale("module:scalable_nets:build", 1, 1.2, 1.1, 1.15, base_resolution=32)
+    assert s.model_kwargs == pytest.approx({"width_mult": 1.1, "depth_mult": 1.2})
+    with pytest.raises(SlimlabError, match="cannot be compound-scaled"):
+        scale("module:scalable_nets:fixed", 1, 1.2, 1.1, 1.15, base_resolution=32)

@@ -88,3 +88,25 @@ def test_the_export_record_says_how_to_feed_the_model_and_following_it_reproduce
     pred = np.concatenate([sess.run(None, {name: x[i:i + 1]})[0].argmax(1) for i in range(len(x))])
     acc = float((pred == test.targets.numpy()).mean())
     assert abs(acc - api.evaluate(api.EvaluateConfig(checkpoint=str(tmp_path / "t")))["test_acc"]) < 1e-9
+
+
+def test_candidates_are_given_as_the_readme_shows_or_comma_separated(tmp_path, monkeypatch):
+    """`export best --candidates runs/a runs/b` (the README) was "unrecognized arguments"."""
+    from slimlab.cli.main import build_parser
+    from slimlab.tasks import export
+
+    a = _run(tmp_path, "a", test_acc=0.90, best_val_acc=0.88, macs=40e6)
+    b = _run(tmp_path, "b", test_acc=0.90, best_val_acc=0.88, macs=20e6)
+    c = _run(tmp_path, "c", test_acc=0.90, best_val_acc=0.88, macs=30e6)
+    seen = []
+    monkeypatch.setattr(export, "choose_run", lambda runs, *args, **kw: seen.append(runs) or (None, ""))
+    monkeypatch.setattr(export, "export", lambda *args, **kw: {}, raising=False)
+    for argv in (["--candidates", a, b, c], ["--candidates", f"{a},{b},{c}"]):
+        args = build_parser().parse_args(["export", "best", *argv])
+        assert args.candidates in ([a, b, c], [f"{a},{b},{c}"])
+        cfg = export.ExportConfig(run="best", candidates=args.candidates)
+        try:
+            export.run(cfg)
+        except Exception:  # noqa: BLE001 - only the candidates handed to choose_run matter here
+            pass
+    assert seen == [[a, b, c], [a, b, c]]

@@ -44,6 +44,9 @@ def test_prune_ratio_round_to_ignore_layers_and_bn_reestimation(digits_run, tmp_
 def test_keep_and_prune_ratio_together_is_one_line(digits_run):
     r = run_cli("prune", str(digits_run), "--keep-ratio", "0.5", "--prune-ratio", "0.5")
     assert r.returncode == 2 and "not both" in r.stderr and "Traceback" not in r.stderr
+    for flag in ("--keep-ratio", "--prune-ratio"):  # the MACs target silently won
+        r = run_cli("prune", str(digits_run), flag, "0.5", "--target-macs", "0.5")
+        assert r.returncode == 2 and f"give --target-macs or {flag}, not both" in r.stderr, r.stderr
 
 
 def test_a_timm_model_trains_with_label_noise_and_prunes_with_thinet(tmp_path):
@@ -160,3 +163,41 @@ def test_init_of_another_width_is_refused_though_batch_counters_and_the_bias_mat
     cfg.init = str(tmp_path / "same.pth")
     _, meta = build_model(cfg, 10)
     assert meta["init"]["tensors_copied"] == meta["init"]["tensors_total"]
+
+
+OWN = '''
+import torch
+import torch.nn as nn
+
+
+class DropPathNet(nn.Module):
+    """Stochastic-depth rates as Python numbers: a constructor that cannot run on the meta device."""
+    def __init__(self, num_classes=10, width=8, block="basic", drop_path=0.1):
+        super().__init__()
+        self.rates = torch.linspace(0, drop_path, 2).tolist()
+        self.block = block
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                                  nn.Flatten(), nn.Linear(width, num_classes))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+def conv_head():
+    """No num_classes argument, and a conv classifier of 100 outputs (no linear layer to replace)."""
+    return nn.Sequential(nn.Conv2d(3, 100, 3, padding=1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+'''
+
+
+def test_own_constructors_with_their_own_arguments_train_and_reload_and_a_wrong_head_is_one_line(tmp_path):
+    """A module: constructor's arguments are its own (slimlab's 'block: [1, 16]' range is not applied to them);
+    one that cannot run on the meta device reloads for evaluate; 100 outputs on 10 classes are refused."""
+    (tmp_path / "own_nets.py").write_text(OWN)
+    r = run_cli("train", "--model", "module:own_nets:DropPathNet", "--model-kwargs", "{block: bottleneck, width: 8}",
+                "--data", "digits", "--epochs", "1", "--train-subset", "100", "--out", "run", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_cli("evaluate", "run/best.pt", "--allow-module", "own_nets", "--test-subset", "50", cwd=tmp_path)
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    r = run_cli("train", "--model", "module:own_nets:conv_head", "--data", "digits", "--epochs", "1",
+                "--train-subset", "100", "--out", "head", cwd=tmp_path)
+    assert r.returncode == 2 and "outputs 100 scores per image but the data has 10 classes" in r.stderr, r.stderr

@@ -96,6 +96,8 @@ def config_fields(cls: type = TrainConfig, skip: tuple[str, ...] = ()) -> list[d
         help_ = helps.get(name) or ""
         if default not in (None, "", [], {}) and tp is not bool:
             help_ = f"{help_} (default: {default})".strip()
+        elif tp is bool and default is True:  # an on/off flag that is on: say so, and how to turn it off
+            help_ = f"{help_} (default: on; --no-{name.replace('_', '-')} turns it off)".strip()
         f: dict = {"name": name, "type": tp.__name__, "help": help_ or None,
                    "flags": ["--" + name.replace("_", "-")] + (["--" + aliases[name].replace("_", "-")]
                                                                if name in aliases else [])}
@@ -247,14 +249,17 @@ def run_command(args: argparse.Namespace) -> None:
 def resume_hint(args: argparse.Namespace) -> str:
     """How to continue the interrupted command: the command that resumes that step."""
     if args.cmd in ("train", "pretrain", "probe", "prune"):  # runs of the training loop, and prune: resumable
-        cfg = getattr(args, "_cfg", None)
-        run_dir = getattr(args, "resume", None) or getattr(cfg, "out", None) or "RUN_DIR"
-        return f"`slimlab {'prune' if args.cmd == 'prune' else 'train'} --resume {run_dir}` continues it"
+        rundir = sys.modules.get("slimlab.engine.rundir")
+        claimed = rundir.CLAIMED[-1] if rundir is not None and rundir.CLAIMED else None  # a default --out, resolved
+        run_dir = getattr(args, "resume", None) or getattr(getattr(args, "_cfg", None), "out", None) or claimed
+        return f"`slimlab {'prune' if args.cmd == 'prune' else 'train'} --resume {run_dir or 'RUN_DIR'}` continues it"
     if args.cmd in ("run", "demo"):
         return "the same command continues it: finished steps are skipped and a training step resumes"
     if args.cmd == "labels":
         return "the same command continues it (k-fold keeps its finished folds)"
-    return "run the same command again (with --overwrite) to start it over"
+    if hasattr(getattr(args, "_cfg", None), "overwrite"):
+        return "run the same command again (with --overwrite) to start it over"
+    return "run the same command again"
 
 
 # errors of the machine rather than of the code: a full disk, a read-only or forbidden directory

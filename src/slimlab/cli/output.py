@@ -23,6 +23,10 @@ def train(s: dict) -> None:
           f"{what} {_pct(s.get('test_acc'))} at the last epoch{also} ({s.get('params', 0) / 1e6:.3f}M params, "
           f"{s.get('macs', 0) / 1e6:.1f}M MACs,"
           f" {s.get('images_per_s', 0):.0f} img/s, {s.get('wall_s', 0):.1f}s) -> {s.get('out')}")
+    done, planned = s.get("epochs_done"), s.get("epochs")
+    if isinstance(done, int) and isinstance(planned, int) and done < planned:  # --stop-after: not finished
+        print(f"stopped after {done} of {planned} epochs (--stop-after): `slimlab train --resume {s.get('out')}` "
+              "continues it")
 
 
 def evaluate(r: dict) -> None:

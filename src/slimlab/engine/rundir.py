@@ -142,6 +142,9 @@ def lock(path: str | Path) -> RunDir:
     return RunDir(path, "", _lock(path), created)
 
 
+CLAIMED: list[Path] = []  # the run directories this process took, in order (an interrupted command names its own)
+
+
 def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = None) -> RunDir:
     """Take ``path`` for a run: lock it and check what it holds.
 
@@ -152,6 +155,7 @@ def claim(path: str | Path, *, overwrite: bool = False, resume_id: str | None = 
     fd, path = held._fd, Path(path)
     try:
         replaced = _make_room(path, overwrite) if resume_id is None else ()
+        CLAIMED.append(path)
         return RunDir(path, resume_id or new_run_id(), fd, held.created, own_lock=not had_lock, replaced=replaced)
     except BaseException:
         os.close(fd)

@@ -115,13 +115,7 @@ def _split_spec(target: str) -> tuple[str, str]:
 def _user_module(target: str, num_classes: int = 10, **kwargs) -> nn.Module:
     """A user's constructor ``pkg.mod:callable``, imported from the current directory or the Python path. It
     receives ``num_classes`` if it takes it; otherwise its last linear layer is replaced when its size differs."""
-    mod_name, attr = _split_spec(target)
-    allowed = allowed_modules()
-    if not any(mod_name == a or mod_name.startswith(a + ".") for a in allowed):
-        raise SlimlabError(f"model 'module:{target}' would import and run {mod_name}'s code, which was not allowed: "
-                           f"pass --allow-module {mod_name} (or set {ALLOW_ENV}={mod_name}; in Python, "
-                           f"slimlab.api.allow_module({mod_name!r})) if you trust it")
-    fn = _import_attr(mod_name, attr)
+    fn = _user_callable(target)
     params = inspect.signature(fn).parameters if _has_signature(fn) else {}
     takes_nc = "num_classes" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
     model = fn(num_classes=num_classes, **kwargs) if takes_nc else fn(**kwargs)
@@ -132,6 +126,27 @@ def _user_module(target: str, num_classes: int = 10, **kwargs) -> nn.Module:
         if last and last[-1].out_features != num_classes:
             reset_classifier(model, num_classes)
     return model
+
+
+def _user_callable(target: str) -> Callable[..., nn.Module]:
+    """The user's constructor ``pkg.mod:callable``, imported only if its module was allowed."""
+    mod_name, attr = _split_spec(target)
+    allowed = allowed_modules()
+    if not any(mod_name == a or mod_name.startswith(a + ".") for a in allowed):
+        raise SlimlabError(f"model 'module:{target}' would import and run {mod_name}'s code, which was not allowed: "
+                           f"pass --allow-module {mod_name} (or set {ALLOW_ENV}={mod_name}; in Python, "
+                           f"slimlab.api.allow_module({mod_name!r})) if you trust it")
+    return _import_attr(mod_name, attr)
+
+
+def builder_takes(name: str, *args: str) -> bool:
+    """Whether the constructor behind ``name`` accepts every keyword of ``args`` (a ``**kwargs`` catch-all
+    counts): for a ``module:`` model, the user's own callable, imported (it must be allowed)."""
+    fn = _user_callable(name[7:]) if name.startswith("module:") else get_entry(name).fn
+    if not _has_signature(fn):
+        return False
+    params = inspect.signature(fn).parameters
+    return any(p.kind == p.VAR_KEYWORD for p in params.values()) or all(a in params for a in args)
 
 
 def _has_signature(fn) -> bool:
@@ -216,7 +231,8 @@ def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
     """Build a registered model. Unknown keyword arguments, and arguments out of range, raise :class:`SlimlabError`."""
     entry = get_entry(name)
     args = {**entry.defaults, **kwargs}
-    check_model_args(name, {**args, "num_classes": num_classes})
+    own = name in _MODELS  # slimlab's ranges are for its own models: a user's or a library's constructor has its own
+    check_model_args(name, {**args, "num_classes": num_classes} if own else {"num_classes": num_classes})
     params = inspect.signature(entry.fn).parameters
     if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
         bad = sorted(set(args) - set(params))

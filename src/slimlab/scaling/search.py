@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from slimlab.errors import SlimlabError
 from slimlab.models import create_model, get_entry
+from slimlab.models.registry import builder_takes
 from slimlab.profile import count_macs, count_params
 from slimlab.scaling.compound import compound, flops_factor
 
@@ -43,10 +44,7 @@ def scale(base: str, phi: float, alpha: float, beta: float, gamma: float, base_r
     The base's own multipliers (registry defaults, overridden by ``base_kwargs``) are multiplied."""
     entry = get_entry(base)
     own = {**entry.defaults, **(base_kwargs or {})}
-    import inspect
-
-    params = inspect.signature(entry.fn).parameters
-    if "width_mult" not in params or "depth_mult" not in params:
+    if not builder_takes(base, "width_mult", "depth_mult"):
         raise SlimlabError(f"model '{base}' cannot be compound-scaled (its builder takes no width_mult/depth_mult)")
     d, w, r = compound(phi, alpha, beta, gamma)
     kw = {"width_mult": own.get("width_mult", 1.0) * w, "depth_mult": own.get("depth_mult", 1.0) * d}
@@ -90,33 +88,39 @@ def measured_ratio(base: str, alpha: float, beta: float, gamma: float, num_class
 def admissible(base: str, budget: float, tolerance: float, step: float, num_classes: int, base_resolution: int,
                max_candidates: int = 8, **kwargs) -> list[tuple[float, float, float, float, Scaled]]:
     """Grid points whose *measured* MACs ratio is within ``tolerance`` of ``budget``, spread to at most
-    ``max_candidates``, and the paper's point whatever it measures, whenever ``candidates`` holds it (budgets
-    within 15% of its nominal 1.92): (alpha, beta, gamma, measured ratio, scaled multipliers) each. The search
-    trains the paper's point but chooses only among points inside the band (``tasks.scale.choose``)."""
+    ``max_candidates``, and the paper's point whatever it measures (one more when it measures outside the band),
+    whenever ``candidates`` holds it (budgets within 15% of its nominal 1.92): (alpha, beta, gamma, measured ratio,
+    scaled multipliers) each. The search trains the paper's point but chooses only among points inside the band
+    (``tasks.scale.choose``)."""
     base_macs = count_macs(create_model(base, num_classes, **kwargs), base_resolution)
-    found = []
+    found, paper = [], []
     for a, b, g in candidates(budget, step):
         ratio, s = measured_ratio(base, a, b, g, num_classes, base_resolution, base_macs, **kwargs)
-        if in_band(ratio, budget, tolerance) or is_paper_point(a, b, g):
+        if in_band(ratio, budget, tolerance):
             found.append((a, b, g, ratio, s))
+        elif is_paper_point(a, b, g):
+            paper.append((a, b, g, ratio, s))
     if not found:
         raise SlimlabError(f"no (alpha, beta, gamma) on the grid reaches {budget}x MACs within {tolerance:.0%}")
-    if len(found) > max_candidates:  # spread the trained candidates over the admissible set, the paper's point kept
+    if len(found) > max_candidates:  # spread the trained candidates over the band, the paper's point kept
         keep = set(np.linspace(0, len(found) - 1, max_candidates).round().astype(int).tolist())
-        paper = [i for i, f in enumerate(found) if np.allclose(f[:3], PAPER_POINT)]
-        if paper and paper[0] not in keep:
-            keep.discard(min(keep, key=lambda i: abs(i - paper[0])))
-            keep.add(paper[0])
+        inside = [i for i, f in enumerate(found) if is_paper_point(*f[:3])]
+        if inside and inside[0] not in keep:
+            keep.discard(min(keep, key=lambda i: abs(i - inside[0])))
+            keep.add(inside[0])
         found = [found[i] for i in sorted(keep)]
-    return found
+    return found + paper  # outside the band, the paper's point is trained beside the others, never in their place
 
 
 def describe(base: str, phi: float, alpha: float, beta: float, gamma: float, num_classes: int = 1000,
-             base_resolution: int | None = None) -> dict:
-    model, s = build_scaled(base, phi, alpha, beta, gamma, num_classes, base_resolution)
-    base_model = create_model(base, num_classes)
+             base_resolution: int | None = None, **kwargs) -> dict:
+    """Step 2's model: its arguments (the base's own ``kwargs`` with the scaled multipliers), input size,
+    parameters and measured MACs against the base's."""
+    model, s = build_scaled(base, phi, alpha, beta, gamma, num_classes, base_resolution, **kwargs)
+    base_model = create_model(base, num_classes, **kwargs)
     res0 = base_resolution or get_entry(base).input_size
     macs, macs0 = count_macs(model, s.resolution), count_macs(base_model, res0)
-    return {"base": base, "phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma, "model_kwargs": s.model_kwargs,
+    return {"base": base, "phi": phi, "alpha": alpha, "beta": beta, "gamma": gamma,
+            "model_kwargs": {**kwargs, **s.model_kwargs},
             "resolution": s.resolution, "params": count_params(model), "macs": macs, "macs_ratio": macs / macs0,
             "nominal_ratio": flops_factor(alpha, beta, gamma) ** phi, "log2_ratio": math.log2(macs / macs0)}

@@ -196,6 +196,27 @@ def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--
                            f"choose another {flag} or model") from None
 
 
+def refuse_wrong_outputs(model: torch.nn.Module, name: str, num_classes: int, size: int) -> None:
+    """One line, before any training, when the model's output is not one score per class: a user's constructor
+    that takes no ``num_classes`` and ends in a conv classifier of another size would train against labels it
+    cannot express (and fail later, in ``labels``, with a shape error)."""
+    p = next(model.parameters(), None)
+    if p is None:
+        return
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(torch.zeros(1, 3, size, size, device=p.device, dtype=p.dtype))
+    except Exception:  # noqa: BLE001 - a model that cannot run at this size is macs_or_refuse's line
+        return
+    finally:
+        model.train(was)
+    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[-1] != num_classes:
+        raise SlimlabError(f"{name} outputs {out.shape[-1]} scores per image but the data has {num_classes} classes: "
+                           "build it with num_classes (a constructor argument) or a head of that size")
+
+
 def refuse_if_too_big(model: torch.nn.Module, name: str, size: int, batch: int, share: float = 0.5) -> None:
     """One line, before any work, when a batch of ``batch`` images of ``size`` would need more than ``share`` of the
     memory this machine has free (estimated by :func:`slimlab.profile.macs.activation_bytes`)."""

@@ -17,6 +17,7 @@ from slimlab.models.io import model_from_checkpoint
 class ExportConfig:
     POSITIONAL = ("run",)
     CHOICES = {"format": ("onnx", "torchscript"), "select": ("smallest", "fastest", "accurate")}
+    NARGS = {"candidates": str}  # --candidates A B C (or A,B,C)
     RANGES = {"input_size": "0 or [8, 4096]", "tolerance": "[0, 100]"}
 
     run: str = ""  # run directory or checkpoint; "best": choose among --candidates by --select
@@ -95,7 +96,8 @@ def run(cfg: ExportConfig) -> dict:
         raise SlimlabError("export: give the run (a run directory or checkpoint)")
     why = ""
     if cfg.run == "best":
-        src, why = choose_run(cfg.candidates, cfg.select, cfg.tolerance, latency=_onnx_ms)
+        runs = [c for item in cfg.candidates for c in str(item).split(",") if c]
+        src, why = choose_run(runs, cfg.select, cfg.tolerance, latency=_onnx_ms)
     else:
         src = cfg.run
     ck = load_checkpoint(src)

@@ -388,6 +388,9 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
     check_ranges(cfg)
     canonical_name(cfg.method)  # a typo fails now, not after loading data and models
     check_options(cfg.resolved_keep_ratio(), cfg.mode, cfg.thinet_variant, cfg.thinet_target, cfg.thinet_refine)
+    if cfg.target_macs is not None and (cfg.keep_ratio is not None or cfg.prune_ratio is not None):
+        raise SlimlabError(f"give --target-macs or --{'keep' if cfg.keep_ratio is not None else 'prune'}-ratio, "
+                           "not both (each sets how much is pruned)")
     if cfg.sensitivity and cfg.allocation != "sensitivity":
         raise SlimlabError("--sensitivity is a profile for --allocation sensitivity (give both, or neither)")
     if cfg.sensitivity:

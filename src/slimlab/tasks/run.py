@@ -272,12 +272,24 @@ def _run_recipe(recipe: dict, out: Path, budget: str | None, overrides: dict | N
         t0 = time.time()
         # a run left in step_dir may be continued only if it was started by this very step (same hash)
         started = step_dir / "step-started.json"
+        refuse_foreign_step_dir(step_dir)
         resumable = _marker(started).get("hash") == digest
         atomic_write_json(started, {"hash": digest})
         results[name] = _run_step(kind, opts, step_dir, resumable, _allowed(out, overrides))
         atomic_write_json(marker, {"kind": kind, "hash": digest, "with": opts, "seconds": time.time() - t0,
                                    "result": results[name]})
     return results
+
+
+def refuse_foreign_step_dir(step_dir: Path) -> None:
+    """A step replaces its directory only when a recipe step wrote it (its step-started.json or step.json) or it
+    is empty: a run of the user's that happens to sit at OUT/<step name> is never overwritten."""
+    own = (step_dir / "step-started.json").is_file() or (step_dir / "step.json").is_file()
+    if step_dir.is_dir() and not own and any(step_dir.iterdir()):
+        raise SlimlabError(f"{step_dir} holds files no recipe step wrote (an earlier run?): give another --out, or "
+                           "move them away")
+    if step_dir.exists() and not step_dir.is_dir():
+        raise SlimlabError(f"{step_dir} is a file, not a step directory: give another --out")
 
 
 def _compact(s: dict) -> dict:

@@ -67,7 +67,8 @@ def apply(cfg: ScaleConfig) -> dict:
     if cfg.out:
         refuse_foreign_file(Path(cfg.out) / "model.yaml", lambda t: set(yaml.safe_load(t)) == MODEL_YAML_KEYS,
                             "scale apply")
-    r = describe(cfg.base, cfg.phi, cfg.alpha, cfg.beta, cfg.gamma, cfg.num_classes, cfg.input_size or None)
+    r = describe(cfg.base, cfg.phi, cfg.alpha, cfg.beta, cfg.gamma, cfg.num_classes, cfg.input_size or None,
+                 **cfg.model_kwargs)
     if cfg.out:
         atomic_write_text(Path(cfg.out) / "model.yaml", yaml.safe_dump(
             {"model": cfg.base, "model_kwargs": r["model_kwargs"], "image_size": r["resolution"]}))

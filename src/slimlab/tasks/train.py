@@ -25,6 +25,7 @@ from slimlab.tasks.common import (
     make_loaders,
     plot_curves,
     prepare_data,
+    refuse_wrong_outputs,
     resume_sets,
     transition_estimator,
 )
@@ -108,6 +109,7 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     if resume is not None and resume.get("pruned"):
         resize_to_state_dict(model, resume["state_dict"])
         meta["pruned"] = True
+    refuse_wrong_outputs(model, cfg.model, objective.num_outputs or p.ds.num_classes, p.ds.image_size)
     cfg.out = str(out)
     meta.update(data=data_meta(p.ds), config=to_dict(cfg), run_id=run_id)
     if ctx.main:
