@@ -199,3 +199,20 @@ def test_a_runs_config_reused_with_config_trains_elsewhere(capsys, tmp_path, mon
     assert main(["train", "--config", "a/config.yaml", "--set", "seed=1"]) == 0
     assert "-> runs/digits-convnet" in capsys.readouterr().out
     assert (tmp_path / "a" / "best.pt").read_bytes() == before
+
+
+def test_resuming_or_labelling_another_commands_run_names_the_command(capsys, tmp_path):
+    """A prune run given to `train --resume` or `labels`, a training run to `prune --resume`: one line naming the
+    command that continues it (they listed the other command's options as unknown keys, or said "finished")."""
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "config.yaml").write_text("# slimlab run 0123456789ab\ncheckpoint: r/best.pt\nmethod: thinet\n"
+                                               "allocation: uniform\n")
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "config.yaml").write_text("# slimlab run 0123456789ab\ndata: digits\nmodel: convnet\n")
+    (tmp_path / "t" / "summary.json").write_text("{}")
+    for argv, says in ((["train", "--resume", str(tmp_path / "p")], f"`slimlab prune --resume {tmp_path / 'p'}`"),
+                       (["labels", str(tmp_path / "p")], "labels judges a training run's labels"),
+                       (["prune", "--resume", str(tmp_path / "t")], f"`slimlab train --resume {tmp_path / 't'}`")):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert says in err and "unknown key" not in err and "already finished" not in err, err

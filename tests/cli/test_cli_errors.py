@@ -31,6 +31,8 @@ def test_missing_config_file(tmp_path):
 
 def test_missing_data_path(tmp_path):
     _assert_clean_error(run_cli("train", "--data", f"imagefolder:{tmp_path}/nope"), "data path not found")
+    r = run_cli("train", "--data", "imagefolder:../nope", cwd=tmp_path)  # a relative path says where it looked
+    _assert_clean_error(r, f"a relative path, looked for from {tmp_path}")
 
 
 def test_empty_class_folder(tiny_folder):

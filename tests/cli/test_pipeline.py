@@ -188,16 +188,27 @@ def test_export_cli_and_scale_cli(tmp_path):
     paper = [r for r in res["rows"] if (r["alpha"], r["beta"], r["gamma"]) == (1.2, 1.1, 1.15)]
     assert len(paper) == 1 and "(the paper's point)" in (tmp_path / "search" / "search.md").read_text()
     assert all(abs(row["macs_ratio"] - 2) <= 0.2 for row in res["rows"] if not row["base"] and row not in paper)
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "search").glob("*/last.pt")}
+    r = run_cli("scale", "search", "--base", "resnet20", "--data", "fake", "--epochs", "1", "--grid-step", "0.1",
+                "--max-candidates", "1", "--out", str(tmp_path / "search"))  # again: read back, nothing retrained
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "search" / "search.json").read_text())["rows"] == res["rows"]
+    assert mtimes and {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
 
 
 @pytest.mark.parametrize("recipe", sorted((__import__("conftest").ROOT / "src/slimlab/recipes").glob("*.yaml")),
                          ids=lambda p: p.stem)
-def test_shipped_recipes_validate_at_both_budgets(recipe):
+def test_shipped_recipes_validate_at_both_budgets(recipe, tmp_path):
+    from slimlab.errors import SlimlabError
     from slimlab.pipeline import check_recipe, load_recipe
 
     r = load_recipe(recipe)
     assert "small" in r["budgets"]
-    assert check_recipe(r) == check_recipe(r, "small")
+    with pytest.raises(SlimlabError, match="cifar10 is not under .* and the step does not download it"):
+        check_recipe(r, overrides={"root": str(tmp_path)})  # --check used to pass, and step 1 failed
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    where = {"root": str(tmp_path)}
+    assert check_recipe(r, overrides=where) == check_recipe(r, "small", overrides=where)
 
 
 def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finished_one(tmp_path):

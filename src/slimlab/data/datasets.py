@@ -300,7 +300,10 @@ def imagefolder(path: str, image_size: int = 0) -> DataSet:
     """Any ``train/<class>/*`` and ``test/<class>/*`` tree (ImageFolder layout), decoded once."""
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise SlimlabError(f"data path not found: {root}")
+        where = "" if root.is_absolute() else (f" (a relative path, looked for from {Path.cwd()}; a run or zoo model "
+                                               "records it as it was given: pass --data imagefolder:PATH to say where "
+                                               "it is from here)")
+        raise SlimlabError(f"data path not found: {root}{where}")
     cache = default_cache_dir()
     _NOTES.clear()
     classes, train = _load_split(root / "train", image_size, cache)

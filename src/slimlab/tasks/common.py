@@ -196,6 +196,19 @@ def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--
                            f"choose another {flag} or model") from None
 
 
+def refuse_other_command(raw: dict, run_dir: Path, wanted: str) -> None:
+    """One line when ``run_dir``'s config.yaml (``raw``) was written by another command than ``wanted`` (``train``
+    for the training loop's runs, ``prune``), naming the command that continues it, instead of a list of the
+    other command's options as unknown keys."""
+    kind = "prune" if "checkpoint" in raw and "method" in raw else "train"
+    if kind == wanted:
+        return
+    if wanted == "labels":
+        raise SlimlabError(f"{run_dir} is a `slimlab prune` run: labels judges a training run's labels (run it on "
+                           "the run that was pruned)")
+    raise SlimlabError(f"{run_dir} is a `slimlab {kind}` run: `slimlab {kind} --resume {run_dir}` continues it")
+
+
 def refuse_wrong_outputs(model: torch.nn.Module, name: str, num_classes: int, size: int) -> None:
     """One line, before any training, when the model's output is not one score per class: a user's constructor
     that takes no ``num_classes`` and ends in a conv classifier of another size would train against labels it

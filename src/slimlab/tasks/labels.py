@@ -41,7 +41,7 @@ from slimlab.io import atomic_save, atomic_write_bytes, atomic_write_json, atomi
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.models.io import model_from_checkpoint
 from slimlab.noise.label_issues import DETECTORS, flag_quality, flag_rule, pencil_probs, score_label_issues
-from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data
+from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data, refuse_other_command
 
 # what --detector auto uses, by the kind of run (benchmarks/results/label_detectors.md)
 AUTO = {"pencil": "model", "other": "kfold"}
@@ -168,7 +168,9 @@ def auto_detector(ck: dict) -> str:
 
 
 def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
-    tcfg = from_dict(TrainConfig, load_yaml(run_dir / "config.yaml"), str(run_dir / "config.yaml"))
+    raw = load_yaml(run_dir / "config.yaml")
+    refuse_other_command(raw, run_dir, "labels")
+    tcfg = from_dict(TrainConfig, raw, str(run_dir / "config.yaml"))
     ck = load_checkpoint(run_dir / "last.pt") if (run_dir / "last.pt").is_file() else {}
     tcfg.image_size = checkpoint_image_size(ck, 0) or tcfg.image_size  # the size the network was trained at
     p = prepare_data(tcfg)

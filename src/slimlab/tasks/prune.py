@@ -57,6 +57,7 @@ from slimlab.tasks.common import (
     make_loaders,
     plot_curves,
     prepare_data,
+    refuse_other_command,
     resume_sets,
 )
 
@@ -435,6 +436,7 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
+    refuse_other_command(load_yaml(run_dir / "config.yaml"), run_dir, "prune")
     if (run_dir / "summary.json").is_file():
         raise SlimlabError(f"{run_dir} already finished (it has a summary.json)")
     run_id = config_run_id(run_dir / "config.yaml")

@@ -198,8 +198,7 @@ def check_inputs(cfg: Any, where: str, out: Path) -> None:
             if not isinstance(v, str) or not v or v == "best":
                 continue
             if kind == "data":
-                if v.startswith("imagefolder:") and not Path(v.split(":", 1)[1]).expanduser().is_dir():
-                    raise SlimlabError(f"{where}: data folder not found: {v.split(':', 1)[1]}")
+                _check_data(v, cfg, where)
                 continue
             if v.startswith(zoo.PREFIX):
                 zoo.resolve(v)
@@ -209,6 +208,20 @@ def check_inputs(cfg: Any, where: str, out: Path) -> None:
                 continue
             if not p.exists():
                 raise SlimlabError(f"{where}: {key} not found: {v}")
+
+
+# torchvision's folder of each named data set under --root (what it reads without --download)
+_TV_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
+
+
+def _check_data(v: str, cfg: Any, where: str) -> None:
+    """An image folder that exists, or a named data set already under its --root (unless the step downloads it)."""
+    if v.startswith("imagefolder:") and not Path(v.split(":", 1)[1]).expanduser().is_dir():
+        raise SlimlabError(f"{where}: data folder not found: {v.split(':', 1)[1]}")
+    root = Path(str(getattr(cfg, "root", "") or "~/.cache/slimlab/data")).expanduser()
+    if v in _TV_FOLDERS and not getattr(cfg, "download", False) and not (root / _TV_FOLDERS[v]).is_dir():
+        raise SlimlabError(f"{where}: {v} is not under {root} and the step does not download it: set its root, "
+                           "its download, or data: imagefolder:PATH")
 
 
 def _name_kind(step: Any) -> tuple[str, str]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from slimlab.config import TrainConfig
+from slimlab.config import TrainConfig, load_yaml, to_dict
+from slimlab.engine import load_checkpoint
 from slimlab.io import atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.scaling.search import admissible, describe, in_band, is_paper_point
 from slimlab.tasks.common import prepare_data, refuse_foreign_file
-from slimlab.tasks.train import train
+from slimlab.tasks.train import config_difference, train
 
 
 @dataclass
@@ -46,7 +48,8 @@ class ScaleConfig:
     num_classes: int = 1000
     input_size: int = 0  # base resolution (default: the model's / the data's)
     progress: str = "auto"
-    out: str = ""
+    out: str = ""  # search: default runs/scale-search-<base>; a search run again reads its finished candidates back
+    overwrite: bool = False  # search: replace candidate runs made with other options
 
 
 Config = ScaleConfig
@@ -77,7 +80,7 @@ def apply(cfg: ScaleConfig) -> dict:
 
 def grid_search(cfg: ScaleConfig) -> dict:
     """Step 1: train every admissible (alpha, beta, gamma) briefly on ``data``; return the table and the winner."""
-    out = Path(cfg.out or "runs/scale-search")
+    out = Path(cfg.out or f"runs/scale-search-{cfg.base.replace(':', '-')}").expanduser()
     probe_ds = prepare_data(TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download,
                                         train_subset=cfg.train_subset)).ds
     base_res = cfg.input_size or probe_ds.image_size
@@ -86,12 +89,14 @@ def grid_search(cfg: ScaleConfig) -> dict:
                         cfg.max_candidates, **kwargs)
     common = TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download, train_subset=cfg.train_subset,
                          epochs=cfg.epochs, lr=cfg.lr,
-                         batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, model=cfg.base)
-    base_run = train(dataclasses.replace(common, model_kwargs=kwargs, image_size=base_res, out=str(out / "base")))
+                         batch_size=cfg.batch_size, seed=cfg.seed, progress=cfg.progress, model=cfg.base,
+                         overwrite=cfg.overwrite)
+    base_run = train_once(dataclasses.replace(common, model_kwargs=kwargs, image_size=base_res,
+                                              out=str(out / "base")))
     rows = [_row(1.0, 1.0, 1.0, 1.0, base_res, base_run, True)]
     for a, b, g, ratio, s in points:
-        r = train(dataclasses.replace(common, model_kwargs={**kwargs, **s.model_kwargs}, image_size=s.resolution,
-                                      out=str(out / f"a{a:g}-b{b:g}-g{g:g}")))
+        r = train_once(dataclasses.replace(common, model_kwargs={**kwargs, **s.model_kwargs}, image_size=s.resolution,
+                                           out=str(out / f"a{a:g}-b{b:g}-g{g:g}")))
         rows.append(_row(a, b, g, ratio, s.resolution, r, False))
     best = choose(rows[1:], cfg.budget, cfg.tolerance)
     result = {"base": cfg.base, "budget": cfg.budget, "tolerance": cfg.tolerance, "epochs": cfg.epochs,
@@ -99,6 +104,18 @@ def grid_search(cfg: ScaleConfig) -> dict:
               "chosen": {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}}
     write_search(out, result)
     return result
+
+
+def train_once(tcfg: TrainConfig) -> dict:
+    """A candidate's run: read back when its directory holds it finished with these options, continued from its
+    ``last.pt`` when it was cut short, trained otherwise (a search run again, or interrupted, redoes nothing)."""
+    d = Path(tcfg.out)
+    same = (d / "config.yaml").is_file() and config_difference(load_yaml(d / "config.yaml"), to_dict(tcfg)) is None
+    if same and (d / "summary.json").is_file():
+        return json.loads((d / "summary.json").read_text())
+    if same and (d / "last.pt").is_file():
+        return train(tcfg, resume=load_checkpoint(d / "last.pt"))
+    return train(tcfg)
 
 
 def choose(rows: list[dict], budget: float, tolerance: float) -> dict:

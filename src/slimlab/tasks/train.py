@@ -25,6 +25,7 @@ from slimlab.tasks.common import (
     make_loaders,
     plot_curves,
     prepare_data,
+    refuse_other_command,
     refuse_wrong_outputs,
     resume_sets,
     transition_estimator,
@@ -164,6 +165,7 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
     raw = load_yaml(run_dir / "config.yaml")
+    refuse_other_command(raw, run_dir, "train")
     written = dict(raw)
     sets_ = resume_sets(sets, RESUME_MAY_CHANGE)
     raw.update(sets_)
