@@ -98,6 +98,7 @@ def test_other_commands_ranges(capsys, tmp_path):
     _one_line(["demo", "--epochs", "0", "--out", str(tmp_path / "d")], capsys, "'epochs' must be in [1,")
     _one_line(["models", "--input-size", "100000"], capsys, "'input_size' must be in 0 or [8, 4096]")
     _one_line(["models", "--input-size", "-5"], capsys, "'input_size' must be in 0 or [8, 4096]")
+    _one_line(["models", "--family", "nope"], capsys, "--family nope: the families are efficientnet")
 
 
 def test_missing_subcommand_is_one_line(capsys):
@@ -216,3 +217,13 @@ def test_resuming_or_labelling_another_commands_run_names_the_command(capsys, tm
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert says in err and "unknown key" not in err and "already finished" not in err, err
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--noise", "symmetric:0.4", "--noise-mapping", "{7: 1}"], "--noise-mapping is for asymmetric noise"),
+    (["--noise-mode", "bernoulli"], "--noise-mode bernoulli needs --noise")])
+def test_an_option_the_others_make_meaningless_is_one_line(capsys, flags, says):
+    assert main(TRAIN + flags) == 2
+    assert says in capsys.readouterr().err
+    assert main(["pretrain", "--method", "rotnet", "--data", "digits", "--noise", "symmetric:0.4"]) == 2
+    assert "the rotation pretext never reads the labels" in capsys.readouterr().err

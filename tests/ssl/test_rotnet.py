@@ -69,6 +69,7 @@ def test_tiny_pretext_run_learns_above_chance_and_probe_runs(tmp_path):
     assert r.returncode == 0, r.stderr
     meta = torch.load(tmp_path / "ft" / "best.pt", weights_only=True)["init"]
     assert meta["tensors_copied"] == meta["tensors_total"] - 2
+    assert meta["head"] == "fresh (a pretext model's rotation head)"  # said "copied (same classes)"
     # RotNet features as the start of PENCIL training on noisy labels
     r = run_cli("train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 16}", "--init",
                 str(rot / "best.pt"), "--noise", "symmetric:0.4", "--loss", "pencil", "--loss-kwargs",

@@ -65,3 +65,42 @@ def test_api_train_leaves_the_callers_config_and_threads_as_they_were(tmp_path):
         torch.set_num_threads(was)
     assert dataclasses.asdict(cfg) == given  # overwrite, loss_kwargs (PENCIL adds lr there) untouched
     api.train(cfg)  # the same config again: overwrite still says so
+
+
+def test_a_users_object_built_with_its_own_arguments_reloads_by_its_class(tmp_path, monkeypatch):
+    """api.train(model=MyNet(width=8)) records module:pkg:MyNet with no arguments; loading rebuilds MyNet() (width
+    16) and gives its layers the stored shapes, so the checkpoint predicts as the trained object did."""
+    import sys
+
+    from slimlab.engine import load_checkpoint
+    from slimlab.models.io import model_from_checkpoint
+    from slimlab.models.registry import allow_module
+
+    (tmp_path / "widthnets.py").write_text(
+        "import torch.nn as nn\n"
+        "class MyNet(nn.Sequential):\n"
+        "    def __init__(self, width=16, num_classes=2):\n"
+        "        super().__init__(nn.Conv2d(3, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),\n"
+        "                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("widthnets", None)
+    import widthnets
+
+    net = widthnets.MyNet(width=8)
+    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.0, out=str(tmp_path / "run"), progress="none")
+    api.train(cfg, model=net, data=(_pairs(32, 0), _pairs(16, 1)))
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    assert ck["model_name"] == "module:widthnets:MyNet"
+    allow_module("widthnets")
+    again = model_from_checkpoint(ck).eval()
+    x = torch.randn(4, 3, 16, 16)
+    assert again[0].out_channels == 8 and torch.allclose(again(x), net.eval()(x), atol=1e-6)
+
+
+def test_a_one_channel_model_is_told_about_channels_not_image_size():
+    from slimlab.tasks.common import macs_or_refuse
+
+    with pytest.raises(SlimlabError, match="does not take 3-channel images"):
+        macs_or_refuse(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()), "mine", 12)
+    with pytest.raises(SlimlabError, match="cannot run on 4x4 images"):
+        macs_or_refuse(nn.Sequential(nn.Conv2d(3, 4, 5), nn.Flatten()), "mine", 4)

@@ -84,9 +84,10 @@ def model_from_checkpoint(ckpt: dict, load_weights: bool = True) -> nn.Module:
     except KeyError as e:
         raise SlimlabError(f"{where} lacks '{e.args[0]}'") from None
     sd = ckpt["state_dict"]
-    _check_size(name, nc, kwargs, sd, 20 if ckpt.get("pruned") else 2, where)  # pruned: smaller than its registry's
+    resize = ckpt.get("pruned") or ckpt.get("resize_on_load")  # pruned, or a user's object of unknown arguments
+    _check_size(name, nc, kwargs, sd, 20 if resize else 2, where)  # pruned: smaller than its registry's
     model = create_model(name, nc, **kwargs)
-    if ckpt.get("pruned"):
+    if resize:
         resize_to_state_dict(model, sd)
     if load_weights:
         load_state_checked(model, sd, ckpt.get("path", "checkpoint"))

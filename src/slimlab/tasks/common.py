@@ -145,15 +145,19 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": "not applicable"}
     else:
         ck_classes = (ck.get("data") or {}).get("classes")
+        pretext = (ck.get("config") or {}).get("loss") == "rotnet"  # its head predicts rotations, not the classes
         if ck.get("plain"):  # no record of its classes: the head is kept only if its shape fits
             same = True
         else:
-            same = classes is None or ck_classes is None or list(ck_classes) == list(classes)
+            same = not pretext and (classes is None or ck_classes is None or list(ck_classes) == list(classes))
         rep = match_report(model, ck["state_dict"], skip_head=not same)
         copied, total = load_matching(model, ck["state_dict"], skip_head=not same)
-        head = "copied (same classes)" if same else "fresh (the classes differ)"
-        if ck.get("plain"):
-            head = "copied" if any(k in rep["copied"] for k in head_keys(model)) else "fresh (another shape)"
+        head = ("fresh (a pretext model's rotation head)" if pretext else "copied (same classes)" if same
+                else "fresh (the classes differ)")
+        if same and head_keys(model) and not any(k in rep["copied"] for k in head_keys(model)):
+            head = "fresh (another shape)"  # same classes, or plain weights, whose head does not fit
+        elif ck.get("plain"):
+            head = "copied"
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head,
                         "report": summarize_match(rep), "skipped": {k: v[:20] for k, v in rep.items() if k != "copied"}}
         refuse_unmatched(model, rep["copied"], cfg)
@@ -192,7 +196,11 @@ def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--
     try:
         return count_macs(model, size)
     except (RuntimeError, ValueError) as e:
-        raise SlimlabError(f"{name} cannot run on {size}x{size} images ({str(e).splitlines()[0][:160]}): "
+        first = str(e).splitlines()[0][:160]
+        if "channels" in first:  # a model for another number of input channels: not a question of size
+            raise SlimlabError(f"{name} does not take 3-channel images ({first}): slimlab feeds RGB images "
+                               "(grayscale ones are repeated to 3 channels); give the model 3 input channels") from None
+        raise SlimlabError(f"{name} cannot run on {size}x{size} images ({first}): "
                            f"choose another {flag} or model") from None
 
 
@@ -207,6 +215,18 @@ def refuse_other_command(raw: dict, run_dir: Path, wanted: str) -> None:
         raise SlimlabError(f"{run_dir} is a `slimlab prune` run: labels judges a training run's labels (run it on "
                            "the run that was pruned)")
     raise SlimlabError(f"{run_dir} is a `slimlab {kind}` run: `slimlab {kind} --resume {run_dir}` continues it")
+
+
+def refuse_unused_options(cfg: TrainConfig) -> None:
+    """One line for an option that the others make meaningless (it would be ignored without a word)."""
+    default = TrainConfig()
+    if cfg.noise_mapping and not str(cfg.noise).startswith("asymmetric"):
+        raise SlimlabError(f"--noise-mapping is for asymmetric noise; --noise is {cfg.noise or 'none'}")
+    if cfg.noise_mode != default.noise_mode and not cfg.noise:
+        raise SlimlabError(f"--noise-mode {cfg.noise_mode} needs --noise")
+    if cfg.loss == "rotnet" and (cfg.noise or cfg.clean_subset or cfg.clean_val):
+        raise SlimlabError("the rotation pretext never reads the labels: --noise, --clean-subset and --clean-val "
+                           "have no effect on it")
 
 
 def refuse_wrong_outputs(model: torch.nn.Module, name: str, num_classes: int, size: int) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from slimlab import zoo
+from slimlab.errors import SlimlabError
 from slimlab.models import create_model, get_entry, list_models
 from slimlab.profile import count_macs, count_params
 
@@ -51,6 +52,9 @@ def run(cfg: ModelsConfig) -> dict:
     """``slimlab models``: the registry with parameters, MACs and (for the zoo) accuracies."""
     table = json.loads(TABLE.read_text()) if TABLE.is_file() else {}
     rows = []
+    families = sorted({get_entry(n).family for n in list_models()})
+    if cfg.family and cfg.family not in families:
+        raise SlimlabError(f"--family {cfg.family}: the families are {', '.join(families)}")
     for name in list_models(cfg.family or None):
         e = get_entry(name)
         size = cfg.input_size or e.input_size

@@ -26,6 +26,7 @@ from slimlab.tasks.common import (
     plot_curves,
     prepare_data,
     refuse_other_command,
+    refuse_unused_options,
     refuse_wrong_outputs,
     resume_sets,
     transition_estimator,
@@ -58,6 +59,8 @@ def train(cfg: TrainConfig | None = None, resume: dict | None = None, ctx: Dist 
 def _claim_and_train(cfg: TrainConfig, resume: dict | None, ctx: Dist | None, model: torch.nn.Module | None,
                      data: DataSet | tuple | None) -> dict:
     check_ranges(cfg)
+    if resume is None:
+        refuse_unused_options(cfg)
     if isinstance(data, tuple):
         data = from_datasets(*data)
     if data is not None:  # what config.yaml records: rebuilding from it must give data of this size
@@ -103,7 +106,10 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
                                 targets=p.targets, epochs=cfg.epochs, lr=cfg.lr, transition=transition,
                                 estimate_transition_from=transition_estimator(p, ctx))
     if user_model is not None:
-        model, meta = user_model, {"model_name": cfg.model, "model_kwargs": {}, "num_classes": p.ds.num_classes}
+        # its constructor's arguments are unknown: evaluate rebuilds the class with its defaults, then gives every
+        # layer the shapes stored here (as for a pruned model), so MyNet(width=8) reloads as it was trained
+        model, meta = user_model, {"model_name": cfg.model, "model_kwargs": {}, "num_classes": p.ds.num_classes,
+                                   "resize_on_load": True}
     else:
         model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes,
                                   None if objective.num_outputs else list(p.ds.classes))
