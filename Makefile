@@ -30,5 +30,5 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
 
-clean:
-	rm -rf $(VENV) runs .pytest_cache
+clean:  # the environment and caches; runs/ (your results) stays
+	rm -rf $(VENV) .pytest_cache

@@ -56,7 +56,7 @@ def _one_line(argv: list[str], capsys, needle: str) -> str:
     (["--optimizer", "adam"], "invalid choice: 'adam'"),
     (["--schedule", "linear"], "invalid choice: 'linear'"),
     (["--epochs", "many"], "invalid int value: 'many'"),
-    (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
+    (["--no-such-flag"], "unrecognized arguments: --no-such-flag (see `slimlab train --help`)"),
     (["--model-kwargs", "{width_mult: -1}", "--model", "mobilenet_v2"], "'width_mult' must be a number in"),
     (["--model-kwargs", "{width: 0}"], "'width' must be a number in"),
     (["--loss", "forward", "--loss-kwargs", "{matrix: [[1, 0], [0, 1]]}"], "must be 10x10"),

@@ -141,6 +141,8 @@ def test_save_pruned_and_load_back_by_name_or_into_the_users_class(tmp_path):
     by_name = load_pruned(path)
     into = load_pruned(path, create_model("resnet20", 10))
     assert torch.equal(by_name(x), model(x)) and torch.equal(into(x), model(x))
+    with pytest.raises(SlimlabError, match="its classifier has 10 outputs, the model given has 100"):
+        load_pruned(path, create_model("resnet20", 100))  # was resized to 10 classes without a word
     (tmp_path / "not.safetensors").write_bytes(b"\x00" * 40)
     with pytest.raises(SlimlabError, match="cannot read"):
         load_pruned(tmp_path / "not.safetensors")

@@ -144,3 +144,12 @@ def test_library_mistakes_are_one_line_and_labels_come_back_int64():
 
     m = intended_matrix("asymmetric", 0.4, 10, mapping={3: 5})  # once broken by _need's new argument
     assert m[3, 5] == pytest.approx(0.4) and m[0, 0] == 1
+
+
+def test_a_zero_dimensional_array_or_tensor_rate_is_a_number():
+    from slimlab.noise import corrupt
+
+    y = torch.arange(100) % 10
+    a = corrupt(y, "symmetric", 0.4, 10, seed=3)[0]
+    for rate in (np.float64(0.4), np.array(0.4), torch.tensor(0.4, dtype=torch.float64)):
+        assert torch.equal(corrupt(y, "symmetric", rate, 10, seed=3)[0], a)

@@ -167,6 +167,16 @@ class Parser(argparse.ArgumentParser):
         print(f"slimlab: error: {message} (see `slimlab {cmd + ' ' if cmd else ''}--help`)", file=sys.stderr)
         sys.exit(2)
 
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        """As argparse's, but an unknown flag points to the command's own help, not ``slimlab --help``."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            cmd = getattr(ns, "cmd", None)
+            print(f"slimlab: error: unrecognized arguments: {' '.join(extra)} (see `slimlab "
+                  f"{cmd + ' ' if cmd else ''}--help`)", file=sys.stderr)
+            sys.exit(2)
+        return ns
+
 
 def build_parser(spec: dict | None = None) -> argparse.ArgumentParser:
     """The parser, built from the shipped command table: ``slimlab --help`` and ``slimlab CMD --help`` import

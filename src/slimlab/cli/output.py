@@ -61,6 +61,8 @@ def profile(r: dict) -> None:
             print(f"{name}: {row['params'] / 1e6:.3f}M params, {row['macs'] / 1e6:.2f}M MACs, batch 1: "
                   f"{_ms(row, 'torch')} (PyTorch){onnx}" + ("" if row.get("stable", True) else
                                                             "  [unstable: the spread stayed large]"))
+        if r.get("path"):
+            print(f"-> {r['path']} (slimlab report --profiles {r['path']} shows it beside the runs)")
         return
     print(f"{r['model']}: {r['params'] / 1e6:.3f}M params, {r['macs'] / 1e6:.2f}M MACs at "
           f"{r['input_size']}x{r['input_size']}")

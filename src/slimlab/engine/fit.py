@@ -231,7 +231,8 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
 def machine(device: torch.device, amp: bool) -> dict[str, Any]:
     """Where the run finished: the CPU (or GPU) model, threads, and whether it trained under bf16 autocast (a
     table of runs from several machines can then say which ran where)."""
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name() if device.type == "cpu"
+            else f"{device.type} device")  # mps, xpu: the accelerator, not the host's CPU
     bf16 = amp and (device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16()))
     return {"model": name, "threads": torch.get_num_threads(), "train_precision": "bf16 autocast" if bf16 else "fp32",
             "torch": torch.__version__}

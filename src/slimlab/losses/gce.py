@@ -41,7 +41,8 @@ def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: floa
     loss, p_y = lq_per_sample(logits, target, q)
     if k > 0:
         kept = p_y > k
-        if len(p_y) and not bool(kept.any()):
+        # checked on CPU only: on a GPU reading the flag would wait for the device at every step
+        if len(p_y) and p_y.device.type == "cpu" and not bool(kept.any()):
             warnings.warn(f"truncated GCE: every p_y in this batch is <= k = {k}, so the loss is the constant L_q(k) "
                           "and has no gradient (an untrained model's p_y is about 1/K): train with plain GCE first, "
                           "as the paper does for 40 of 120 epochs, or use TruncatedGCE", stacklevel=3)

@@ -248,6 +248,16 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
     return path
 
 
+def _same_head(model: nn.Module, sd: dict, path: str | Path) -> None:
+    """Pruning never changes the classifier's outputs: a given model whose head has another size is another
+    model (resizing it to the file would hide that)."""
+    heads = sorted(head_keys(model))
+    w = next((k for k in heads if k.endswith("weight")), None)
+    if w and w in sd and sd[w].shape[0] != model.state_dict()[w].shape[0]:
+        raise SlimlabError(f"{path}: its classifier has {sd[w].shape[0]} outputs, the model given has "
+                           f"{model.state_dict()[w].shape[0]}: build the model with the file's number of classes")
+
+
 def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
     """A model saved by :func:`save_pruned`: ``model`` (an unpruned instance of the same class, built by your own
     code) resized to the stored shapes and loaded; or, without ``model``, rebuilt from the stored name
@@ -266,6 +276,8 @@ def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
         except ValueError:
             raise SlimlabError(f"{path}: malformed model arguments in its header") from None
         model = create_model(meta["model_name"], nc, **_offline(kwargs))
+    else:
+        _same_head(model, sd, path)
     resize_to_state_dict(model, sd)
     load_state_checked(model, sd, str(path))
     return model.eval()

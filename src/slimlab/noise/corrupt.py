@@ -171,6 +171,8 @@ def _corrupt(y: torch.Tensor, kind: str, rate: float, num_classes: int, seed: in
              mapping: dict[int, int] | None, matrix: np.ndarray | None) -> tuple[torch.Tensor, np.ndarray]:
     y = y.clone()
     n, k = len(y), num_classes
+    if isinstance(rate, (np.ndarray, torch.Tensor)) and rate.ndim == 0:  # a 0-d array or tensor is a number
+        rate = rate.item()
     if kind != "matrix" and not (isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0 <= rate <= 1):
         raise SlimlabError(f"noise rate must be a number in [0, 1], got {rate!r}")
     if mode not in ("exact", "bernoulli"):

@@ -115,4 +115,4 @@ def profile_runs(runs: list[str], out: Path, onnx: bool = True, iters: int = 20,
             rows[r].update(onnx_ms=o["median_ms"], onnx_p10_ms=o["p10_ms"], onnx_p90_ms=o["p90_ms"],
                            stable=rows[r]["stable"] and o["stable"])
     atomic_write_json(out / "profile.json", rows)
-    return {"models": len(rows), "rows": rows}
+    return {"models": len(rows), "rows": rows, "path": str(out / "profile.json")}
