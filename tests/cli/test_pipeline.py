@@ -205,10 +205,10 @@ def test_shipped_recipes_validate_at_both_budgets(recipe, tmp_path):
     r = load_recipe(recipe)
     assert "small" in r["budgets"]
     with pytest.raises(SlimlabError, match="cifar10 is not under .* and the step does not download it"):
-        check_recipe(r, overrides={"root": str(tmp_path)})  # --check used to pass, and step 1 failed
+        check_recipe(r, overrides={"root": str(tmp_path)}, data_present=True)  # run --check passed, step 1 failed
     (tmp_path / "cifar-10-batches-py").mkdir()
     where = {"root": str(tmp_path)}
-    assert check_recipe(r, overrides=where) == check_recipe(r, "small", overrides=where)
+    assert check_recipe(r, overrides=where, data_present=True) == check_recipe(r, "small", overrides=where)
 
 
 def test_recipe_reruns_a_step_whose_upstream_changed_and_never_retrains_a_finished_one(tmp_path):

@@ -209,7 +209,7 @@ def refuse_other_command(raw: dict, run_dir: Path, wanted: str) -> None:
     for the training loop's runs, ``prune``), naming the command that continues it, instead of a list of the
     other command's options as unknown keys."""
     kind = "prune" if "checkpoint" in raw and "method" in raw else "train"
-    if kind == wanted:
+    if kind == ("train" if wanted == "labels" else wanted):
         return
     if wanted == "labels":
         raise SlimlabError(f"{run_dir} is a `slimlab prune` run: labels judges a training run's labels (run it on "

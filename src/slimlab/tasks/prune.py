@@ -436,12 +436,12 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
-    refuse_other_command(load_yaml(run_dir / "config.yaml"), run_dir, "prune")
-    if (run_dir / "summary.json").is_file():
-        raise SlimlabError(f"{run_dir} already finished (it has a summary.json)")
     run_id = config_run_id(run_dir / "config.yaml")
     if not run_id:
         raise SlimlabError(f"{run_dir}/config.yaml is not a run's (no run header line): nothing to resume")
+    refuse_other_command(load_yaml(run_dir / "config.yaml"), run_dir, "prune")
+    if (run_dir / "summary.json").is_file():
+        raise SlimlabError(f"{run_dir} already finished (it has a summary.json)")
     raw = {**load_yaml(run_dir / "config.yaml"), **resume_sets(sets, RESUME_MAY_CHANGE)}
     cfg = from_dict(PruneConfig, raw, str(run_dir / "config.yaml"))
     cfg.out, cfg.overwrite = str(run_dir), False

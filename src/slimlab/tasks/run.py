@@ -164,7 +164,7 @@ _STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
 def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None = None,
-                 out: str | Path | None = None) -> list[str]:
+                 out: str | Path | None = None, data_present: bool = False) -> list[str]:
     """Validate every step's options against its task's config, and that its inputs exist, without running
     anything; returns the step names."""
     out = Path(out or Path("runs") / str(recipe["name"]))
@@ -176,7 +176,7 @@ def check_recipe(recipe: dict, budget: str | None = None, overrides: dict | None
         env[name] = str(Path(env["out"]) / name)
         where = f"recipe {recipe['name']}, step {name}"
         _, cfg = _step_config(kind, opts, where, allowed=_allowed(env["out"], overrides))
-        check_inputs(cfg, where, out)
+        check_inputs(cfg, where, out, data_present)
         names.append(name)
     return names
 
@@ -186,7 +186,7 @@ _INPUTS = {"data": "data", "checkpoint": "file", "init": "file", "run": "file", 
            "candidates": "file", "labels_from": "file", "profiles": "file", "exported": "file"}
 
 
-def check_inputs(cfg: Any, where: str, out: Path) -> None:
+def check_inputs(cfg: Any, where: str, out: Path, data_present: bool = False) -> None:
     """One line naming the step when an input it reads does not exist. Paths under the recipe's ``out`` are made by
     earlier steps, so only their place is checked; ``zoo:`` names must be in the zoo, and ``imagefolder:`` paths
     must be directories (named data sets such as cifar10 are found or downloaded when the step runs)."""
@@ -198,7 +198,7 @@ def check_inputs(cfg: Any, where: str, out: Path) -> None:
             if not isinstance(v, str) or not v or v == "best":
                 continue
             if kind == "data":
-                _check_data(v, cfg, where)
+                _check_data(v, cfg, where, data_present)
                 continue
             if v.startswith(zoo.PREFIX):
                 zoo.resolve(v)
@@ -214,12 +214,13 @@ def check_inputs(cfg: Any, where: str, out: Path) -> None:
 _TV_FOLDERS = {"cifar10": "cifar-10-batches-py", "cifar100": "cifar-100-python"}
 
 
-def _check_data(v: str, cfg: Any, where: str) -> None:
-    """An image folder that exists, or a named data set already under its --root (unless the step downloads it)."""
+def _check_data(v: str, cfg: Any, where: str, named: bool) -> None:
+    """An image folder that exists; with ``named`` (``run --check``), a named data set already under its --root
+    too, unless the step downloads it."""
     if v.startswith("imagefolder:") and not Path(v.split(":", 1)[1]).expanduser().is_dir():
         raise SlimlabError(f"{where}: data folder not found: {v.split(':', 1)[1]}")
     root = Path(str(getattr(cfg, "root", "") or "~/.cache/slimlab/data")).expanduser()
-    if v in _TV_FOLDERS and not getattr(cfg, "download", False) and not (root / _TV_FOLDERS[v]).is_dir():
+    if named and v in _TV_FOLDERS and not getattr(cfg, "download", False) and not (root / _TV_FOLDERS[v]).is_dir():
         raise SlimlabError(f"{where}: {v} is not under {root} and the step does not download it: set its root, "
                            "its download, or data: imagefolder:PATH")
 
@@ -374,7 +375,7 @@ def run(cfg: RunConfig) -> dict:
     recipe = load_recipe(cfg.recipe)
     overrides = parse_set(cfg.set)
     if cfg.check:
-        steps = check_recipe(recipe, cfg.budget or None, overrides, cfg.out or None)
+        steps = check_recipe(recipe, cfg.budget or None, overrides, cfg.out or None, data_present=True)
         return {"name": recipe["name"], "valid_steps": steps}
     if not cfg.out and (not _STEP_NAME.fullmatch(str(recipe["name"])) or ".." in str(recipe["name"])):
         raise SlimlabError(f"recipe name {str(recipe['name'])[:60]!r} is not a plain name, so it cannot be the default "
