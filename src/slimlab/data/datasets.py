@@ -301,8 +301,8 @@ def imagefolder(path: str, image_size: int = 0) -> DataSet:
     root = Path(path).expanduser()
     if not root.is_dir():
         where = "" if root.is_absolute() else (f" (a relative path, looked for from {Path.cwd()}; a run or zoo model "
-                                               "records it as it was given: pass --data imagefolder:PATH to say where "
-                                               "it is from here)")
+                                               "records it as it was given: run slimlab from the folder it is relative "
+                                               "to, or give --data imagefolder:PATH where a command takes --data)")
         raise SlimlabError(f"data path not found: {root}{where}")
     cache = default_cache_dir()
     _NOTES.clear()
