@@ -68,6 +68,7 @@ def test_resume_after_kill_equals_uninterrupted_run(tmp_path):
     assert 2 <= done < 4
     res = run_cli("train", "--resume", str(part))
     assert res.returncode == 0, res.stderr
+    assert f"run directory: {part} (resuming at epoch" in res.stderr  # the first line says where (last.pt's epoch)
     a, b = _weights(tmp_path / "full" / "last.pt"), _weights(part / "last.pt")
     assert a.keys() == b.keys()
     for k in a:

@@ -200,6 +200,9 @@ def fit(model: nn.Module, loaders: Loaders, objective: Objective, cfg, run_dir: 
         run_dir.mkdir(parents=True, exist_ok=True)
         _rewrite_metrics(run_dir, st.history)
     progress = Progress(cfg.progress, cfg.epochs, enabled=ctx.main)
+    if writes and progress.mode != "none":  # where the run goes, before its first line (an interrupt names it too)
+        print(f"run directory: {run_dir}" + (f" (resuming at epoch {st.start + 1})" if st.start else ""),
+              file=sys.stderr, flush=True)
     if len(loaders.train) == 0:
         raise SlimlabError("the training set is empty")
     t_run = time.time() - _elapsed(st.history)  # a resumed run's clock goes on from its earlier processes
