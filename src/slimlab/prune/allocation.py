@@ -65,7 +65,7 @@ class Shape:
     def macs(self, counts: dict[str, int]) -> int:
         m = copy.deepcopy(self.model)
         dg = build_graph(m, self.input_size, self.in_chans)
-        for p in find_prunable(m, dg, self.layers, self.ignored):
+        for p in find_prunable(m, dg, list(self.channels), self.ignored, check=False):  # checked in __init__
             if p.name in counts:
                 prune_out_channels(dg, p.conv, torch.arange(self.rounded(p.name, counts[p.name])))
         return count_macs(m, self.input_size, in_chans=self.in_chans)

@@ -111,9 +111,11 @@ def _expansion_convs(model: nn.Module) -> set[int] | None:
 
 
 def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | None = None,
-                  ignored: list[str] | None = None) -> list[PrunableLayer]:
+                  ignored: list[str] | None = None, check: bool = True) -> list[PrunableLayer]:
     """The layers to prune, in forward order: ``names`` if given, else the default rule above; never a layer in
-    ``ignored`` or under one (a module name: ``layer4`` leaves every conv of ``layer4`` whole)."""
+    ``ignored`` or under one (a module name: ``layer4`` leaves every conv of ``layer4`` whole). ``check`` tries
+    their surgery on a copy first (:func:`survivors`); a caller that prunes copies of a model many times passes
+    the names found checked once, with ``check=False``."""
     from slimlab.errors import SlimlabError
 
     name_of = {id(m): n for n, m in model.named_modules()}
@@ -168,7 +170,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         c = consumers[0]
         f = first or c
         out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
-    return survivors(model, dg, out, named=names is not None)
+    return survivors(model, dg, out, named=names is not None) if check else out
 
 
 def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLayer],

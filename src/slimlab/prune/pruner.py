@@ -371,11 +371,12 @@ def ratio_for_macs(model: nn.Module, target: float, input_size: int | tuple[int,
                    ignored: list[str] | None = None, in_chans: int = 3) -> float:
     """The largest uniform keep ratio whose pruned model has at most ``target`` x the MACs (bisection)."""
     base = count_macs(model, input_size, in_chans=in_chans)
+    names = [p.name for p in find_prunable(model, build_graph(model, input_size, in_chans), layers or None, ignored)]
 
     def macs_at(r: float) -> float:
         m = copy.deepcopy(model)
         dg = build_graph(m, input_size, in_chans)
-        for p in find_prunable(m, dg, layers or None, ignored):
+        for p in find_prunable(m, dg, names, ignored, check=False):  # the plan checked once, above
             prune_out_channels(dg, p.conv, torch.arange(keep_count(p.conv.out_channels, r, round_to)))
         return count_macs(m, input_size, in_chans=in_chans) / base
 
