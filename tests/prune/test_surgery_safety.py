@@ -112,3 +112,19 @@ def test_a_model_torch_pruning_cannot_trace_is_one_line_and_keeps_its_mode():
     with pytest.raises(SlimlabError, match="torch-pruning cannot trace NoTensor"):
         build_graph(model, 8)
     assert model.training
+
+
+def test_a_model_returning_a_tuple_or_dict_still_prunes():
+    """The surgery check compares every output tensor's shape: a (logits, features) or {"logits": ...} output
+    used to count as a broken model, and every layer was dropped."""
+    class Pair(Chain):
+        def forward(self, x):
+            return super().forward(x), {"logits": super().forward(x)}
+
+    torch.manual_seed(0)
+    assert prunable(Pair()) == ["c1", "c2"]
+
+
+def test_spatial_padding_is_channel_wise():
+    """timm's tf_* models pad before a strided depthwise conv ("same" padding): the chain stays plain."""
+    assert prunable(Chain(lambda t: F.pad(t, (1, 1, 1, 1)))) == ["c1", "c2"]

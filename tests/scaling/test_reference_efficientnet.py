@@ -102,3 +102,5 @@ def test_a_users_own_builder_with_multipliers_can_be_scaled(tmp_path, monkeypatc
     assert s.model_kwargs == pytest.approx({"width_mult": 1.1, "depth_mult": 1.2})
     with pytest.raises(SlimlabError, match="cannot be compound-scaled"):
         scale("module:scalable_nets:fixed", 1, 1.2, 1.1, 1.15, base_resolution=32)
+    with pytest.raises(SlimlabError, match="cannot be compound-scaled"):  # its wrapper's **kwargs do not count
+        scale("tv:resnet18", 1, 1.2, 1.1, 1.15, base_resolution=32)

@@ -146,7 +146,8 @@ def builder_takes(name: str, *args: str) -> bool:
     if not _has_signature(fn):
         return False
     params = inspect.signature(fn).parameters
-    return any(p.kind == p.VAR_KEYWORD for p in params.values()) or all(a in params for a in args)
+    catch_all = name.startswith("module:") and any(p.kind == p.VAR_KEYWORD for p in params.values())
+    return catch_all or all(a in params for a in args)  # tv:/timm: wrappers take **kwargs their models refuse
 
 
 def _has_signature(fn) -> bool:

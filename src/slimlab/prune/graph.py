@@ -178,17 +178,26 @@ def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLay
     """The layers whose removal leaves a model that runs, tried on a copy (one channel off each): torch-pruning
     does not know every layer (a conv subclass with a per-channel gain, a learned tensor added to an activation),
     and a surgery it gets wrong would break the user's model half-way. All layers at once first; on a failure,
-    each alone: the default plan drops the failing ones, a layer the user named is one line."""
+    one by one with those kept so far: the default plan drops the failing ones, a layer the user named is one
+    line. A model whose unpruned copy cannot run here is not checked."""
     from slimlab.errors import SlimlabError
 
     example = getattr(dg, "slimlab_example", None)
     if not layers or example is None or _runs_after_surgery(model, example, layers):
         return layers
-    bad = [p for p in layers if not _runs_after_surgery(model, example, [p])]
-    if named and bad:
-        raise SlimlabError(f"layers (--layers): removing channels of {bad[0].name} breaks the model (torch-pruning "
-                           f"does not follow everything that reads them): leave it out")
-    return [p for p in layers if p not in bad]
+    kept: list[PrunableLayer] = []
+    for p in layers:  # one by one, each with those kept before it (layers fine alone may break together)
+        if _runs_after_surgery(model, example, [*kept, p]):
+            kept.append(p)
+        elif named:
+            raise SlimlabError(f"layers (--layers): removing channels of {p.name} breaks the model (torch-pruning "
+                               f"does not follow everything that reads them): leave it out")
+    return kept
+
+
+def _shapes(out: object) -> list[tuple[int, ...]]:
+    """The shapes of every tensor in a forward's output (a tensor, or a tuple, list or dict of them)."""
+    return [tuple(t.shape) for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
 
 
 def _runs_after_surgery(model: nn.Module, example: torch.Tensor, layers: list[PrunableLayer]) -> bool:
@@ -196,18 +205,22 @@ def _runs_after_surgery(model: nn.Module, example: torch.Tensor, layers: list[Pr
 
     try:
         twin = copy.deepcopy(model).eval()
-    except Exception:  # noqa: BLE001 - a model that cannot be copied is not checked
+        with torch.no_grad():
+            want = _shapes(twin(example))
+    except torch.OutOfMemoryError:
+        raise
+    except Exception:  # noqa: BLE001 - a model that cannot be copied or run here is not checked
         return True
     try:
-        with torch.no_grad():
-            want = twin(example).shape
         dg = build_graph(twin, tuple(example.shape[-2:]), example.shape[1])
         mods = dict(twin.named_modules())
         for p in layers:
             conv = mods[p.name]
             prune_out_channels(dg, conv, torch.arange(1, conv.out_channels))
         with torch.no_grad():
-            return twin(example).shape == want
+            return _shapes(twin(example)) == want
+    except torch.OutOfMemoryError:
+        raise
     except Exception:  # noqa: BLE001 - any failure of the surgery or of the pruned forward
         return False
 
@@ -221,8 +234,9 @@ _CHANNELWISE = {
     "ToCopy", "Relu", "Hardtanh", "Clamp", "ClampMin", "ClampMax", "Threshold", "Sigmoid", "Tanh", "Hardswish",
     "Hardsigmoid", "Silu", "Gelu", "Elu", "LeakyRelu", "Mish", "Softplus", "NativeDropout", "MaxPool2DWithIndices",
     "AvgPool2D", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "UpsampleNearest2D", "UpsampleBilinear2D",
-    "UpsampleBicubic2D", "Expand", "Mean", "Sum", "Amax", "Max", "NativeBatchNorm", "CudnnBatchNorm",
-    "MiopenBatchNorm"}
+    "UpsampleBicubic2D", "UpsampleNearestExact2D", "Expand", "Mean", "Sum", "Amax", "Max", "NativeBatchNorm",
+    "CudnnBatchNorm", "MiopenBatchNorm", "Rsub", "Erf", "Minimum", "Maximum", "ConstantPadNd", "ReflectionPad2D",
+    "ReplicationPad2D"}
 
 
 def _channelwise(node) -> bool:
@@ -234,6 +248,8 @@ def _channelwise(node) -> bool:
     name = type(fn).__name__.split("Backward")[0]
     if name not in _CHANNELWISE:
         return False
+    if name == "ConstantPadNd":  # timm's "same" padding: spatial only (4 numbers), never the channels
+        return len(getattr(fn, "_saved_pad", ()) or ()) <= 4
     dims = getattr(fn, "_saved_dim", None)
     if name in ("Mean", "Sum", "Amax", "Max") and dims is not None:
         rank = len(getattr(fn, "_saved_self_sym_sizes", ()) or ()) or 4

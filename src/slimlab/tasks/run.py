@@ -219,6 +219,8 @@ def _check_data(v: str, cfg: Any, where: str, named: bool) -> None:
     too, unless the step downloads it."""
     if v.startswith("imagefolder:") and not Path(v.split(":", 1)[1]).expanduser().is_dir():
         raise SlimlabError(f"{where}: data folder not found: {v.split(':', 1)[1]}")
+    if not getattr(cfg, "root", "") and not hasattr(cfg, "download"):  # prune: the checkpoint's root, unknown here
+        return
     root = Path(str(getattr(cfg, "root", "") or "~/.cache/slimlab/data")).expanduser()
     if named and v in _TV_FOLDERS and not getattr(cfg, "download", False) and not (root / _TV_FOLDERS[v]).is_dir():
         raise SlimlabError(f"{where}: {v} is not under {root} and the step does not download it: set its root, "

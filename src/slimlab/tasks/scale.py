@@ -110,11 +110,14 @@ def train_once(tcfg: TrainConfig) -> dict:
     """A candidate's run: read back when its directory holds it finished with these options, continued from its
     ``last.pt`` when it was cut short, trained otherwise (a search run again, or interrupted, redoes nothing)."""
     d = Path(tcfg.out)
-    same = (d / "config.yaml").is_file() and config_difference(load_yaml(d / "config.yaml"), to_dict(tcfg)) is None
+    old = load_yaml(d / "config.yaml") if (d / "config.yaml").is_file() else None
+    same = old is not None and config_difference(old, to_dict(tcfg)) is None and old.get("epochs") == tcfg.epochs
     if same and (d / "summary.json").is_file():
         return json.loads((d / "summary.json").read_text())
     if same and (d / "last.pt").is_file():
         return train(tcfg, resume=load_checkpoint(d / "last.pt"))
+    if same:  # killed before its first checkpoint: this very candidate starts over
+        return train(dataclasses.replace(tcfg, overwrite=True))
     return train(tcfg)
 
 

@@ -113,9 +113,9 @@ def _train(cfg: TrainConfig, resume: dict | None, ctx: Dist, out: Path, run_id: 
     else:
         model, meta = build_model(cfg, objective.num_outputs or p.ds.num_classes,
                                   None if objective.num_outputs else list(p.ds.classes))
-    if resume is not None and resume.get("pruned"):
+    if resume is not None and (resume.get("pruned") or resume.get("resize_on_load")):
         resize_to_state_dict(model, resume["state_dict"])
-        meta["pruned"] = True
+        meta["pruned" if resume.get("pruned") else "resize_on_load"] = True
     refuse_wrong_outputs(model, cfg.model, objective.num_outputs or p.ds.num_classes, p.ds.image_size)
     cfg.out = str(out)
     meta.update(data=data_meta(p.ds), config=to_dict(cfg), run_id=run_id)
