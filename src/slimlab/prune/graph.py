@@ -47,6 +47,13 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
     was, flags = model.training, {n: q.requires_grad for n, q in model.named_parameters()}
     model.eval()
     try:
+        with torch.no_grad():  # the model's own error first (torch-pruning retries a failed forward another way)
+            model(example)
+    except Exception as e:  # noqa: BLE001 - the model cannot run on this input at all
+        model.train(was)
+        raise SlimlabError(f"{type(model).__name__} cannot run on a {h}x{w} image with {in_chans} channels "
+                           f"({_first_line(e)})") from None
+    try:
         with torch.enable_grad():
             for q in model.parameters():
                 q.requires_grad_(True)
@@ -54,13 +61,16 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
     except SlimlabError:
         raise
     except Exception as e:  # noqa: BLE001 - torch-pruning's own failure, on a model it cannot follow
-        raise SlimlabError(f"torch-pruning cannot trace {type(model).__name__} ({type(e).__name__}: "
-                           f"{str(e).splitlines()[0][:160] if str(e) else 'no message'})") from None
+        raise SlimlabError(f"torch-pruning cannot trace {type(model).__name__} ({_first_line(e)})") from None
     finally:
         model.train(was)
         restore_requires_grad(model, flags)
     dg.slimlab_example = example
     return dg
+
+
+def _first_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else 'no message'}"
 
 
 def restore_requires_grad(model: nn.Module, flags: dict[str, bool]) -> None:

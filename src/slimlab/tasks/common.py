@@ -157,7 +157,7 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
         if same and head_keys(model) and not any(k in rep["copied"] for k in head_keys(model)):
             head = "fresh (another shape)"  # same classes, or plain weights, whose head does not fit
         elif ck.get("plain"):
-            head = "copied"
+            head = "copied" if head_keys(model) else "not applicable (no linear classifier)"
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head,
                         "report": summarize_match(rep), "skipped": {k: v[:20] for k, v in rep.items() if k != "copied"}}
         refuse_unmatched(model, rep["copied"], cfg)
