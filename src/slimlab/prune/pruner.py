@@ -162,7 +162,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
                 in_chans: int = 3, keep: dict[str, int] | None = None,
                 state_file: str | Path | None = None, state_key: dict | None = None,
-                progress: Callable[[str], None] | None = None) -> dict:
+                progress: Callable[[str], None] | None = None, check_surgery: bool = True) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -177,7 +177,9 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     are written there atomically (:class:`LayerwiseState`); a file found there continues the same plan where it
     stopped, with the same result as a run never stopped (on the same device, threads and process count), if
     ``state_key`` (what must not change: the run, the source checkpoint) matches. ``between_layers`` may carry
-    state too (its ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned."""
+    state too (its ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned.
+    ``check_surgery=False`` skips trying the layers' surgery on a copy (:func:`slimlab.prune.graph.survivors`): for
+    callers that prune many copies of one model with layers already found checked."""
     check_options(ratio, mode, variant, target, refine)
     crit = method if isinstance(method, Criterion) else build_criterion(
         method, CriterionOptions(variant=variant, per_image=per_image, refine=refine,
@@ -186,7 +188,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
         raise SlimlabError(f"{crit.name} needs calibration data")
     t0 = time.time()
     dg = build_graph(model, input_size, in_chans)
-    plan = find_prunable(model, dg, layers or None, ignored)
+    plan = find_prunable(model, dg, layers or None, ignored, check=check_surgery)  # False: layers checked already
     if not plan:
         raise SlimlabError("no prunable layer found (name them: --layers on the command line, layers=[...] in Python)")
     g = torch.Generator().manual_seed(seed)
