@@ -48,7 +48,7 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
     model.eval()
     try:
         with torch.no_grad():  # the model's own error first (torch-pruning retries a failed forward another way)
-            model(example)
+            shapes = _shapes(model(example))
     except Exception as e:  # noqa: BLE001 - the model cannot run on this input at all
         model.train(was)
         raise SlimlabError(f"{type(model).__name__} cannot run on a {h}x{w} image with {in_chans} channels "
@@ -65,7 +65,7 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
     finally:
         model.train(was)
         restore_requires_grad(model, flags)
-    dg.slimlab_example = example
+    dg.slimlab_example, dg.slimlab_shapes = example, shapes  # what the surgery check runs and compares against
     return dg
 
 
@@ -189,15 +189,15 @@ def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLay
     does not know every layer (a conv subclass with a per-channel gain, a learned tensor added to an activation),
     and a surgery it gets wrong would break the user's model half-way. All layers at once first; on a failure,
     one by one with those kept so far: the default plan drops the failing ones, a layer the user named is one
-    line. A model whose unpruned copy cannot run here is not checked."""
+    line. A model that cannot be copied is not checked (one that cannot run fails in :func:`build_graph`)."""
     from slimlab.errors import SlimlabError
 
-    example = getattr(dg, "slimlab_example", None)
-    if not layers or example is None or _runs_after_surgery(model, example, layers):
+    example, want = getattr(dg, "slimlab_example", None), getattr(dg, "slimlab_shapes", None)
+    if not layers or example is None or _runs_after_surgery(model, example, want, layers):
         return layers
     kept: list[PrunableLayer] = []
     for p in layers:  # one by one, each with those kept before it (layers fine alone may break together)
-        if _runs_after_surgery(model, example, [*kept, p]):
+        if _runs_after_surgery(model, example, want, [*kept, p]):
             kept.append(p)
         elif named:
             raise SlimlabError(f"layers (--layers): removing channels of {p.name} breaks the model (torch-pruning "
@@ -210,16 +210,15 @@ def _shapes(out: object) -> list[tuple[int, ...]]:
     return [tuple(t.shape) for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
 
 
-def _runs_after_surgery(model: nn.Module, example: torch.Tensor, layers: list[PrunableLayer]) -> bool:
+def _runs_after_surgery(model: nn.Module, example: torch.Tensor, want: list[tuple[int, ...]],
+                        layers: list[PrunableLayer]) -> bool:
+    """Whether a copy of ``model`` with one channel off each of ``layers`` still runs and gives outputs of the
+    unpruned shapes ``want`` (recorded by :func:`build_graph`)."""
     import copy
 
     try:
         twin = copy.deepcopy(model).eval()
-        with torch.no_grad():
-            want = _shapes(twin(example))
-    except torch.OutOfMemoryError:
-        raise
-    except Exception:  # noqa: BLE001 - a model that cannot be copied or run here is not checked
+    except Exception:  # noqa: BLE001 - a model that cannot be copied is not checked
         return True
     try:
         dg = build_graph(twin, tuple(example.shape[-2:]), example.shape[1])

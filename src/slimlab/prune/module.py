@@ -33,11 +33,10 @@ import torch.nn as nn
 
 from slimlab.errors import SlimlabError
 from slimlab.profile import count_macs, count_params
-from slimlab.prune.bn_recalibration import IMAGE_KEYS, batches_of, recalibrate_bn
+from slimlab.prune.bn_recalibration import IMAGE_KEYS, batch_images, batches_of, recalibrate_bn
 from slimlab.prune.config import resolve_keep_ratio
 from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 
-_IMAGE_KEYS = IMAGE_KEYS
 # the command line's (and PruneConfig's) names of prune_module's options
 _ALIASES = {"ignore_layers": "ignored_layers", "thinet_variant": "variant", "thinet_refine": "refine",
             "thinet_target": "target", "samples_per_image": "per_image"}
@@ -85,15 +84,14 @@ def labelled_from(batches: Iterable, max_images: int) -> tuple[torch.Tensor, tor
         batches = [batches]
     got, labels, n = [], [], 0
     for b in batches:
-        x, y = b, None
+        x, y = batch_images(b), None
         if isinstance(b, (tuple, list)):
-            x, y = (b[0] if b else None), (b[1] if len(b) > 1 else None)
+            y = b[1] if len(b) > 1 else None
         elif isinstance(b, dict):
-            x = next((b[k] for k in _IMAGE_KEYS if k in b), None)
             y = next((b[k] for k in _LABEL_KEYS if k in b), None)
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+        if x is None or x.dim() != 4:
             raise SlimlabError("calibration data must yield batches: image tensors [N, C, H, W], (images, labels) "
-                               f"pairs, or dicts with one of {', '.join(_IMAGE_KEYS)}; got a batch of "
+                               f"pairs, or dicts with one of {', '.join(IMAGE_KEYS)}; got a batch of "
                                f"{type(b).__name__} (a DataLoader, or a list such as [images] for one tensor)")
         got.append(x.detach()[: max_images - n])
         labels.append(y[: len(got[-1])] if isinstance(y, torch.Tensor) and y.dim() == 1 else None)

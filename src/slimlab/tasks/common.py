@@ -152,12 +152,13 @@ def build_model(cfg: TrainConfig, num_classes: int, classes: list[str] | None = 
             same = not pretext and (classes is None or ck_classes is None or list(ck_classes) == list(classes))
         rep = match_report(model, ck["state_dict"], skip_head=not same)
         copied, total = load_matching(model, ck["state_dict"], skip_head=not same)
+        heads = head_keys(model)
         head = ("fresh (a pretext model's rotation head)" if pretext else "copied (same classes)" if same
                 else "fresh (the classes differ)")
-        if same and head_keys(model) and not any(k in rep["copied"] for k in head_keys(model)):
+        if same and heads and not heads & set(rep["copied"]):
             head = "fresh (another shape)"  # same classes, or plain weights, whose head does not fit
         elif ck.get("plain"):
-            head = "copied" if head_keys(model) else "not applicable (no linear classifier)"
+            head = "copied" if heads else "not applicable (no linear classifier)"
         meta["init"] = {"from": cfg.init, "tensors_copied": copied, "tensors_total": total, "head": head,
                         "report": summarize_match(rep), "skipped": {k: v[:20] for k, v in rep.items() if k != "copied"}}
         refuse_unmatched(model, rep["copied"], cfg)
