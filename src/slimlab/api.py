@@ -24,7 +24,8 @@ Your own model, in your own training loop (any ``nn.Module``; a timm model here)
     model = api.load_pruned("r18-pruned.safetensors")  # its pruned shapes, from tensors alone
 
 ``api.train(cfg, model=my_module, data=(train_set, test_set))`` trains your module on your data with
-slimlab's loop (losses for noisy labels included). Noise and label issues on your own arrays:
+slimlab's loop (losses for noisy labels included); ``api.resume(run_dir, model=MyNet(), data=(train_set,
+test_set))`` continues such a run. Noise and label issues on your own arrays:
 ``api.corrupt(labels, "symmetric", 0.4, num_classes=10)``, ``api.find_label_issues(labels, pred_probs)``.
 """
 

@@ -104,3 +104,53 @@ def test_a_one_channel_model_is_told_about_channels_not_image_size():
         macs_or_refuse(nn.Sequential(nn.Conv2d(1, 4, 3), nn.Flatten()), "mine", 12)
     with pytest.raises(SlimlabError, match="cannot run on 4x4 images"):
         macs_or_refuse(nn.Sequential(nn.Conv2d(3, 4, 5), nn.Flatten()), "mine", 4)
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3, padding=1), nn.Linear(8, 2)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean((2, 3)))
+
+
+def test_a_run_on_your_own_model_and_data_resumes_bit_exactly_when_given_them_again(tmp_path):
+    data = (_pairs(64, 0), _pairs(16, 1))
+
+    def tiny():
+        torch.manual_seed(1)
+        return _Tiny()
+
+    common = dict(epochs=3, batch_size=16, lr=0.05, val_fraction=0.0, progress="none")
+    api.train(TrainConfig(stop_after=1, out=str(tmp_path / "cut"), **common), model=tiny(), data=data)
+    for kw, match in [({}, "data given from Python"), ({"model": nn.Sequential(), "data": data}, "of its class"),
+                      ({"model": _Tiny(), "data": (data[0][:32], data[1])}, "other data")]:
+        with pytest.raises(SlimlabError, match=match):
+            api.resume(tmp_path / "cut", **kw)
+    torch.manual_seed(5)  # the fresh instance's own weights are replaced by last.pt's
+    resumed, straight = _Tiny(), tiny()
+    s = api.resume(tmp_path / "cut", model=resumed, data=data)
+    api.train(TrainConfig(out=str(tmp_path / "straight"), **common), model=straight, data=data)
+    assert s["epochs"] == 3
+    for (name, a), b in zip(resumed.state_dict().items(), straight.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_run_on_a_class_that_cannot_be_imported_needs_the_model_given_again(tmp_path):
+    class Local(_Tiny):  # a class defined in a function is recorded as custom:Local
+        pass
+
+    cfg = TrainConfig(epochs=2, stop_after=1, batch_size=16, val_fraction=0.0, out=str(tmp_path / "r"), progress="none")
+    api.train(cfg, model=Local(), data=(_pairs(32, 0), _pairs(8, 1)))
+    with pytest.raises(SlimlabError, match=r"model given from Python \(custom:.*Local\)"):
+        api.resume(tmp_path / "r")
+    assert api.resume(tmp_path / "r", model=Local(), data=(_pairs(32, 0), _pairs(8, 1)))["epochs"] == 2
+
+
+def test_a_run_on_named_data_is_resumed_without_data(tmp_path):
+    cfg = TrainConfig(data="digits", model="convnet", model_kwargs={"width": 4}, epochs=2, stop_after=1,
+                      train_subset=40, image_size=16, out=str(tmp_path / "r"), progress="none")
+    api.train(cfg)
+    with pytest.raises(SlimlabError, match="resume it without data"):
+        api.resume(tmp_path / "r", data=(_pairs(8, 0), _pairs(4, 1)))

@@ -9,8 +9,8 @@ from slimlab.data.loader import BatchLoader, random_crop_flip
 from slimlab.data.split import first_per_class, stratified_split, stratified_subset
 from slimlab.errors import SlimlabError
 
-__all__ = ["DataSet", "Split", "BatchLoader", "build", "first_per_class", "from_datasets", "names", "random_crop_flip",
-           "stratified_split", "stratified_subset"]
+__all__ = ["DataSet", "Split", "BatchLoader", "build", "first_per_class", "from_datasets", "is_named", "names",
+           "random_crop_flip", "stratified_split", "stratified_subset"]
 
 _REGISTRY: dict[str, Callable[..., DataSet]] = {
     "digits": lambda root, download, image_size: digits(image_size or 32),
@@ -22,6 +22,12 @@ _REGISTRY: dict[str, Callable[..., DataSet]] = {
 
 def names() -> list[str]:
     return sorted(_REGISTRY) + ["imagefolder:PATH"]
+
+
+def is_named(spec: str) -> bool:
+    """Whether ``spec`` names data slimlab can build again (a registry name or ``imagefolder:PATH``), unlike the
+    name of data given from Python (``from_datasets``' ``custom``)."""
+    return spec in _REGISTRY or spec.startswith("imagefolder:")
 
 
 def build(spec: str, root: str = "~/.cache/slimlab/data", download: bool = False, image_size: int = 0) -> DataSet:

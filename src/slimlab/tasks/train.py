@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load_yaml, to_dict
-from slimlab.data import DataSet, from_datasets
+from slimlab.data import DataSet, from_datasets, is_named
 from slimlab.engine import Dist, checkpoint_image_size, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
 from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
@@ -161,12 +161,14 @@ def config_difference(a: dict, b: dict) -> tuple[str, object, object] | None:
     return None
 
 
-def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
+def resume(run_dir: str | Path, sets: list[str] | None = None, *, model: torch.nn.Module | None = None,
+           data: DataSet | tuple | None = None) -> dict:
     """Continue a killed run from ``run_dir/last.pt`` with its own config.yaml.
 
     Only the run that wrote ``last.pt`` is continued: a config.yaml or run id that differs from the
     checkpoint's (a directory two runs wrote into) is refused, and so is ``--set`` of an option that
-    changes what the run computes."""
+    changes what the run computes. A run of :func:`train` with your own ``model`` or ``data`` continues with
+    them given again (a fresh instance of the model's class; data with the same classes and images)."""
     run_dir = Path(run_dir).expanduser()
     if not (run_dir / "config.yaml").is_file():
         raise SlimlabError(f"not a run directory (no config.yaml): {run_dir}")
@@ -179,6 +181,7 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         raw["stop_after"] = 0  # a resumed run goes to the end unless told otherwise
     cfg = from_dict(TrainConfig, raw, str(run_dir / "config.yaml"))
     cfg.out = str(run_dir)
+    data = _given_again(cfg, run_dir, model, data)
     last = run_dir / "last.pt"
     if not last.is_file():  # killed before the first epoch ended: start that run over
         if (run_dir / "summary.json").is_file():
@@ -186,9 +189,12 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         if not config_run_id(run_dir / "config.yaml"):
             raise SlimlabError(f"{run_dir}/config.yaml is not a run's (no run header line): nothing to resume")
         cfg.overwrite = True
-        return train(cfg)
+        return train(cfg, model=model, data=data)
     ck = load_checkpoint(last)
     _same_run(run_dir, written, ck)
+    if data is not None and data_meta(data) != ck.get("data"):
+        raise SlimlabError(f"{run_dir} trained on other data than the data given (its classes, image size or "
+                           "images' mean and std differ): give the same train set it was started with")
     trained_at = checkpoint_image_size(ck, 0)
     if cfg.image_size and trained_at and trained_at != cfg.image_size:
         cfg.image_size = trained_at  # cifar ignored --image-size before 2026-12-03: it goes on at the size it had
@@ -199,7 +205,28 @@ def resume(run_dir: str | Path, sets: list[str] | None = None) -> dict:
         raise SlimlabError(f"{run_dir} already finished its {cfg.epochs} epochs (raise them with --set epochs=N)")
     # killed after the last epoch's checkpoint but before summary.json: training resumes with no epoch left and
     # only the closing evaluation and summary run
-    return train(cfg, resume=ck)
+    return train(cfg, resume=ck, model=model, data=data)
+
+
+def _given_again(cfg: TrainConfig, run_dir: Path, model: torch.nn.Module | None,
+                 data: DataSet | tuple | None) -> DataSet | None:
+    """The model and data a run of ``train(model=..., data=...)`` needs again, checked against its config."""
+    call = f'api.resume("{run_dir}", model=..., data=(train, test))'
+    if cfg.model.startswith("custom:") and model is None:
+        raise SlimlabError(f"{run_dir} trained a model given from Python ({cfg.model}): resume it from Python with "
+                           f"a fresh instance, {call}")
+    if model is not None and module_name(model) != cfg.model:
+        raise SlimlabError(f"{run_dir} trained {cfg.model}, not {module_name(model)}: give a model of its class")
+    if data is None:
+        if not is_named(cfg.data):
+            raise SlimlabError(f"{run_dir} trained on data given from Python ('{cfg.data}'): resume it from Python "
+                               f"with that data again, {call}")
+        return None
+    data = from_datasets(*data) if isinstance(data, tuple) else data
+    if is_named(cfg.data) or data.name != cfg.data:
+        raise SlimlabError(f"{run_dir} trained on {cfg.data}, not on data given from Python ('{data.name}'): "
+                           "resume it without data")
+    return data
 
 
 def _same_run(run_dir: Path, written: dict, ck: dict) -> None:
