@@ -198,10 +198,10 @@ def test_a_library_prune_with_a_state_file_resumes_to_the_same_model(tmp_path):
         if len(calls) == 3:
             raise KeyboardInterrupt
 
-    def prune(state_file, between):
+    def prune(state_file, between, calibration=batches):
         m = torchvision.models.resnet18(num_classes=10).eval()
         m.load_state_dict(base.state_dict())
-        return prune_module(m, batches, method="thinet", keep_ratio=0.5, layers=["layer1.0.conv1", "layer1.1.conv1",
+        return prune_module(m, calibration, method="thinet", keep_ratio=0.5, layers=["layer1.0.conv1", "layer1.1.conv1",
                             "layer2.0.conv1", "layer2.1.conv1"], per_image=4, between_layers=between,
                             state_file=state_file, progress=lines.append)[0]
 
@@ -218,9 +218,13 @@ def test_a_library_prune_with_a_state_file_resumes_to_the_same_model(tmp_path):
     calls.clear()
     with pytest.raises(KeyboardInterrupt):
         prune(str(tmp_path / "state.pt"), tune)
+    shuffled = [(x.flip(0), y.flip(0)) for x, y in batches]  # what a DataLoader with shuffle=True gives
+    with pytest.raises(SlimlabError, match=r"other calibration images \(a DataLoader with shuffle=True.*: delete "
+                                           r".*state.pt to prune every layer again$"):
+        prune(str(tmp_path / "state.pt"), None, shuffled)
     with torch.no_grad():
         base.fc.bias += 1  # other weights: the progress file is not theirs
-    with pytest.raises(SlimlabError, match="another run"):
+    with pytest.raises(SlimlabError, match="for a model with other weights"):
         prune(str(tmp_path / "state.pt"), None)
 
 

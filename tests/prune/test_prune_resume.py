@@ -128,7 +128,7 @@ def test_a_damaged_or_foreign_progress_file_is_one_line(tmp_path, setup):
     kept = st["kept"]["layer1.0.conv1"]
     st["kept"]["layer1.0.conv1"] = torch.arange(3)  # not the count the weights were saved with
     torch.save(st, state)
-    with pytest.raises(SlimlabError, match="is damaged.*delete it"):
+    with pytest.raises(SlimlabError, match="is damaged.*start over with --overwrite$"):
         prune_model(_fresh(base), "weight_sum", 0.5, None, layers=LAYERS, state_file=state, state_key={"run_id": "a"})
     st["kept"]["layer1.0.conv1"] = kept
     del st["generator"]

@@ -158,7 +158,8 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     key = _state_key(model, images, method, ratio, seed, keep, criterion_options) if state_file else None
     info = prune_model(model, method, ratio, calib, input_size=size, layers=layers, mode=mode, seed=seed,
                        between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans, keep=keep,
-                       state_file=state_file, state_key=key, progress=progress, **criterion_options)
+                       state_file=state_file, state_key=key, progress=progress,
+                       state_restart=f"delete {state_file} to prune every layer again", **criterion_options)
     if state_file:
         Path(state_file).unlink(missing_ok=True)  # finished: a later call starts afresh
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
@@ -183,13 +184,16 @@ def _uniform_ratio(model: nn.Module, keep_ratio: float | None, prune_ratio: floa
 def _state_key(model: nn.Module, images: torch.Tensor, method: str, ratio: float, seed: int, keep: dict | None,
                options: dict) -> dict:
     """What a progress file must have been written for: these weights, calibration images and options."""
-    h = hashlib.sha256()
-    for name, t in model.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    h.update(images.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-    return {"inputs": h.hexdigest(), "method": str(method), "ratio": ratio, "seed": seed,
-            "keep": dict(keep or {}), "options": {k: str(v) for k, v in sorted(options.items())}}
+    def digest(named: Iterable[tuple[str, torch.Tensor]]) -> str:
+        h = hashlib.sha256()
+        for name, t in named:
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+        return h.hexdigest()
+
+    return {"weights": digest(model.state_dict().items()), "images": digest([("images", images)]),
+            "method": str(method), "ratio": ratio, "seed": seed, "keep": dict(keep or {}),
+            "options": {k: str(v) for k, v in sorted(options.items())}}
 
 
 def _options(ignored_layers: Iterable, options: dict) -> tuple[Iterable, dict]:

@@ -162,7 +162,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 apoz_at: str = "relu", round_to: int = 1, ignored: list[str] | None = None,
                 in_chans: int = 3, keep: dict[str, int] | None = None,
                 state_file: str | Path | None = None, state_key: dict | None = None,
-                progress: Callable[[str], None] | None = None, check_surgery: bool = True) -> dict:
+                progress: Callable[[str], None] | None = None, check_surgery: bool = True,
+                state_restart: str = "start over with --overwrite") -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -176,7 +177,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     ``state_file`` (layer by layer): after every layer the selections so far, the weights and the random state
     are written there atomically (:class:`LayerwiseState`); a file found there continues the same plan where it
     stopped, with the same result as a run never stopped (on the same device, threads and process count), if
-    ``state_key`` (what must not change: the run, the source checkpoint) matches. ``between_layers`` may carry
+    ``state_key`` (what must not change: the run, the source checkpoint) matches; a refused file's message ends
+    with ``state_restart`` (how to start over). ``between_layers`` may carry
     state too (its ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned.
     ``check_surgery=False`` skips trying the layers' surgery on a copy (:func:`slimlab.prune.graph.survivors`): for
     callers that prune many copies of one model with layers already found checked."""
@@ -197,7 +199,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
         return {"channels": channels, "prune_s": time.time() - t0}
     originals = _original_inputs(model, plan, calib) if target == "original" and crit.reweights else None
-    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers, state_key)
+    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers, state_key, state_restart)
     start = state.restore(model, dg, plan, g)
     if start:  # the time spent before the kill, setup included, is in the file
         t0 = time.time() - state.elapsed
@@ -261,8 +263,8 @@ class LayerwiseState:
     VERSION = 1
 
     def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None,
-                 key: dict | None = None):
-        self.path = None if path is None else Path(path)
+                 key: dict | None = None, restart: str = "start over with --overwrite"):
+        self.path, self.restart = None if path is None else Path(path), restart
         self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
         self.key = {**(key or {}), "world_size": _rank_world()[1]}
         self.kept: dict[str, torch.Tensor] = {}
@@ -287,26 +289,23 @@ class LayerwiseState:
 
         _, st = read_weights_only(self.path)
         if not isinstance(st, dict) or st.get("version") != self.VERSION:
-            raise SlimlabError(f"{self.path} is not a slimlab pruning progress file: delete it to prune every layer "
-                               "again, or start over with --overwrite")
+            raise SlimlabError(f"{self.path} is not a slimlab pruning progress file: {self.restart}")
         if st.get("key") != self.key:
-            raise SlimlabError(f"{self.path} was written by another run, from another checkpoint or with another "
-                               f"process count ({_first_difference(st.get('key'), self.key)}): start over with "
-                               "--overwrite")
+            raise SlimlabError(f"{self.path} was written {_key_difference(st.get('key'), self.key)}: {self.restart}")
         if st.get("plan") != self.plan or st.get("channels") != self.channels:
             raise SlimlabError(f"{self.path} is the progress of another pruning plan (other layers or kept counts): "
-                               "start over with --overwrite")
+                               f"{self.restart}")
         try:
             return self._replay(st, model, dg, plan, g)
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
-            raise SlimlabError(f"{self.path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}): delete "
-                               "it to prune every layer again, or start over with --overwrite") from None
+            raise SlimlabError(f"{self.path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}): "
+                               f"{self.restart}") from None
 
     def _replay(self, st: dict, model: nn.Module, dg, plan: list[PrunableLayer], g: torch.Generator) -> int:
         self.kept = dict(st["kept"])
         done = plan[:len(self.kept)]
         if [p.name for p in done] != list(self.kept):
-            raise SlimlabError(f"{self.path}: its layers are not the first of the plan: start over with --overwrite")
+            raise SlimlabError(f"{self.path}: its layers are not the first of the plan: {self.restart}")
         for p in done:
             prune_out_channels(dg, p.conv, self.kept[p.name].to(p.conv.weight.device))
         _same_layout(model, st["model"])
@@ -327,10 +326,21 @@ def _rank_world() -> tuple[int, int]:
     return 0, 1
 
 
-def _first_difference(a: dict | None, b: dict) -> str:
+# why a progress file's key differs, for the keys whose difference has a likely cause
+_KEY_CAUSES = {
+    "images": "for other calibration images (a DataLoader with shuffle=True gives others at each call: pass one "
+              "without shuffling, or the same images, to continue)",
+    "weights": "for a model with other weights",
+    "world_size": "by another number of processes",
+}
+
+
+def _key_difference(a: dict | None, b: dict) -> str:
+    """How the key a progress file was written for differs from this call's, in words."""
     a = a or {}
     k = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), "?")
-    return f"{k}: {a.get(k)!r} in the file, {b.get(k)!r} now"
+    return _KEY_CAUSES.get(k) or f"by another run, from another checkpoint ({k}: {a.get(k)!r} in the file, " \
+                                  f"{b.get(k)!r} now)"
 
 
 def _same_layout(model: nn.Module, state: dict) -> None:
