@@ -94,7 +94,7 @@ def test_user_matrix_and_determinism():
     a, ta = corrupt(y, "matrix", 0.0, 3, seed=5, matrix=t)
     b, _ = corrupt(y, "matrix", 0.0, 3, seed=5, matrix=t)
     assert torch.equal(a, b)
-    assert np.allclose(ta, t, atol=1e-3)  # exact mode: floor(T_ij n_i) per cell
+    assert np.allclose(ta, t, atol=1e-3)  # exact mode: T_ij n_i per cell, rounded by largest remainder
     c, _ = corrupt(y, "matrix", 0.0, 3, seed=6, matrix=t)
     assert not torch.equal(a, c)
     with pytest.raises(SlimlabError, match="rows summing to 1"):
@@ -153,3 +153,24 @@ def test_a_zero_dimensional_array_or_tensor_rate_is_a_number():
     a = corrupt(y, "symmetric", 0.4, 10, seed=3)[0]
     for rate in (np.float64(0.4), np.array(0.4), torch.tensor(0.4, dtype=torch.float64)):
         assert torch.equal(corrupt(y, "symmetric", rate, 10, seed=3)[0], a)
+
+
+def test_a_matrix_is_realised_by_largest_remainder_so_the_asked_noise_rate_holds():
+    """T = 0.5 I + 0.5/9 off the diagonal, 100 images a class: 5.56 images per off-diagonal cell. Rounding each
+    down would leave 55 images on the true class (45% noise); the remainders go to 5 of the 9 cells instead."""
+    k = 10
+    t = np.full((k, k), 0.5 / 9)
+    np.fill_diagonal(t, 0.5)
+    y = np.repeat(np.arange(k), 100)
+    noisy, realised = corrupt(y, "matrix", None, k, seed=0, matrix=t)
+    counts = np.rint(realised * 100).astype(int)
+    assert (noisy != y).mean() == 0.5 and (np.diag(counts) == 50).all()
+    off = counts[~np.eye(k, dtype=bool)].reshape(k, k - 1)
+    assert ((off == 5) | (off == 6)).all() and (off.sum(1) == 50).all() and ((off == 6).sum(1) == 5).all()
+    assert len({tuple(np.flatnonzero(row == 6)) for row in off}) > 1  # ties broken at random, not by class index
+
+
+def test_num_classes_that_is_not_an_integer_is_one_line():
+    for bad in (None, 2.5, True, 1):
+        with pytest.raises(SlimlabError, match="num_classes must be an integer of at least 2"):
+            corrupt(np.array([0, 1]), "symmetric", 0.4, bad)

@@ -154,3 +154,29 @@ def test_a_run_on_named_data_is_resumed_without_data(tmp_path):
     api.train(cfg)
     with pytest.raises(SlimlabError, match="resume it without data"):
         api.resume(tmp_path / "r", data=(_pairs(8, 0), _pairs(4, 1)))
+
+
+def test_from_datasets_decides_the_value_range_once_and_refuses_what_it_would_corrupt():
+    dark = torch.full((3, 16, 16), 1.0)  # a float image of 0-255 values whose largest is 1 (a dark image)
+    ds = from_datasets([(dark, 0), (torch.full((3, 16, 16), 200.0), 1)], [(dark, 0)])
+    assert ds.train.images[0].max() == 1 and ds.train.images[1].max() == 200  # not multiplied by 255
+    assert ds.pad == 2 and ds.flip  # an eighth of the size, as CIFAR's 4 at 32 px
+    assert from_datasets([(torch.rand(3, 64, 64), 0)], [(torch.rand(3, 64, 64), 0)], flip=False).pad == 8
+    normalised = [(torch.randn(3, 16, 16), i % 2) for i in range(4)]
+    with pytest.raises(SlimlabError, match="negative values.*un-normalised"):
+        from_datasets(normalised, _pairs(2, 0))
+    with pytest.raises(SlimlabError, match="values up to 4095.*8-bit"):
+        from_datasets([(np.full((16, 16), 4095, np.uint16), 0)], _pairs(2, 0))
+    with pytest.raises(SlimlabError, match="train item 1: label -1"):
+        from_datasets([(dark, 0), (dark, -1)], _pairs(2, 0))
+
+
+def test_a_model_returning_a_tuple_is_one_line_before_training(tmp_path):
+    class TwoHeads(_Tiny):
+        def forward(self, x):
+            out = super().forward(x)
+            return out, out
+
+    cfg = TrainConfig(epochs=1, batch_size=16, val_fraction=0.0, out=str(tmp_path / "r"), progress="none")
+    with pytest.raises(SlimlabError, match="returns a tuple, not one tensor of class scores"):
+        api.train(cfg, model=TwoHeads(), data=(_pairs(32, 0), _pairs(8, 1)))

@@ -348,11 +348,15 @@ def cifar(which: str, root: str, download: bool, image_size: int = 0) -> DataSet
 
 
 def from_datasets(train, test, classes: list[str] | None = None, name: str = "custom",
-                  flip: bool = True, pad: int = 4) -> DataSet:
+                  flip: bool = True, pad: int | None = None) -> DataSet:
     """A :class:`DataSet` from your own train and test sets: any sequences of ``(image, label)`` pairs, such
-    as torchvision data sets without a transform. An image is a PIL image, a uint8 array or tensor
-    ([H, W], [H, W, C] or [C, H, W]), or a float tensor in [0, 1]; all must share one size. The images are
-    held in memory as uint8, as every slimlab data set is; normalisation statistics come from ``train``."""
+    as torchvision data sets without a transform. An image is a PIL image, an integer array or tensor of pixel
+    values 0-255 ([H, W], [H, W, C] or [C, H, W]), or a float one in [0, 1] or [0, 255] (decided once per set,
+    by its largest value); normalised images (negative values) are refused: slimlab normalises with the training
+    set's mean and std. All share one size. The images are held in memory as uint8, as every slimlab data set is.
+    Training augments them (unless ``augment`` is off) with a random crop after zero padding of ``pad`` pixels
+    (default: an eighth of the size, CIFAR's 4 at 32 px) and, with ``flip``, a horizontal flip: pass
+    ``flip=False`` for images whose mirror is another class (digits, text)."""
     tr, te = _split_of(train, "train"), _split_of(test, "test")
     if tr.images.shape[1:] != te.images.shape[1:]:
         raise SlimlabError(f"train images are {tuple(tr.images.shape[1:])}, test images {tuple(te.images.shape[1:])}")
@@ -362,6 +366,7 @@ def from_datasets(train, test, classes: list[str] | None = None, name: str = "cu
     if len(classes) < n:
         raise SlimlabError(f"labels go up to {n - 1} but only {len(classes)} class names were given")
     mean, std = _stats(tr.images)
+    pad = max(1, tr.images.shape[-1] // 8) if pad is None else pad
     return DataSet(name, classes, tr, te, mean, std, pad=pad, flip=flip)
 
 
@@ -369,30 +374,57 @@ def _split_of(items, which: str) -> Split:
     images, targets = [], []
     for i in range(len(items)):
         im, y = items[i]
-        images.append(_image_uint8(im, f"{which} item {i}"))
+        t = _image_chw(im, f"{which} item {i}")
+        images.append(t if t.is_floating_point() else _in_byte_range(t, which).to(torch.uint8))
         targets.append(int(y))
+        if targets[-1] < 0:
+            raise SlimlabError(f"{which} item {i}: label {targets[-1]}; labels are class indices 0, 1, ...")
     if not images:
         raise SlimlabError(f"the {which} set is empty")
-    if len({tuple(x.shape) for x in images}) > 1:
+    if len({tuple(x.shape[1:]) for x in images}) > 1:
         raise SlimlabError(f"the {which} images differ in size: resize them to one size first")
-    return Split(torch.stack(images), torch.tensor(targets, dtype=torch.int64))
+    return Split(_pixels_uint8(images, which), torch.tensor(targets, dtype=torch.int64))
 
 
-def _image_uint8(im, where: str) -> torch.Tensor:
-    """[3, H, W] uint8 of a PIL image, an array or a tensor (grayscale repeated to three channels)."""
+def _pixels_uint8(images: list[torch.Tensor], which: str) -> torch.Tensor:
+    """[N, 3, H, W] uint8 of one set's images (uint8, or floats whose range is decided once for the set)."""
+    floats = [t for t in images if t.is_floating_point() and t.numel()]
+    scale = 255.0 if floats and max(float(t.max()) for t in floats) <= 1.0 else 1.0
+    out = []
+    for t in images:
+        if t.is_floating_point():
+            t = _in_byte_range((t * scale).round(), which)
+        out.append(t.to(torch.uint8).expand(3, -1, -1))
+    return torch.stack(out)
+
+
+def _in_byte_range(t: torch.Tensor, which: str) -> torch.Tensor:
+    if t.numel() and float(t.min()) < 0:
+        raise SlimlabError(f"the {which} images have negative values (min {float(t.min()):.3g}): pass un-normalised "
+                           "pixels (PIL images, 0-255, or floats in [0, 1]); slimlab normalises them itself")
+    if t.numel() and float(t.max()) > 255:
+        raise SlimlabError(f"the {which} images have values up to {float(t.max()):.6g}: slimlab holds 8-bit pixels "
+                           "(0-255); scale 16-bit or other images down first")
+    return t
+
+
+def _image_chw(im, where: str) -> torch.Tensor:
+    """[1 or 3, H, W] of a PIL image (uint8), an array or a tensor, its values as given."""
     from PIL import Image
 
     if isinstance(im, Image.Image):
         im = _to_rgb8(im)
-    t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im
-    if t.is_floating_point():
-        if not torch.isfinite(t).all():
-            raise SlimlabError(f"{where}: non-finite pixel values")
-        t = (t * 255 if t.max() <= 1.0 else t).round().clamp(0, 255)
+    t = torch.as_tensor(np.asarray(im)) if not isinstance(im, torch.Tensor) else im.detach().cpu()
+    if t.dtype == torch.bool or t.is_complex():
+        raise SlimlabError(f"{where}: pixel values of type {t.dtype}")
+    if not t.is_floating_point() and t.dtype != torch.uint8:
+        t = t.to(torch.int64)  # 16-bit and wider images: range-checked as integers (uint16 has no min in torch)
+    if t.is_floating_point() and not torch.isfinite(t).all():
+        raise SlimlabError(f"{where}: non-finite pixel values")
     if t.dim() == 2:
         t = t[None]
     elif t.dim() == 3 and t.shape[-1] in (1, 3) and t.shape[0] not in (1, 3):
         t = t.permute(2, 0, 1)
     if t.dim() != 3 or t.shape[0] not in (1, 3):
         raise SlimlabError(f"{where}: expected an image [H, W], [H, W, C] or [C, H, W], got shape {tuple(t.shape)}")
-    return t.to(torch.uint8).expand(3, -1, -1).contiguous()
+    return t

@@ -36,6 +36,14 @@ from slimlab.errors import SlimlabError
 from slimlab.io import read_jsonl
 
 
+def refuse_non_tensor(out: object, name: str) -> None:
+    """One line when a model's forward returns something else than one tensor of class scores (a tuple of
+    auxiliary heads, a dict): the loop would not know which output to train."""
+    if not isinstance(out, torch.Tensor):
+        raise SlimlabError(f"{name} returns a {type(out).__name__}, not one tensor of class scores: wrap it so that "
+                           "forward returns the [N, K] logits (e.g. its first output, or out['logits'])")
+
+
 @dataclass
 class Loaders:
     train: Any
@@ -356,6 +364,7 @@ def train_one_epoch(model: nn.Module, loader, objective: Objective, opt, cfg, ep
         batch = objective.prepare(batch)
         with autocast(ctx.device, cfg.amp):
             logits = model(batch["image"])
+        refuse_non_tensor(logits, "the model")
         loss = objective.loss(logits.float(), batch, epoch)
         _check_finite(loss, epoch, i, ctx)
         opt.zero_grad(set_to_none=True)

@@ -9,15 +9,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from slimlab.losses.reduction import reduce
+from slimlab.losses.reduction import class_labels, reduce
 
 
 def forward_loss(logits: torch.Tensor, target: torch.Tensor, T: torch.Tensor | np.ndarray,
                  reduction: str = "mean") -> torch.Tensor:
     """CE of the noisy label under T^T p(x): the clean prediction pushed through the transition matrix T [K, K]
     (a tensor, or the numpy array ``corrupt`` and ``estimate_transition`` return)."""
+    target = class_labels(logits, target)
     p_noisy = logits.softmax(1) @ torch.as_tensor(T).to(logits)
-    return reduce(F.nll_loss(p_noisy.clamp_min(1e-12).log(), target.long(), reduction="none"), reduction)
+    return reduce(F.nll_loss(p_noisy.clamp_min(1e-12).log(), target, reduction="none"), reduction)
 
 
 def estimate_transition(probs: torch.Tensor | np.ndarray, percentile: float = 97.0) -> np.ndarray:

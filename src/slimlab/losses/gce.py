@@ -20,12 +20,13 @@ import warnings
 import torch
 
 from slimlab.engine.objective import Objective
-from slimlab.losses.reduction import reduce
+from slimlab.losses.reduction import class_labels, reduce
 
 
 def lq_per_sample(logits: torch.Tensor, target: torch.Tensor, q: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(L_q of every sample, its p_y)."""
-    p_y = logits.softmax(1).gather(1, target.long()[:, None]).squeeze(1).clamp_min(1e-7)
+    target = class_labels(logits, target)
+    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1).clamp_min(1e-7)
     return (1 - p_y**q) / q, p_y
 
 
@@ -45,7 +46,7 @@ def gce_loss(logits: torch.Tensor, target: torch.Tensor, q: float = 0.7, k: floa
         if len(p_y) and p_y.device.type == "cpu" and not bool(kept.any()):
             warnings.warn(f"truncated GCE: every p_y in this batch is <= k = {k}, so the loss is the constant L_q(k) "
                           "and has no gradient (an untrained model's p_y is about 1/K): train with plain GCE first, "
-                          "as the paper does for 40 of 120 epochs, or use TruncatedGCE", stacklevel=3)
+                          "as the paper does for 40 of 120 epochs, or use TruncatedGCE", stacklevel=2)
         loss = torch.where(kept, loss, torch.full_like(loss, (1 - k**q) / q))
     return reduce(loss, reduction)
 
@@ -77,6 +78,7 @@ class TruncatedGCE(Objective):
             raise ValueError(f"truncated GCE needs start >= 0 and every >= 1, got {self.start} and {self.every}")
         self.weights = torch.ones(0)  # [N] 0/1 by training-sample index; empty: not truncating yet
         self._checked = True  # whether the weights since their last recomputation were checked for all-zero
+        self._told_no_weights = False
 
     def wants_train_predictions(self, epoch: int) -> bool:
         return epoch >= self.start and (epoch - self.start) % self.every == 0
@@ -100,6 +102,12 @@ class TruncatedGCE(Objective):
     def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
         lq, _ = lq_per_sample(logits, batch["target"], self.q)
         if len(self.weights) == 0:
+            if epoch >= self.start and not self._told_no_weights:
+                self._told_no_weights = True
+                warnings.warn(f"TruncatedGCE at epoch {epoch} (truncating from epoch {self.start}) has no weights, so "
+                              "it is plain GCE: in your own loop, when wants_train_predictions(epoch), call "
+                              "on_train_predictions(epoch, probs, index, targets) with the eval model's "
+                              "probabilities on the unaugmented training set (slimlab's trainer does)", stacklevel=2)
             return lq.mean()
         self._warn_if_all_pruned(epoch)
         w = self.weights[batch["index"].to(self.weights.device)].to(lq.device)

@@ -7,10 +7,11 @@ benchmarks compare with, defines MAE = scale * (1 - p_y) with scale 1. Ghosh et 
 
 import torch
 
-from slimlab.losses.reduction import reduce
+from slimlab.losses.reduction import class_labels, reduce
 
 
 def mae_loss(logits: torch.Tensor, target: torch.Tensor, scale: float = 1.0, reduction: str = "mean") -> torch.Tensor:
     """scale * (1 - p_y): the Active-Passive code's MAE (scale 2 is Ghosh et al.'s L1 between p and the one-hot)."""
-    p_y = logits.softmax(1).gather(1, target.long()[:, None]).squeeze(1)
+    target = class_labels(logits, target)
+    p_y = logits.softmax(1).gather(1, target[:, None]).squeeze(1)
     return reduce(scale * (1 - p_y), reduction)

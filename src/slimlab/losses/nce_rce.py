@@ -7,14 +7,15 @@ gradient norm at 5: ``--clip-grad-norm 5`` (a training option, as it is a proper
 
 import torch
 
-from slimlab.losses.reduction import reduce
+from slimlab.losses.reduction import class_labels, reduce
 from slimlab.losses.sce import rce_loss
 
 
 def nce_loss(logits: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Normalised CE: log p_y / sum_k log p_k (Eq. 3); ``target``: class indices [N] of any integer dtype."""
+    target = class_labels(logits, target)
     logp = logits.log_softmax(1)
-    return reduce(logp.gather(1, target.long()[:, None]).squeeze(1) / logp.sum(1), reduction)
+    return reduce(logp.gather(1, target[:, None]).squeeze(1) / logp.sum(1), reduction)
 
 
 def nce_rce_loss(logits: torch.Tensor, target: torch.Tensor, alpha: float = 1.0, beta: float = 1.0,

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from slimlab.engine.distributed import all_gather_cat
 from slimlab.engine.objective import Objective
 from slimlab.engine.optim import pencil_lr
+from slimlab.losses.reduction import class_labels
 
 COMPAT = ("official", "paper")
 OFFICIAL_STAGE2_EPOCHS = 130  # the official schedule: stage 2 from epoch 70 to 200
@@ -49,6 +50,9 @@ OFFICIAL_STAGE2_EPOCHS = 130  # the official schedule: stage 2 from epoch 70 to 
 def pencil_loss(logits: torch.Tensor, y_tilde: torch.Tensor, noisy_labels: torch.Tensor, alpha: float = 0.4,
                 beta: float = 0.1, compat: str = "official") -> torch.Tensor:
     """Stage-2 loss of a batch, differentiable in ``logits`` and ``y_tilde`` (both [B, K])."""
+    noisy_labels = class_labels(logits, noisy_labels)
+    if y_tilde.shape != logits.shape:
+        raise ValueError(f"y_tilde must have the logits' shape {tuple(logits.shape)}, got {tuple(y_tilde.shape)}")
     logf = logits.log_softmax(1)
     f = logf.exp()
     log_yd = y_tilde.log_softmax(1)

@@ -1,6 +1,8 @@
-"""How a loss function reduces its per-sample values: ``mean`` (the trainer's), ``sum``, or ``none`` (one value
-per sample, for a loop that weights or selects samples, e.g. Co-teaching's small-loss selection)."""
+"""What every loss function shares: its inputs checked (:func:`class_labels`) and its per-sample values reduced
+(:func:`reduce`: ``mean``, the trainer's, ``sum``, or ``none``: one value per sample, for a loop that weights or
+selects samples, e.g. Co-teaching's small-loss selection)."""
 
+import numpy as np
 import torch
 
 REDUCTIONS = ("mean", "sum", "none")
@@ -15,3 +17,21 @@ def reduce(per_sample: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction == "none":
         return per_sample
     raise ValueError(f"reduction must be one of {', '.join(REDUCTIONS)}, got {reduction!r}")
+
+
+def class_labels(logits: torch.Tensor, target) -> torch.Tensor:
+    """``target`` as int64 class indices [N] on the logits' device, checked against ``logits`` [N, K]: torch's
+    ``gather`` and ``one_hot`` would silently use only the first rows of a longer batch, or stretch one label over
+    every row. A list, numpy array or tensor of any integer type is taken; float labels are refused (a soft label
+    is not a class index), and on the CPU so are labels outside [0, K)."""
+    if logits.dim() != 2:
+        raise ValueError(f"logits must be [N, K] (a batch of class scores), got shape {tuple(logits.shape)}")
+    t = target if isinstance(target, torch.Tensor) else torch.as_tensor(np.asarray(target))
+    if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices, got {t.dtype} (round or argmax them first)")
+    if t.dim() != 1 or len(t) != len(logits):
+        raise ValueError(f"labels must be [N] with N = {len(logits)}, the logits' batch, got shape {tuple(t.shape)}")
+    if t.device.type == "cpu" and len(t) and (int(t.min()) < 0 or int(t.max()) >= logits.shape[1]):
+        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) for {logits.shape[1]} classes, got "
+                         f"{int(t.min())}..{int(t.max())}")
+    return t.long().to(logits.device)

@@ -17,7 +17,8 @@ Kinds (T[i, j] = P(noisy label j | true label i)):
 
 Modes: ``exact`` corrupts exactly ``int(r * n)`` samples, chosen at random (over all samples for
 symmetric/pairflip, ``int(r * n_c)`` per flipped class c for asymmetric; for a matrix,
-``round(T[i, j] * n_i)`` samples of class i get label j), as DivideMix does; ``bernoulli``
+``T[i, j] * n_i`` samples of class i get label j, rounded by largest remainder so that the n_i add up), as
+DivideMix does; ``bernoulli``
 corrupts each sample independently with probability r. With symmetric noise drawn from all
 classes, about r/K of the corrupted samples keep their label. Deterministic under ``seed``.
 """
@@ -157,8 +158,8 @@ def label_tensor(labels, num_classes: int, error: type[Exception] = SlimlabError
     """[N] class indices (numpy, a list or a tensor on any device) as a CPU int64 tensor, or one line (``error``)
     naming what is wrong: not 1-D integers, or outside [0, num_classes)."""
     y = labels.detach().cpu() if isinstance(labels, torch.Tensor) else torch.as_tensor(_label_array(labels, error))
-    if num_classes < 2:
-        raise error(f"num_classes must be at least 2, got {num_classes}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, numbers.Integral) or num_classes < 2:
+        raise error(f"num_classes must be an integer of at least 2, got {num_classes!r}")
     if y.ndim != 1 or y.dtype.is_floating_point or y.dtype == torch.bool:
         raise error(f"labels must be a 1-D integer array (class indices, not one-hot), got shape "
                     f"{tuple(y.shape)} of {y.dtype}")
@@ -206,14 +207,24 @@ def _corrupt(y: torch.Tensor, kind: str, rate: float, num_classes: int, seed: in
             pool = torch.nonzero(y == i).flatten()
             pool = pool[torch.randperm(len(pool), generator=g)]
             if mode == "exact":
-                counts = np.floor(t[i] * len(pool)).astype(int)
-                counts[i] += len(pool) - counts.sum()
+                counts = _largest_remainder(t[i] * len(pool), g)
                 noisy[pool] = torch.repeat_interleave(torch.arange(k), torch.as_tensor(counts))
             else:
                 noisy[pool] = torch.multinomial(torch.as_tensor(t[i]), len(pool), replacement=True, generator=g)
     else:
         raise SlimlabError(f"unknown noise kind '{kind}' (symmetric, asymmetric, pairflip, matrix)")
     return noisy, transition_matrix(y, noisy, k)
+
+
+def _largest_remainder(shares: np.ndarray, g: torch.Generator) -> np.ndarray:
+    """Integer counts closest to ``shares`` with the same total (Hamilton's method): each share rounded down, the
+    samples left over to the largest remainders, ties broken at random."""
+    counts = np.floor(shares + 1e-9).astype(int)
+    left = int(round(shares.sum())) - int(counts.sum())
+    if left > 0:
+        tie = torch.rand(len(shares), generator=g).numpy()
+        counts[np.lexsort((tie, -(shares - counts)))[:left]] += 1
+    return counts
 
 
 def transition_matrix(clean: torch.Tensor, noisy: torch.Tensor, num_classes: int) -> np.ndarray:

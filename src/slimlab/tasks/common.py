@@ -16,6 +16,7 @@ from slimlab import data as D
 from slimlab.config import TrainConfig, load_yaml, parse_set, to_dict
 from slimlab.engine import Dist, Loaders, load_checkpoint, predict
 from slimlab.engine.checkpoint import FORMAT, check_metadata, read_weights_only
+from slimlab.engine.fit import refuse_non_tensor
 from slimlab.errors import SlimlabError
 from slimlab.io import pyplot, read_jsonl, save_figure
 from slimlab.losses import estimate_transition
@@ -246,7 +247,8 @@ def refuse_wrong_outputs(model: torch.nn.Module, name: str, num_classes: int, si
         return
     finally:
         model.train(was)
-    if isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[-1] != num_classes:
+    refuse_non_tensor(out, name)
+    if out.dim() == 2 and out.shape[-1] != num_classes:
         raise SlimlabError(f"{name} outputs {out.shape[-1]} scores per image but the data has {num_classes} classes: "
                            "build it with num_classes (a constructor argument) or a head of that size")
 
