@@ -422,3 +422,43 @@ def test_prune_never_overwrites_the_folder_holding_its_own_source(tmp_path, caps
 def test_resume_refuses_fewer_epochs_than_the_run_already_trained(tmp_path, capsys):
     r = _stopped_run(tmp_path / "r", capsys, "--epochs", "3", "--stop-after", "2")
     _refused(["train", "--resume", str(r), "--set", "epochs=1"], capsys, "already trained 2 epochs")
+
+
+def test_train_never_overwrites_the_folder_holding_its_init(tmp_path, capsys):
+    r = _stopped_run(tmp_path / "r", capsys)
+    before = _digest(r)
+    _refused(TRAIN + ["--epochs", "1", "--init", str(r / "last.pt"), "--out", str(r), "--overwrite"], capsys,
+             "holds --init")
+    assert _digest(r) == before
+
+
+def test_a_prune_refused_on_its_inputs_leaves_the_run_it_would_replace_whole(tmp_path, capsys):
+    """prune --overwrite that fails while loading (a missing --labels-from) deleted the old run's config.yaml,
+    leaving a run that could neither be resumed nor replaced (found by a review, 2026-12-04)."""
+    r = _stopped_run(tmp_path / "r", capsys)
+    prune = ["prune", str(r / "last.pt"), "--method", "l1", "--no-latency", "--progress", "none", "--allocation",
+             "sensitivity", "--target-macs", "0.7", "--out", str(tmp_path / "p")]
+    assert main(prune) == 0
+    capsys.readouterr()
+    before = _digest(tmp_path / "p")
+    rc, _ = _err(prune + ["--overwrite", "--labels-from", str(tmp_path / "nowhere")], capsys)
+    assert rc == 2 and _digest(tmp_path / "p") == before
+    assert "sensitivity.json" in before and "config.yaml" in before
+    _refused(prune + ["--overwrite", "--sensitivity", str(tmp_path / "p" / "sensitivity.json")], capsys,
+             "holds --sensitivity")
+    assert _digest(tmp_path / "p") == before
+
+
+def test_the_lock_is_never_opened_through_a_link(tmp_path, capsys):
+    notes = tmp_path / "thesis.txt"
+    notes.write_text("years of work")
+    run = tmp_path / "shared"
+    run.mkdir()
+    (run / ".slimlab.lock").symlink_to(notes)
+    _refused(TRAIN + ["--epochs", "1", "--out", str(run)], capsys, "cannot be opened as slimlab's lock")
+    assert notes.read_text() == "years of work"
+    dangling = tmp_path / "empty"
+    dangling.mkdir()
+    (dangling / ".slimlab.lock").symlink_to(tmp_path / "made-outside")
+    _refused(TRAIN + ["--epochs", "1", "--out", str(dangling)], capsys, "cannot be opened as slimlab's lock")
+    assert not (tmp_path / "made-outside").exists()

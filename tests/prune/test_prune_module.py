@@ -294,3 +294,17 @@ def test_a_plain_chain_with_dead_channels_still_prunes_exactly():
     report = prune_module(m, [torch.randn(64, 3, 16, 16)], method="thinet", keep_ratio=0.5, recalibrate=False,
                           layers=["0"])
     assert m[0].out_channels == 4 and torch.allclose(m(x), before, atol=1e-4), report
+
+
+def test_a_state_file_is_never_deleted_unless_it_is_the_prunes_own(tmp_path):
+    """mode='oneshot' with state_file deleted whatever the path held, unread (found by a review, 2026-12-04)."""
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    precious = tmp_path / "precious.pt"
+    precious.write_text("my notes")
+    with pytest.raises(SlimlabError, match="mode='oneshot' prunes every layer at once"):
+        prune_module(net, torch.randn(8, 3, 16, 16), method="l1", keep_ratio=0.5, mode="oneshot",
+                     state_file=str(precious))
+    with pytest.raises(SlimlabError, match=r"not a slimlab pruning progress file \(left as it is\): give state_file"):
+        prune_module(net, torch.randn(8, 3, 16, 16), method="l1", keep_ratio=0.5, state_file=str(precious))
+    assert precious.read_text() == "my notes"

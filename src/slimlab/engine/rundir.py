@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import uuid
 from pathlib import Path
 
@@ -119,7 +120,14 @@ class RunDir:
 def _lock(path: Path) -> int:
     import fcntl
 
-    fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: a planted .slimlab.lock -> ~/notes.txt would be truncated
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    except OSError as e:
+        raise SlimlabError(f"{path / LOCK} cannot be opened as slimlab's lock ({e.strerror}): a link or other file "
+                           "is in its place; remove it") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise SlimlabError(f"{path / LOCK} is not a regular file: remove it")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -130,6 +138,16 @@ def _lock(path: Path) -> int:
     os.ftruncate(fd, 0)
     os.pwrite(fd, str(os.getpid()).encode(), 0)
     return fd
+
+
+def refuse_inputs_inside(out: str | Path, inputs: dict[str, str]) -> None:
+    """One line before ``--overwrite`` deletes a run directory that holds a file the command reads ({what: path}):
+    the command would fail half-way, or run on, without its source."""
+    o = Path(out).expanduser().resolve()
+    for what, path in inputs.items():
+        src = Path(path).expanduser().resolve() if path else None
+        if src is not None and (src == o or o in src.parents):
+            raise SlimlabError(f"--out {out} holds {what} ({path}): --overwrite would delete it; choose another --out")
 
 
 def lock(path: str | Path) -> RunDir:

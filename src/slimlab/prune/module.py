@@ -140,6 +140,9 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     _check_model(model)
     if round_to < 1:
         raise SlimlabError(f"round_to must be >= 1, got {round_to}")
+    if state_file and mode != "layerwise":
+        raise SlimlabError(f"state_file resumes a layer-by-layer prune; mode={mode!r} prunes every layer at once, with "
+                           "nothing to resume: leave state_file out")
     images, labels = labelled_from(calibration, max_images)
     size, chans = (int(images.shape[-2]), int(images.shape[-1])), int(images.shape[1])
     names = {id(m): n for n, m in model.named_modules()}
@@ -159,7 +162,8 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     info = prune_model(model, method, ratio, calib, input_size=size, layers=layers, mode=mode, seed=seed,
                        between_layers=between_layers, round_to=round_to, ignored=ignored, in_chans=chans, keep=keep,
                        state_file=state_file, state_key=key, progress=progress,
-                       state_restart=f"delete {state_file} to prune every layer again", **criterion_options)
+                       state_restart=f"delete {state_file} to prune every layer again",
+                       state_foreign="give state_file a path of its own", **criterion_options)
     if state_file:
         Path(state_file).unlink(missing_ok=True)  # finished: a later call starts afresh
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0

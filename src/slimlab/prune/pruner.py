@@ -163,7 +163,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 in_chans: int = 3, keep: dict[str, int] | None = None,
                 state_file: str | Path | None = None, state_key: dict | None = None,
                 progress: Callable[[str], None] | None = None, check_surgery: bool = True,
-                state_restart: str = "start over with --overwrite") -> dict:
+                state_restart: str = "start over with --overwrite",
+                state_foreign: str = "remove it, or start over with --overwrite") -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -178,7 +179,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
     are written there atomically (:class:`LayerwiseState`); a file found there continues the same plan where it
     stopped, with the same result as a run never stopped (on the same device, threads and process count), if
     ``state_key`` (what must not change: the run, the source checkpoint) matches; a refused file's message ends
-    with ``state_restart`` (how to start over). ``between_layers`` may carry
+    with ``state_restart`` (how to start over), or ``state_foreign`` for a file that is not a progress file (it is
+    never deleted). ``between_layers`` may carry
     state too (its ``state_dict()`` / ``load_state_dict()``). ``progress`` receives one line per layer pruned.
     ``check_surgery=False`` skips trying the layers' surgery on a copy (:func:`slimlab.prune.graph.survivors`): for
     callers that prune many copies of one model with layers already found checked."""
@@ -199,7 +201,8 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
         _prune_oneshot(model, dg, plan, crit, calib, channels, g)
         return {"channels": channels, "prune_s": time.time() - t0}
     originals = _original_inputs(model, plan, calib) if target == "original" and crit.reweights else None
-    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers, state_key, state_restart)
+    state = LayerwiseState(state_file, [p.name for p in plan], channels, between_layers, state_key, state_restart,
+                           state_foreign)
     start = state.restore(model, dg, plan, g)
     if start:  # the time spent before the kill, setup included, is in the file
         t0 = time.time() - state.elapsed
@@ -263,8 +266,9 @@ class LayerwiseState:
     VERSION = 1
 
     def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None,
-                 key: dict | None = None, restart: str = "start over with --overwrite"):
-        self.path, self.restart = None if path is None else Path(path), restart
+                 key: dict | None = None, restart: str = "start over with --overwrite",
+                 foreign: str = "remove it, or start over with --overwrite"):
+        self.path, self.restart, self.foreign = None if path is None else Path(path), restart, foreign
         self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
         self.key = {**(key or {}), "world_size": _rank_world()[1]}
         self.kept: dict[str, torch.Tensor] = {}
@@ -287,9 +291,12 @@ class LayerwiseState:
             return 0
         from slimlab.engine.checkpoint import read_weights_only
 
-        _, st = read_weights_only(self.path)
+        try:
+            _, st = read_weights_only(self.path)
+        except SlimlabError:
+            st = None
         if not isinstance(st, dict) or st.get("version") != self.VERSION:
-            raise SlimlabError(f"{self.path} is not a slimlab pruning progress file: {self.restart}")
+            raise SlimlabError(f"{self.path} is not a slimlab pruning progress file (left as it is): {self.foreign}")
         if st.get("key") != self.key:
             raise SlimlabError(f"{self.path} was written {_key_difference(st.get('key'), self.key)}: {self.restart}")
         if st.get("plan") != self.plan or st.get("channels") != self.channels:

@@ -41,7 +41,7 @@ from slimlab.engine import (
 )
 from slimlab.engine.distributed import on_main
 from slimlab.engine.fit import checkpoint_payload, first_non_finite
-from slimlab.engine.rundir import claim, config_header, config_run_id, next_free
+from slimlab.engine.rundir import claim, config_header, config_run_id, next_free, refuse_inputs_inside
 from slimlab.errors import SlimlabError
 from slimlab.models.io import model_from_checkpoint
 from slimlab.profile import count_macs, count_params, measure_latency
@@ -399,23 +399,23 @@ def run(cfg: PruneConfig, resume_id: str | None = None) -> dict:
     ctx, ck = setup(cfg.device), load_checkpoint(cfg.checkpoint)
     # the run owns its directory, claimed before the data and the model are loaded: a refusal comes at once
     cfg.out = str(Path(cfg.out).expanduser() if cfg.out else next_free(_default_out(cfg, ck)))
-    source, out = Path(cfg.checkpoint).expanduser().resolve(), Path(cfg.out).resolve()
-    if cfg.overwrite and resume_id is None and (source == out or out in source.parents):
-        raise SlimlabError(f"--out {cfg.out} holds the checkpoint being pruned ({cfg.checkpoint}): --overwrite would "
-                           "delete it; choose another --out")
+    if cfg.overwrite and resume_id is None:
+        refuse_inputs_inside(cfg.out, {"the checkpoint being pruned": cfg.checkpoint, "--sensitivity": cfg.sensitivity,
+                                       "--labels-from": cfg.labels_from})
     run_dir = on_main(lambda: claim(cfg.out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
     cfg.overwrite = False  # done: not written into config.yaml
     run_id = resume_id or (run_dir.run_id if run_dir else "")
-    job = None
+    job, wrote = None, False
     try:
         job = load_for_pruning(cfg, ctx, ck)
         job.resumed = resume_id is not None
         if ctx.main:  # first: a run killed at any point after this can be resumed with its own config
             run_dir.clear()  # --overwrite: the old run goes only now that the inputs have loaded
             dump_yaml(cfg, job.out / "config.yaml", config_header(run_id))
+            wrote = True
         return _prune(job, run_id, t_start)
     except SlimlabError:
-        if ctx.main and resume_id is None and not (job is not None and job.pruned) and \
+        if wrote and resume_id is None and not (job is not None and job.pruned) and \
                 not (Path(cfg.out) / STATE).exists():
             for name in ("config.yaml", "sensitivity.json"):  # refused before any layer: nothing to resume
                 (Path(cfg.out) / name).unlink(missing_ok=True)

@@ -11,7 +11,7 @@ from slimlab.config import TrainConfig, check_ranges, dump_yaml, from_dict, load
 from slimlab.data import DataSet, from_datasets, is_named
 from slimlab.engine import Dist, checkpoint_image_size, fit, load_checkpoint, setup, write_summary
 from slimlab.engine.distributed import on_main
-from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free
+from slimlab.engine.rundir import claim, config_header, config_run_id, new_run_id, next_free, refuse_inputs_inside
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_json
 from slimlab.losses import build_objective
@@ -71,6 +71,9 @@ def _claim_and_train(cfg: TrainConfig, resume: dict | None, ctx: Dist | None, mo
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.out).expanduser() if cfg.out else next_free(default_out(cfg))
+    if cfg.overwrite and resume is None:
+        refuse_inputs_inside(out, {"--init": cfg.init, "the forward correction's estimate_from":
+                                   str(cfg.loss_kwargs.get("estimate_from") or "")})
     resume_id = None if resume is None else (resume.get("run_id") or new_run_id())
     # rank 0 claims the directory; a refusal stops every rank with the same line
     run_dir = on_main(lambda: claim(out, overwrite=cfg.overwrite, resume_id=resume_id), ctx)
