@@ -282,3 +282,16 @@ def test_a_recipe_never_replaces_a_run_it_did_not_write(tmp_path):
     (out / "ok").mkdir()  # an empty folder is the step's to fill
     run_recipe({"name": "r", "steps": [{"name": "ok", "kind": "train", "with": train}]}, out, log=print)
     assert (out / "ok" / "step.json").is_file()
+
+
+def test_scale_search_never_replaces_a_users_files_of_its_names(tmp_path):
+    from slimlab import api
+    from slimlab.errors import SlimlabError
+
+    for name, text in [("search.md", "# my notes\n"), ("search.json", '{"mine": 1}'), ("search.png", "a picture")]:
+        proj = tmp_path / name.replace(".", "-")
+        proj.mkdir()
+        (proj / name).write_text(text)
+        with pytest.raises(SlimlabError, match=f"{name} exists and was not written by slimlab scale search"):
+            api.scale(api.ScaleConfig(action="search", base="resnet20", data="fake", epochs=1, out=str(proj)))
+        assert [p.name for p in proj.iterdir()] == [name] and (proj / name).read_text() == text

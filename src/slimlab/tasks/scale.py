@@ -81,6 +81,7 @@ def apply(cfg: ScaleConfig) -> dict:
 def grid_search(cfg: ScaleConfig) -> dict:
     """Step 1: train every admissible (alpha, beta, gamma) briefly on ``data``; return the table and the winner."""
     out = Path(cfg.out or f"runs/scale-search-{cfg.base.replace(':', '-')}").expanduser()
+    _refuse_foreign_results(out)
     probe_ds = prepare_data(TrainConfig(data=cfg.data, root=cfg.root, download=cfg.download,
                                         train_subset=cfg.train_subset)).ds
     base_res = cfg.input_size or probe_ds.image_size
@@ -104,6 +105,18 @@ def grid_search(cfg: ScaleConfig) -> dict:
               "chosen": {"alpha": best["alpha"], "beta": best["beta"], "gamma": best["gamma"]}}
     write_search(out, result)
     return result
+
+
+SEARCH_KEYS = {"base", "budget", "rows", "chosen"}  # what search.json holds, among others
+
+
+def _refuse_foreign_results(out: Path) -> None:
+    """One line, before any training, when ``out`` holds a search.json, search.md or search.png that an earlier
+    search did not write (``--out .`` in a user's project)."""
+    refuse_foreign_file(out / "search.json", lambda t: SEARCH_KEYS <= set(json.loads(t)), "scale search")
+    refuse_foreign_file(out / "search.md", lambda t: t.startswith("| alpha | beta | gamma |"), "scale search")
+    if not (out / "search.json").is_file():  # the plot is ours only beside our search.json
+        refuse_foreign_file(out / "search.png", lambda _: False, "scale search")
 
 
 def train_once(tcfg: TrainConfig) -> dict:
