@@ -8,7 +8,6 @@ export like any other: they are plain dense modules.
 from __future__ import annotations
 
 import io
-import os
 import tempfile
 import warnings
 from pathlib import Path
@@ -27,9 +26,10 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
     model = model.cpu().eval()
     x = torch.randn(2, 3, input_size, input_size)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a failed check never replaces a good file
-    try:
+    # written and checked in a private folder, then put in place atomically (an exclusive, fsynced temporary file
+    # beside ``path``): a failed check never replaces a good file, and no name beside it is ever followed
+    with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as d:
+        tmp = Path(d) / "model.onnx"
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=["image"], output_names=["logits"],
@@ -38,9 +38,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
         out = {"path": str(path), "bytes": tmp.stat().st_size}
         if check:
             out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        atomic_write_bytes(path, tmp.read_bytes())
     return out
 
 

@@ -462,3 +462,17 @@ def test_the_lock_is_never_opened_through_a_link(tmp_path, capsys):
     (dangling / ".slimlab.lock").symlink_to(tmp_path / "made-outside")
     _refused(TRAIN + ["--epochs", "1", "--out", str(dangling)], capsys, "cannot be opened as slimlab's lock")
     assert not (tmp_path / "made-outside").exists()
+
+
+def test_prune_of_a_checkpoint_outside_a_run_writes_under_runs(tmp_path, capsys, monkeypatch):
+    import shutil
+
+    r = _stopped_run(tmp_path / "r", capsys)
+    (tmp_path / "models").mkdir()
+    shutil.copy(r / "last.pt", tmp_path / "models" / "mine.pt")
+    monkeypatch.chdir(tmp_path)
+    prune = ["prune", "--method", "l1", "--no-latency", "--progress", "none", "--finetune-epochs", "0"]
+    assert main([*prune[:1], "models/mine.pt", *prune[1:]]) == 0
+    assert (tmp_path / "runs" / "mine-weight_sum" / "summary.json").is_file()
+    assert main([*prune[:1], str(r), *prune[1:]]) == 0  # a run's checkpoint: beside its run, as before
+    assert (tmp_path / "r-weight_sum" / "summary.json").is_file()

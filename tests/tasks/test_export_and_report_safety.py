@@ -39,7 +39,23 @@ def test_finite_model_still_exports(tmp_path):
     m = _nan_model()
     with torch.no_grad():
         m[3].weight.fill_(0.1)
+    (tmp_path / ".m.onnx.1234.tmp").symlink_to(tmp_path / "elsewhere")  # a name the old temporary file followed
     assert export_onnx(m, tmp_path / "m.onnx", 8)["max_abs_diff"] < 1e-4
+    assert not (tmp_path / "elsewhere").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".m.onnx.1234.tmp", "m.onnx"]
+
+
+def test_export_overwrite_replaces_the_model_file_only(tmp_path, capsys):
+    from slimlab.cli.main import main
+
+    run = tmp_path / "r"
+    assert main(["train", "--data", "fake", "--model", "convnet", "--model-kwargs", "{width: 4}", "--epochs", "1",
+                 "--train-subset", "40", "--image-size", "16", "--progress", "none", "--out", str(run)]) == 0
+    (tmp_path / "other.onnx").write_text("mine")
+    (tmp_path / "other.onnx.json").write_text('{"my": "notes"}')
+    assert main(["export", str(run), "--out", str(tmp_path / "other.onnx"), "--overwrite"]) == 0
+    assert (tmp_path / "other.onnx.json").read_text() == '{"my": "notes"}'
+    assert "other.onnx.json exists and was not written by slimlab export: left as it is" in capsys.readouterr().err
 
 
 def test_report_escapes_run_names(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,8 +118,11 @@ def run(cfg: ExportConfig) -> dict:
     if why:
         r["why"] = why
     record = Path(f"{path}.json")  # what was exported and why, for the report
-    if not record.exists() or cfg.overwrite or _is_record(record):
+    if (not record.exists() and not record.is_symlink()) or _is_record(record):
         atomic_write_json(record, {"written_by": "slimlab export", **r})
+    else:  # --overwrite names the model file only: a file of the record's name that is not one stays
+        print(f"export: {record} exists and was not written by slimlab export: left as it is, the record not written",
+              file=sys.stderr)
     return r
 
 

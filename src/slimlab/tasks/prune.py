@@ -156,11 +156,16 @@ def finetune_config(cfg: PruneConfig, ck: dict) -> TrainConfig:
 
 
 def _default_out(cfg: PruneConfig, ck: dict) -> str:
-    """Beside the checkpoint's run directory; under runs/ for a zoo model (the zoo stays read-only)."""
+    """Beside the checkpoint's run directory; under runs/ for a zoo model (the zoo stays read-only) and for a
+    checkpoint that is not in a run directory (``model.pt`` here would give ``./.-thinet``, ``~/model.pt`` a
+    folder beside the home directory)."""
     method = canonical_name(cfg.method)
     if cfg.checkpoint.startswith("zoo:"):
         return f"runs/{cfg.checkpoint[4:]}-{method}"
-    return f"{Path(ck['path']).parent}-{method}"
+    path = Path(ck["path"])
+    if (path.parent / "config.yaml").is_file():
+        return f"{path.parent}-{method}"
+    return f"runs/{path.stem}-{method}"
 
 
 def load_for_pruning(cfg: PruneConfig, ctx: Dist | None = None, ck: dict | None = None) -> Job:
