@@ -148,6 +148,9 @@ def test_save_pruned_and_load_back_by_name_or_into_the_users_class(tmp_path):
         load_pruned(tmp_path / "not.safetensors")
     with pytest.raises(SlimlabError, match=".safetensors"):
         save_pruned(model, tmp_path / "r20.pt")
+    (tmp_path / "d.safetensors").mkdir()
+    with pytest.raises(SlimlabError, match="is a directory: give save_pruned a file name"):
+        save_pruned(model, tmp_path / "d.safetensors", model_name="resnet20")
     conv_head = nn.Sequential(nn.Conv2d(3, 10, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten())
     with pytest.raises(SlimlabError, match="pass num_classes="):  # was saved as num_classes 0, unloadable
         save_pruned(conv_head, tmp_path / "c.safetensors", model_name="module:m:f")

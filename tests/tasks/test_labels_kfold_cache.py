@@ -63,6 +63,14 @@ def test_a_file_in_the_caches_place_is_refused_before_training(run, tmp_path):
     (d / L.FOLDS_DIR).write_text("mine")
     with pytest.raises(SlimlabError, match="in the way of the k-fold cache"):
         api.labels(LabelsConfig(run=str(d), detector="kfold", folds=3, cv_epochs=1, grid=0))
+    (d / L.FOLDS_DIR).unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "fold0of3.pt").write_text("mine")
+    (d / L.FOLDS_DIR).symlink_to(elsewhere)  # a planted link: the folds were written (and kept) through it
+    with pytest.raises(SlimlabError, match="in the way of the k-fold cache"):
+        api.labels(LabelsConfig(run=str(d), detector="kfold", folds=3, cv_epochs=1, grid=0))
+    assert [p.read_text() for p in elsewhere.iterdir()] == ["mine"]
 
 
 def test_the_fold_cache_is_a_run_folder_for_overwrite_and_a_foreign_file_keeps_it(run, tmp_path):

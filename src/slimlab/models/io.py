@@ -218,7 +218,8 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
                 num_classes: int | None = None, extra: dict | None = None) -> Path:
     """Save a (pruned) model as ``.safetensors``: its tensors, whose shapes are its pruned architecture, and in the
     header, as JSON, the format name and how to rebuild the unpruned model (``model_name``, e.g. ``timm:resnet18``
-    or ``resnet56``; its arguments; ``num_classes``). No code and no pickle: :func:`load_pruned` reads it back."""
+    or ``resnet56``; its arguments; ``num_classes``). No code and no pickle: :func:`load_pruned` reads it back.
+    An existing file at ``path`` is replaced (atomically), as ``torch.save`` replaces one."""
     import json
 
     from safetensors.torch import save
@@ -228,6 +229,8 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
     path = Path(path)
     if path.suffix != ".safetensors":
         raise SlimlabError(f"{path}: a pruned model is saved as .safetensors")
+    if path.is_dir():
+        raise SlimlabError(f"{path} is a directory: give save_pruned a file name")
     if num_classes is None:
         num_classes = getattr(model, "num_classes", None)  # timm's models say it
         heads = [m for m in model.modules() if isinstance(m, nn.Linear)]

@@ -94,8 +94,9 @@ def out_of_sample_probs(cfg: TrainConfig, p: Prepared, folds: int = 3, epochs: i
     # one process (the folds are small, DDP would not pay), on this rank's own device under torchrun
     ctx = Dist(device=resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0"))))
     key = _fold_key(fcfg, p, folds, ctx.device.type)
-    if cache is not None and cache.exists() and not cache.is_dir():
-        raise SlimlabError(f"{cache} is in the way of the k-fold cache (a folder of that name): move it away")
+    if cache is not None and (cache.is_symlink() or (cache.exists() and not cache.is_dir())):
+        raise SlimlabError(f"{cache} is in the way of the k-fold cache (a folder of that name, not a link): move it "
+                           "away")
     for f in range(folds):
         path = None if cache is None else cache / f"fold{f}of{folds}.pt"
         got = _read_fold(path, key)
