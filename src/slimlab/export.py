@@ -37,7 +37,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
         _mark_onnx(tmp)
         out = {"path": str(path), "bytes": tmp.stat().st_size}
         if check:
-            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol)
+            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol, name=path)
         atomic_write_bytes(path, tmp.read_bytes())
     return out
 
@@ -88,7 +88,8 @@ def _finite(out, who: str, path) -> None:
         raise SlimlabError(f"export of {path}: the {who} outputs hold NaN or inf (the model's weights are not finite)")
 
 
-def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float = 1e-4, trials: int = 3) -> float:
+def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float = 1e-4, trials: int = 3,
+               name: str | Path | None = None) -> float:
     """Max |ONNX Runtime - PyTorch| over random inputs (batches 1 and 5); raises above ``atol``."""
     sess = _session(path)
     g = torch.Generator().manual_seed(0)
@@ -98,11 +99,11 @@ def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float 
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run(None, {"image": x.numpy()})[0]
-        _finite(ref, "PyTorch", path)
-        _finite(got, "ONNX Runtime", path)
+        _finite(ref, "PyTorch", name or path)
+        _finite(got, "ONNX Runtime", name or path)
         worst = max(worst, float(np.abs(ref - got).max()))
     if worst > atol:
-        raise SlimlabError(f"ONNX export of {path} differs from PyTorch by {worst:.2e} (> {atol})")
+        raise SlimlabError(f"ONNX export of {name or path} differs from PyTorch by {worst:.2e} (> {atol})")
     return worst
 
 

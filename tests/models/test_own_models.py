@@ -156,3 +156,15 @@ def test_save_pruned_and_load_back_by_name_or_into_the_users_class(tmp_path):
         save_pruned(conv_head, tmp_path / "c.safetensors", model_name="module:m:f")
     save_pruned(conv_head, tmp_path / "c.safetensors", model_name="module:m:f", num_classes=10)
     assert read_safetensors(tmp_path / "c.safetensors")[1]["num_classes"] == "10"
+
+
+def test_load_pruned_gives_modules_that_read_their_version_what_they_need(tmp_path):
+    """torchvision's MNASNet reads its module version while loading, which safetensors does not store."""
+    import torchvision
+
+    model = torchvision.models.mnasnet0_5(num_classes=10).eval()
+    save_pruned(model, tmp_path / "m.safetensors", model_name="tv:mnasnet0_5")
+    back = load_pruned(tmp_path / "m.safetensors")
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))

@@ -122,6 +122,11 @@ def load_state_checked(model: nn.Module, sd: dict, source: str = "checkpoint") -
         what = (f"{len(missing)} missing, {len(unexpected)} unexpected, {len(shape)} mis-shaped tensors"
                 f" (first: {(missing + unexpected + shape)[0]})")
         raise SlimlabError(f"{source} does not match the model's architecture: {what}")
+    if getattr(sd, "_metadata", None) is None and getattr(own, "_metadata", None) is not None:
+        # a state read from safetensors has no module versions, which some modules' loaders read (torchvision's
+        # MNASNet refuses "version None"): the model's own versions are the ones the tensors were saved from
+        sd = type(own)(sd)  # an OrderedDict, which carries _metadata
+        sd._metadata = own._metadata
     model.load_state_dict(sd)
 
 
