@@ -56,6 +56,9 @@ def machines_note(machines: dict[str, dict]) -> str:
         cpu, threads = (m.get("cpu_model") or m.get("model")), m.get("threads")
         key = f"{cpu}, {threads}" if cpu else "not recorded"
         by.setdefault(key, []).append(name)
+    if list(by) == ["not recorded"]:
+        return (" No cell recorded its CPU: the line above names the machine that wrote this table, not "
+                "necessarily the one that trained its cells (benchmarks/results/README.md says which ran where).")
     if len(by) < 2:
         return ""
     return " Cells by CPU and training threads: " + "; ".join(f"{k}: {', '.join(sorted(n))}"

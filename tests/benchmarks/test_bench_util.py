@@ -112,6 +112,9 @@ def test_whole_network_table_names_the_cpu_and_threads_of_cells_that_differ(load
 
     assert machines_note({"r": {"model": "Intel Xeon", "threads": 1}, "s": {"model": "AMD EPYC", "threads": 1}}) \
         == " Cells by CPU and training threads: AMD EPYC, 1: s; Intel Xeon, 1: r."
+    assert machines_note({"r": {"model": "Intel Xeon", "threads": 1}}) == ""  # the table's machine line says it
+    assert machines_note({"r": {}, "s": {}}).startswith(" No cell recorded its CPU: the line above names the machine "
+                                                         "that wrote this table")
 
 
 def test_a_claimed_cell_is_held_by_one_holder_at_a_time_and_freed_after(tmp_path, load_bench):
