@@ -308,3 +308,15 @@ def test_a_state_file_is_never_deleted_unless_it_is_the_prunes_own(tmp_path):
     with pytest.raises(SlimlabError, match=r"not a slimlab pruning progress file \(left as it is\): give state_file"):
         prune_module(net, torch.randn(8, 3, 16, 16), method="l1", keep_ratio=0.5, state_file=str(precious))
     assert precious.read_text() == "my notes"
+
+
+def test_depthwise_separable_only_models_prune_their_pointwise_convs():
+    """timm's MobileNetV1 and LCNet are DepthwiseSeparableConv blocks only: the expansion-conv rule of inverted
+    residuals left them nothing to prune (found by a review, 2026-12-04)."""
+    timm = pytest.importorskip("timm")
+    model = timm.create_model("lcnet_050", pretrained=False, num_classes=10).eval()
+    x = torch.randn(4, 3, 32, 32)
+    model, report = prune_module(model, torch.randn(16, 3, 32, 32), method="l1", keep_ratio=0.5)
+    assert len(report.channels) == 14 and report.macs_after < 0.5 * report.macs_before
+    with torch.no_grad():
+        assert model(x).shape == (4, 10)

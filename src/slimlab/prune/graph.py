@@ -108,16 +108,16 @@ def _vgg_last_block(model: nn.Module) -> set[int]:
 
 
 def _expansion_convs(model: nn.Module) -> set[int] | None:
-    """The expansion convs of inverted-residual blocks, or None when the model has no such block."""
-    found, any_block = set(), False
+    """The expansion convs of inverted-residual blocks, or None when the model has no block with one (MobileNetV1
+    and LCNet are depthwise-separable blocks only: their pointwise convs are the layers, as in any plain chain)."""
+    found = set()
     for m in model.modules():
         if type(m).__name__ in INVERTED_CLASS_NAMES:
             convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
-            if any(_is_depthwise(c) for c in convs):
-                any_block = True
-                if convs and not _is_depthwise(convs[0]) and convs[0].kernel_size == (1, 1):
-                    found.add(id(convs[0]))
-    return found if any_block else None
+            if any(_is_depthwise(c) for c in convs) and convs and not _is_depthwise(convs[0]) \
+                    and convs[0].kernel_size == (1, 1):
+                found.add(id(convs[0]))
+    return found or None
 
 
 def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | None = None,
