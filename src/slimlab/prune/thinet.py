@@ -20,6 +20,7 @@ the current least-squares residual of y, re-solving least squares on the chosen 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn as nn
@@ -49,8 +50,13 @@ def select_channels(x_hat: torch.Tensor, keep: int) -> torch.Tensor:
 
 
 def reweight(x_hat: torch.Tensor, y: torch.Tensor, kept: torch.Tensor) -> torch.Tensor:
-    """Least-squares scale per kept channel: argmin_w ||y - x_hat[:, kept] w||^2 (Eq. 6)."""
+    """Least-squares scale per kept channel: argmin_w ||y - x_hat[:, kept] w||^2 (Eq. 6). With fewer samples than
+    kept channels the system is under-determined and gelsd's minimum-norm answer fits the samples, not the layer:
+    a warning says so (more calibration images, or ``samples_per_weight``)."""
     a = x_hat[:, kept].double()
+    if a.shape[0] <= a.shape[1]:
+        warnings.warn(f"ThiNet re-weighting: {a.shape[0]} samples for {a.shape[1]} kept channels, an under-determined "
+                      "least squares; give more calibration images or samples_per_weight (e.g. 10)", stacklevel=2)
     return torch.linalg.lstsq(a, y.double()[:, None], driver="gelsd").solution.flatten().to(x_hat.dtype)
 
 
