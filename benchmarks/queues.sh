@@ -37,9 +37,9 @@ JOBS=(
     "detectors|noisy0,noisy0b|step|benchmarks/label_detectors.py --preset cifar10k-memorise"
     "noisy1|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
     "noisy1b|noisy0,noisy0b|step|benchmarks/noisy_cifar.py"
+    "rotnet||step|benchmarks/rotnet_cifar.py"  # before scaling: its pretext is one serial run, not a tail
     "scaling||step|benchmarks/scaling_claim.py --seeds 0,1"
     "scalingb||step|benchmarks/scaling_claim.py --seeds 0,1"
-    "rotnet||step|benchmarks/rotnet_cifar.py"
     "prune56-latency|prune56,prune56b|quiet|$R56 --latency"
     "scaling-latency|scaling,scalingb|quiet|benchmarks/scaling_claim.py --seeds 0,1 --latency"
 )
