@@ -53,8 +53,8 @@ echo "$OMP_NUM_THREADS $* | $s" >> {tmp_path}/calls
         calls = (tmp_path / "calls").read_text().splitlines()
         scripts = [c.split()[1].split("/")[1] for c in calls]
         assert scripts == ["prune_whole.py", "prune_whole.py", "noisy_cifar.py", "noisy_cifar.py",
-                           "label_detectors.py", "noisy_cifar.py", "noisy_cifar.py", "scaling_claim.py",
-                           "scaling_claim.py", "rotnet_cifar.py", "prune_whole.py", "scaling_claim.py"]
+                           "label_detectors.py", "noisy_cifar.py", "noisy_cifar.py", "rotnet_cifar.py",
+                           "scaling_claim.py", "scaling_claim.py", "prune_whole.py", "scaling_claim.py"]
         assert all(c.startswith("1 ") for c in calls)  # one thread
         timed = [c for c in calls if "--latency" in c]
         assert len(timed) == 2 and all(c.endswith("| T") for c in timed)  # the other worker stopped meanwhile
