@@ -114,8 +114,7 @@ def _expansion_convs(model: nn.Module) -> set[int] | None:
     for m in model.modules():
         if type(m).__name__ in INVERTED_CLASS_NAMES:
             convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
-            if any(_is_depthwise(c) for c in convs) and convs and not _is_depthwise(convs[0]) \
-                    and convs[0].kernel_size == (1, 1):
+            if any(_is_depthwise(c) for c in convs) and not _is_depthwise(convs[0]) and convs[0].kernel_size == (1, 1):
                 found.add(id(convs[0]))
     return found or None
 

@@ -155,6 +155,11 @@ def check_options(ratio: float, mode: str, variant: str, target: str, refine: bo
                            "another objective: use one or the other")
 
 
+# how a refused progress file's message ends: the command line's words (prune_module passes its own)
+RESTART = "start over with --overwrite"  # for a file of another run or plan, or a damaged one
+FOREIGN = "remove it, or start over with --overwrite"  # for a file that is not a progress file (never deleted)
+
+
 def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: Calibration | None, *,
                 input_size: int = 32, layers: list[str] | None = None, mode: str = "layerwise",
                 variant: str = "iccv", per_image: int = 10, seed: int = 0, between_layers=None,
@@ -163,8 +168,7 @@ def prune_model(model: nn.Module, method: str | Criterion, ratio: float, calib: 
                 in_chans: int = 3, keep: dict[str, int] | None = None,
                 state_file: str | Path | None = None, state_key: dict | None = None,
                 progress: Callable[[str], None] | None = None, check_surgery: bool = True,
-                state_restart: str = "start over with --overwrite",
-                state_foreign: str = "remove it, or start over with --overwrite") -> dict:
+                state_restart: str = RESTART, state_foreign: str = FOREIGN) -> dict:
     """Prune ``model`` in place, keeping ``ratio`` of the channels of every pruned layer (a criterion's name,
     or a :class:`Criterion`); return {layer name: [channels before, kept]} and the time spent.
 
@@ -266,8 +270,7 @@ class LayerwiseState:
     VERSION = 1
 
     def __init__(self, path: str | Path | None, plan: list[str], channels: dict, between_layers=None,
-                 key: dict | None = None, restart: str = "start over with --overwrite",
-                 foreign: str = "remove it, or start over with --overwrite"):
+                 key: dict | None = None, restart: str = RESTART, foreign: str = FOREIGN):
         self.path, self.restart, self.foreign = None if path is None else Path(path), restart, foreign
         self.plan, self.channels, self.between, self.elapsed = plan, channels, between_layers, 0.0
         self.key = {**(key or {}), "world_size": _rank_world()[1]}
