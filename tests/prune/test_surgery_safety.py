@@ -128,3 +128,90 @@ def test_a_model_returning_a_tuple_or_dict_still_prunes():
 def test_spatial_padding_is_channel_wise():
     """timm's tf_* models pad before a strided depthwise conv ("same" padding): the chain stays plain."""
     assert prunable(Chain(lambda t: F.pad(t, (1, 1, 1, 1)))) == ["c1", "c2"]
+
+
+class Gate(nn.Module):
+    """A squeeze-and-excitation gate under a class name slimlab has never heard of, of 1x1 convs or of linear
+    layers (after a flatten)."""
+
+    def __init__(self, c: int, linear: bool = False):
+        super().__init__()
+        self.linear = linear
+        self.reduce, self.expand = (nn.Linear(c, 4), nn.Linear(4, c)) if linear else (nn.Conv2d(c, 4, 1),
+                                                                                        nn.Conv2d(4, c, 1))
+
+    def forward(self, x):
+        s = F.adaptive_avg_pool2d(x, 1).flatten(1) if self.linear else x.mean((2, 3), keepdim=True)
+        s = torch.sigmoid(self.expand(F.relu(self.reduce(s))))
+        return x * (s[:, :, None, None] if self.linear else s)
+
+
+class Gated(nn.Module):
+    """conv -> gate -> conv -> [1x1 head conv on pooled features] -> linear."""
+
+    def __init__(self, head: bool = False, linear: bool = False):
+        super().__init__()
+        self.c1, self.gate, self.c2 = nn.Conv2d(3, 16, 3, padding=1), Gate(16, linear), nn.Conv2d(16, 16, 3, padding=1)
+        self.head = nn.Conv2d(16, 32, 1) if head else None
+        self.fc = nn.Linear(32 if head else 16, 4)
+
+    def forward(self, x):
+        x = F.relu(self.c2(self.gate(F.relu(self.c1(x)))))
+        x = x.mean((2, 3), keepdim=True)
+        return self.fc((F.relu(self.head(x)) if self.head is not None else x).flatten(1))
+
+
+@pytest.mark.parametrize("linear", [False, True], ids=["conv-gate", "linear-gate"])
+def test_an_attention_gate_under_any_class_name_is_not_a_layer_nor_a_consumer(linear):
+    """Before, only known SE class names were recognised: a user's own gate's convs were pruned as ThiNet layers,
+    a gate of linear layers tied its conv to them (nothing pruned), and timm's selective-kernel and split-attention
+    gates were the only layers of skresnet and resnest."""
+    torch.manual_seed(0)
+    m = Gated(linear=linear).eval()
+    plan = find_prunable(m, build_graph(m, 8))
+    assert [(p.name, p.consumer_name) for p in plan] == [("c1", "c2")]  # not gate.reduce, and c2 is c1's reader
+    if not linear:
+        with pytest.raises(SlimlabError, match="gate.reduce cannot be pruned on its own: reading a pooled summary"):
+            find_prunable(m, build_graph(m, 8), ["gate.reduce"])
+    x = torch.randn(4, 3, 8, 8)
+    pruned, report = prune_module(copy.deepcopy(m), x, method="thinet", keep_ratio=0.5)
+    expand = pruned.gate.expand
+    assert report.channels == {"c1": [16, 8]} and (expand.out_features if linear else expand.out_channels) == 8
+    assert pruned(x).shape == (4, 4)
+
+
+def test_a_head_conv_on_pooled_features_is_the_last_layers_consumer():
+    """A 1x1 conv on globally pooled features (timm's conv_head in MobileNetV3 and LCNet) reads the last conv's
+    channels one to one: that conv is prunable, with the head conv as its layer i+1."""
+    m = Gated(head=True).eval()
+    plan = {p.name: p.consumer_name for p in find_prunable(m, build_graph(m, 8))}
+    assert plan == {"c1": "c2", "c2": "head"}
+
+
+def test_no_prunable_layer_says_why_each_conv_was_left_out():
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.a, self.b = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                                         nn.Conv2d(8, 8, 3, padding=1))
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = x + self.a(x)
+            return (x + self.b(x)).mean((2, 3))
+
+    with pytest.raises(SlimlabError, match=r"no prunable layer found in Residual: of 3 dense convolutions, 3 tied to "
+                                           r"a residual sum, a linear layer, or several consumers \(e.g. stem\)"):
+        prune_module(Residual().eval(), torch.randn(4, 3, 8, 8), method="l1", keep_ratio=0.5)
+
+
+def test_timms_vgg_keeps_its_last_block_and_fc_convs_as_torchvisions_does():
+    """ThiNet prunes VGG's conv1_1 .. conv4_3; timm's VGG (with its FC layers as convs in pre_logits) got its last
+    block and pre_logits.fc1 pruned too (a 4096-channel ThiNet layer: minutes on a CPU)."""
+    timm = pytest.importorskip("timm")
+    import torchvision
+
+    ours = timm.create_model("vgg11", pretrained=False, num_classes=10).eval()
+    theirs = torchvision.models.vgg11(num_classes=10).eval()
+    assert prunable(ours, 32) == prunable(theirs, 32) == ["features.0", "features.3", "features.6", "features.8",
+                                                          "features.11", "features.13"]

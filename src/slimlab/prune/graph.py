@@ -10,7 +10,10 @@ consumes the channels (ThiNet's layer i+1). That picks exactly ThiNet's choices:
 of basic and bottleneck blocks (block outputs keep their width), the expansion convs of inverted
 residual / MBConv blocks (through the depthwise conv to the projection; in models built of such
 blocks nothing else), and plain chains (VGG, NIN, MobileNetV1's pointwise convs).
-For VGG the last block is left alone, as ThiNet does (it prunes conv1_1..conv4_3).
+For VGG the last block and the FC layers are left alone, as ThiNet does (it prunes conv1_1..conv4_3).
+An attention gate (layers on a pooled summary whose output scales the channels: squeeze-and-excitation under
+any class name, selective kernel, split attention) is neither a layer nor a consumer; a head conv on pooled
+features is a consumer. A default plan that finds nothing says why, counted by reason.
 """
 
 from __future__ import annotations
@@ -94,17 +97,65 @@ def _se_convs(model: nn.Module) -> set[int]:
 
 
 def _vgg_last_block(model: nn.Module) -> set[int]:
-    """Convs after the last-but-one max-pool of a VGG's ``features`` (ThiNet keeps them)."""
-    import torchvision
-
-    from slimlab.models.vgg import VGG
-
-    if not isinstance(model, (VGG, torchvision.models.VGG)):
+    """The convs of a VGG that ThiNet keeps: those after the last-but-one max-pool of its ``features``, and every
+    conv outside ``features`` (timm's ``pre_logits``: the FC layers as convs). slimlab's, torchvision's and timm's
+    VGG (by class name: a module ``VGG`` with a ``features`` sequence)."""
+    feats = getattr(model, "features", None)
+    if type(model).__name__ != "VGG" or not isinstance(feats, nn.Sequential):
         return set()
-    feats = list(model.features)
-    pools = [i for i, m in enumerate(feats) if isinstance(m, nn.MaxPool2d)]
+    layers = list(feats)
+    pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
     start = pools[-2] + 1 if len(pools) >= 2 else 0
-    return {id(m) for m in feats[start:] if isinstance(m, nn.Conv2d)}
+    kept = {id(c) for m in layers[start:] for c in m.modules() if isinstance(c, nn.Conv2d)}
+    inside = {id(m) for m in feats.modules()}
+    return kept | {id(m) for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in inside}
+
+
+# a graph node that summarises each channel over space: what an attention gate's first conv reads
+_POOLS = ("Mean", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "Amax")
+
+
+def _pooled_layers(dg: tp.DependencyGraph) -> set[int]:
+    """Dense convs and linear layers that work on a pooled summary of a feature map: an attention gate's layers
+    (squeeze-and-excitation, selective kernel, split attention, a user's own gate under any class name, of convs or
+    linear layers), a head conv on pooled features, a classifier. Walking back from the layer's input through
+    one-input operations, a global or adaptive pooling, or another such layer, comes before any other dense
+    layer."""
+    memo: dict[int, bool] = {}
+
+    def pooled(node) -> bool:
+        if id(node) not in memo:
+            memo[id(node)] = False  # (a graph has no cycles; this only guards against a malformed one)
+            n = node
+            while len(ins := _data_inputs(n)) == 1:
+                n = ins[0]
+                if n.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(n.module):
+                    memo[id(node)] = pooled(n)
+                    break
+                if n.type == tp.ops.OPTYPE.ELEMENTWISE and n.grad_fn is not None and _pools_space(n.grad_fn):
+                    memo[id(node)] = True
+                    break
+        return memo[id(node)]
+    return {id(mod) for mod, node in dg.module2node.items()
+            if isinstance(mod, (nn.Conv2d, nn.Linear)) and not _is_depthwise(mod) and pooled(node)}
+
+
+def _data_inputs(node) -> list:
+    """A graph node's inputs but the leaves made of parameters alone (a linear layer's transposed weight)."""
+    return [n for n in node.inputs if n.inputs or not isinstance(n.module, tp.ops._ElementWiseOp)]
+
+
+def _pools_space(fn) -> bool:
+    """Whether an autograd node pools over space: adaptive pooling, or a mean / max over a spatial dimension."""
+    name = type(fn).__name__.split("Backward")[0]
+    if name not in _POOLS:
+        return False
+    dims = getattr(fn, "_saved_dim", None)
+    if name in ("AdaptiveAvgPool2D", "AdaptiveMaxPool2D") or dims is None:
+        return True
+    rank = len(getattr(fn, "_saved_self_sym_sizes", ()) or ()) or 4
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return any((d - 2**64 if d >= 2**63 else d) % rank >= 2 for d in dims)
 
 
 def _expansion_convs(model: nn.Module) -> set[int] | None:
@@ -124,7 +175,8 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     """The layers to prune, in forward order: ``names`` if given, else the default rule above; never a layer in
     ``ignored`` or under one (a module name: ``layer4`` leaves every conv of ``layer4`` whole). ``check`` tries
     their surgery on a copy first (:func:`survivors`); a caller that prunes copies of a model many times passes
-    the names found checked once, with ``check=False``."""
+    the names found checked once, with ``check=False``. A default plan that finds nothing is one line that says
+    why each dense convolution was left out (counted by reason)."""
     from slimlab.errors import SlimlabError
 
     name_of = {id(m): n for n, m in model.named_modules()}
@@ -132,54 +184,109 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     bad = [n for n in ignored if n not in set(name_of.values())]
     if bad:
         raise SlimlabError(f"--ignore-layers: no such module(s) {', '.join(sorted(bad))}")
-    se = _se_convs(model)
-    skip = _vgg_last_block(model) if names is None else set()
-    only = _expansion_convs(model) if names is None else None
+    se, pooled = _se_convs(model), _pooled_layers(dg)
+    rule = _default_rule(model) if names is None else None
     wanted = set(names or [])
     _check_names(model, dg, wanted, ignored)
     out: list[PrunableLayer] = []
+    left_out: dict[str, str] = {}  # default plan: dense conv -> why it is not a layer
     for name, m in model.named_modules():
-        if not isinstance(m, nn.Conv2d) or m.groups != 1 or id(m) in se or m.out_channels < 2:
+        if not isinstance(m, nn.Conv2d) or m.groups != 1 or m.out_channels < 2:
             continue
-        if names is not None and name not in wanted:
+        if (names is not None and name not in wanted) or any(name == ig or name.startswith(ig + ".")
+                                                             for ig in ignored):
             continue
-        if any(name == ig or name.startswith(ig + ".") for ig in ignored):
-            continue
-        if id(m) in skip or (only is not None and id(m) not in only):
-            continue
-        if m not in dg.module2node:  # not on the traced forward path (an auxiliary head used in training only)
+        why = _SE if id(m) in se | pooled else (rule(m) if rule else None)
+        if why is not None and names is not None:
+            raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
+        if why is None and m not in dg.module2node:  # off the traced path (an auxiliary head used in training)
             if names is not None:
                 raise SlimlabError(f"layers (--layers): {name} is not used by the model's forward pass in eval mode")
-            continue
-        group = dg.get_pruning_group(m, tp.prune_conv_out_channels, idxs=[0])
-        consumers, local, first = [], True, None
-        for dep, _ in group:
-            mod = dep.target.module
-            fn = dep.handler
-            if mod is m:
-                continue
-            if isinstance(mod, nn.Linear):
-                local = False
-            elif isinstance(mod, nn.Conv2d) and id(mod) not in se:
-                if _is_depthwise(mod):
-                    first = first or mod
-                elif getattr(fn, "__name__", "") == "prune_out_channels":
-                    local = False
-                else:
-                    consumers.append(mod)
-        why = None if local and len(consumers) == 1 else ("its channels are tied to a residual sum, a linear "
-                                                          "layer, or several consumers")
-        if why is None and not _reads_it_plainly(dg, m, consumers[0]):
-            why = ("the next convolution does not read its channels one to one (a concatenation, a reshape such "
-                   "as a channel shuffle, or a grouped convolution between them)")
-        if why is not None:
-            if names is not None:
+            why = "off the forward pass in eval mode"
+        layer = None
+        if why is None:
+            layer, why = _as_layer(dg, m, se, pooled, name_of)
+            if why is not None and names is not None:
                 raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
+        if layer is None:
+            left_out[name] = why
+        else:
+            out.append(layer)
+    kept = survivors(model, dg, out, named=names is not None) if check else out
+    left_out.update({p.name: _BREAKS for p in out if p not in kept})
+    if names is None and not kept and left_out:
+        raise SlimlabError(f"no prunable layer found in {type(model).__name__}: {why_none(left_out)} (name layers "
+                           f"to try: --layers on the command line, layers=[...] in Python)")
+    return kept
+
+
+# why a dense conv is not a layer, each a phrase that follows "N dense convolutions" and "cannot be pruned on its own:"
+_SE = "reading a pooled summary (an attention gate's convolution, or a head on pooled features)"
+_BREAKS = "breaking the model when pruned (torch-pruning does not follow everything that reads them)"
+_TIED = "tied to a residual sum, a linear layer, or several consumers"
+_NOT_PLAIN = ("not read one to one by the next convolution (a concatenation, a reshape such as a channel shuffle, "
+              "or a grouped convolution between them)")
+
+
+def why_none(left_out: dict[str, str]) -> str:
+    """``left_out`` (layer -> reason) as one phrase: each reason with its count and first layer, most common
+    first."""
+    from collections import Counter
+
+    counts = Counter(left_out.values())
+    first = {}
+    for name, why in left_out.items():
+        first.setdefault(why, name)
+    parts = [f"{n} {why} (e.g. {first[why]})" for why, n in counts.most_common()]
+    return f"of {len(left_out)} dense convolutions, " + "; ".join(parts)
+
+
+def _default_rule(model: nn.Module):
+    """The default plan's model-level exclusions as a function conv -> reason or None: VGG's last block and
+    its FC layers, and in models of inverted-residual blocks every conv but their expansion convs."""
+    skip, only = _vgg_last_block(model), _expansion_convs(model)
+
+    def rule(m: nn.Conv2d) -> str | None:
+        if id(m) in skip:
+            return "in VGG's last block or FC layers (ThiNet keeps them)"
+        if only is not None and id(m) not in only:
+            return "not an inverted-residual block's expansion convolution"
+        return None
+    return rule
+
+
+def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: set[int],
+              name_of: dict[int, str]) -> tuple[PrunableLayer | None, str | None]:
+    """``m`` as ThiNet's layer i if its pruning group is local (one dense consumer, no residual sum, no linear
+    layer) and that consumer reads its channels one to one; else None and why not. An attention gate (pooled
+    layers whose last one's outputs scale the channels) neither consumes nor ties them; without a gate, a pooled
+    reader is a head: a conv on pooled features (timm's ``conv_head``) is the consumer, a classifier ties them."""
+    group = dg.get_pruning_group(m, tp.prune_conv_out_channels, idxs=[0])
+    consumers, local, first, readers, gated = [], True, None, [], False
+    for dep, _ in group:
+        mod = dep.target.module
+        if mod is m or not isinstance(mod, (nn.Conv2d, nn.Linear)) or id(mod) in se:
             continue
-        c = consumers[0]
-        f = first or c
-        out.append(PrunableLayer(name, m, name_of[id(c)], c, name_of[id(f)], f))
-    return survivors(model, dg, out, named=names is not None) if check else out
+        if _is_depthwise(mod):
+            first = first or mod
+        elif getattr(dep.handler, "__name__", "") == "prune_out_channels":  # its outputs are these channels
+            gated, local = gated or id(mod) in pooled, local and id(mod) in pooled
+        elif id(mod) in pooled:
+            readers.append(mod)
+        elif isinstance(mod, nn.Linear):
+            local = False
+        else:
+            consumers.append(mod)
+    if not gated:  # the pooled readers are heads: a classifier ties the channels, a head conv may consume them
+        local = local and not any(isinstance(r, nn.Linear) for r in readers)
+        consumers = consumers or readers
+    if not local or len(consumers) != 1:
+        return None, _TIED
+    if not _reads_it_plainly(dg, m, consumers[0]):
+        return None, _NOT_PLAIN
+    c = consumers[0]
+    f = first or c
+    return PrunableLayer(name_of[id(m)], m, name_of[id(c)], c, name_of[id(f)], f), None
 
 
 def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLayer],
@@ -274,21 +381,29 @@ def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv
     torch-pruning's surgery wrong), so such a layer is not pruned on its own."""
     if consumer.groups != 1 or consumer.in_channels != conv.out_channels:
         return False
-    stack, seen = list(dg.module2node[conv].outputs), set()
+    stack, seen = [(n, False) for n in dg.module2node[conv].outputs], set()
     while stack:
-        node = stack.pop()
-        if id(node) in seen:
+        node, pooled = stack.pop()  # pooled: past a spatial pooling, where a flatten keeps the channels in place
+        if (id(node), pooled) in seen:
             continue
-        seen.add(id(node))
+        seen.add((id(node), pooled))
         mod = node.module
         if node.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(mod):
             if isinstance(mod, nn.Conv2d) and mod.groups != 1:
                 return False  # a grouped conv reads it
             continue  # a dense layer ends the path (the consumer; an SE block's convs read a pooled copy)
-        if not _channelwise(node):
+        if not (_channelwise(node) or (pooled and _flattens(node))):
             return False
-        stack.extend(node.outputs)
+        pooled = pooled or (node.grad_fn is not None and _pools_space(node.grad_fn))
+        stack.extend((n, pooled) for n in node.outputs)
     return True
+
+
+def _flattens(node) -> bool:
+    """A view, flatten or squeeze: on a pooled (N, C, 1, 1) summary it keeps every channel at its position."""
+    fn = node.grad_fn
+    return fn is not None and type(fn).__name__.split("Backward")[0] in (
+        "View", "Reshape", "UnsafeView", "Squeeze", "Unsqueeze", "Alias")
 
 
 def _check_names(model: nn.Module, dg: tp.DependencyGraph, wanted: set[str], ignored: list[str]) -> None:
@@ -301,7 +416,10 @@ def _check_names(model: nn.Module, dg: tp.DependencyGraph, wanted: set[str], ign
         raise SlimlabError(f"layers (--layers): no such layer(s) {', '.join(sorted(unknown))}")
     not_conv = sorted(n for n in wanted if not isinstance(modules[n], nn.Conv2d) or modules[n].groups != 1)
     if not_conv:
-        prunable = [p.name for p in find_prunable(model, dg, None, ignored)]
+        try:
+            prunable = [p.name for p in find_prunable(model, dg, None, ignored)]
+        except SlimlabError:  # none at all (that line's reasons are for the default plan, not this question)
+            prunable = []
         more = " ..." if len(prunable) > 12 else ""
         raise SlimlabError(f"layers (--layers): {', '.join(not_conv)} is not a dense convolution; the layers "
                            f"slimlab prunes by default are {', '.join(prunable[:12]) or 'none'}{more}")
