@@ -1,7 +1,9 @@
 """Export to ONNX (checked with ONNX Runtime) and TorchScript, and ONNX Runtime latency.
 
 ``export_onnx`` writes a model with a dynamic batch dimension and verifies that ONNX Runtime's outputs
-are within ``atol`` (1e-4) of PyTorch's on random inputs; a larger gap raises. Pruned and scaled models
+are within ``atol + rtol * max|output|`` (1e-4 each) of PyTorch's on random inputs; a larger gap raises
+(a relative part, since a randomly initialised timm EfficientNet's logits reach ~230 and float32 rounding
+alone differs by ~1e-2 there). Pruned and scaled models
 export like any other: they are plain dense modules.
 """
 
@@ -21,7 +23,7 @@ from slimlab.io import atomic_write_bytes
 
 
 def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset: int = 17, check: bool = True,
-                atol: float = 1e-4) -> dict:
+                atol: float = 1e-4, rtol: float = 1e-4) -> dict:
     """Export ``model`` to ONNX at ``path``; with ``check``, the file appears only once it matches PyTorch."""
     model = model.cpu().eval()
     x = torch.randn(2, 3, input_size, input_size)
@@ -37,7 +39,7 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
         _mark_onnx(tmp)
         out = {"path": str(path), "bytes": tmp.stat().st_size}
         if check:
-            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol, name=path)
+            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol, name=path, rtol=rtol)
         atomic_write_bytes(path, tmp.read_bytes())
     return out
 
@@ -89,11 +91,12 @@ def _finite(out, who: str, path) -> None:
 
 
 def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float = 1e-4, trials: int = 3,
-               name: str | Path | None = None) -> float:
-    """Max |ONNX Runtime - PyTorch| over random inputs (batches 1 and 5); raises above ``atol``."""
+               name: str | Path | None = None, rtol: float = 1e-4) -> float:
+    """Max |ONNX Runtime - PyTorch| over random inputs (batches 1 and 5); raises above ``atol + rtol * scale``,
+    ``scale`` the largest |PyTorch output| seen."""
     sess = _session(path)
     g = torch.Generator().manual_seed(0)
-    worst = 0.0
+    worst = scale = 0.0
     for t in range(trials):
         x = torch.randn(1 if t == 0 else 5, 3, input_size, input_size, generator=g)
         with torch.no_grad():
@@ -101,9 +104,10 @@ def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float 
         got = sess.run(None, {"image": x.numpy()})[0]
         _finite(ref, "PyTorch", name or path)
         _finite(got, "ONNX Runtime", name or path)
-        worst = max(worst, float(np.abs(ref - got).max()))
-    if worst > atol:
-        raise SlimlabError(f"ONNX export of {name or path} differs from PyTorch by {worst:.2e} (> {atol})")
+        worst, scale = max(worst, float(np.abs(ref - got).max())), max(scale, float(np.abs(ref).max()))
+    if worst > atol + rtol * scale:
+        raise SlimlabError(f"ONNX export of {name or path} differs from PyTorch by {worst:.2e} (> {atol} + {rtol} x "
+                           f"the largest output {scale:.3g})")
     return worst
 
 

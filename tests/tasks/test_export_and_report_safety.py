@@ -45,6 +45,38 @@ def test_finite_model_still_exports(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == [".m.onnx.1234.tmp", "m.onnx"]
 
 
+def test_onnx_check_is_relative_to_the_outputs_scale(tmp_path, monkeypatch):
+    """float32 rounding grows with the logits: a randomly initialised timm EfficientNet-B0's reach ~230 and ONNX
+    Runtime differs by ~1.6e-2 there (relative 7e-5), which an absolute 1e-4 refused. The check takes the largest
+    output into account, and still refuses a real mismatch (here every output off by 1%)."""
+    import slimlab.export as export
+
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(3, 64, 3), nn.ReLU(), nn.Conv2d(64, 64, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                      nn.Linear(64, 10))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(30)  # logits in the thousands
+    with pytest.raises(SlimlabError, match=r"by 1\.\d+e-03 \(> 0\.0001 \+ 0 x"):  # what an absolute 1e-4 said
+        export_onnx(m, tmp_path / "big.onnx", 16, rtol=0)
+    assert 1e-4 < export_onnx(m, tmp_path / "big.onnx", 16)["max_abs_diff"] < 1e-2
+    real = export._session
+
+    class Off:  # ONNX Runtime's outputs, 1% too large
+        def __init__(self, path):
+            self.s = real(path)
+
+        def run(self, names, feed):
+            return [o * 1.01 for o in self.s.run(names, feed)]
+
+    monkeypatch.setattr(export, "_session", Off)
+    (tmp_path / "big.onnx").unlink()
+    with pytest.raises(SlimlabError, match=r"differs from PyTorch by \d\.\d+e\+01 \(> 0\.0001 \+ 0\.0001 x the "
+                                           r"largest output \d\.\d+e\+03\)"):
+        export_onnx(m, tmp_path / "big.onnx", 16)
+    assert not (tmp_path / "big.onnx").exists()
+
+
 def test_export_overwrite_replaces_the_model_file_only(tmp_path, capsys):
     from slimlab.cli.main import main
 
