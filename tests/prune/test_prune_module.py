@@ -323,3 +323,19 @@ def test_depthwise_separable_only_models_prune_their_pointwise_convs():
     assert len(report.channels) == 14 and report.macs_after < 0.5 * report.macs_before
     with torch.no_grad():
         assert model(x).shape == (4, 10)
+
+
+def test_thinet_samples_enough_positions_by_default_as_the_command_line_does(user_net):
+    """prune_module's samples_per_weight defaulted to 0 (the CLI's to 10): with 2 calibration images ThiNet's
+    least squares for 20 kept channels saw 20 samples, an under-determined fit. Now as on the command line it draws
+    more positions per image (ceil(10 x 20 / 2) = 100); 0 still means per_image alone, and says so."""
+    import warnings
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 16, 16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the under-determined warning would fail here
+        prune_module(user_net.UserNet().eval(), x, method="thinet", keep_ratio=0.5, per_image=10)
+    with pytest.warns(UserWarning, match="20 samples for 20 kept channels, an under-determined least squares"):
+        prune_module(user_net.UserNet().eval(), x, method="thinet", keep_ratio=0.5, per_image=10,
+                     samples_per_weight=0)

@@ -41,6 +41,7 @@ from slimlab.prune.pruner import Calibration, prune_model, ratio_for_macs
 _ALIASES = {"ignore_layers": "ignored_layers", "thinet_variant": "variant", "thinet_refine": "refine",
             "thinet_target": "target", "samples_per_image": "per_image"}
 _CRITERION_OPTIONS = ("variant", "refine", "per_image", "samples_per_weight", "target", "apoz_at")
+SAMPLES_PER_WEIGHT = 10.0  # ThiNet samples per image until Eq. 6 sees this many per weight (as `slimlab prune`)
 _LABEL_KEYS = ("target", "targets", "label", "labels", "y")
 
 
@@ -121,7 +122,8 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     ``prune_ratio`` (removed), or ``target_macs`` (at most this fraction of the MACs: the largest uniform
     keep ratio that reaches it). ``between_layers(model)`` runs after each pruned layer (layerwise mode):
     ThiNet fine-tunes there; pass your own training steps. ``criterion_options``: ``variant`` ("iccv",
-    "tpami"), ``refine``, ``per_image``, ``samples_per_weight``, ``target``, ``apoz_at``.
+    "tpami"), ``refine``, ``per_image``, ``samples_per_weight`` (10, as on the command line: ThiNet samples more
+    positions per image until its least squares see 10 per weight; 0 keeps ``per_image``), ``target``, ``apoz_at``.
 
     ``allocation``: ``uniform`` (one ratio), ``global`` or ``sensitivity`` (per-layer counts at the same MACs:
     ``target_macs``, or those of the uniform ratio; :mod:`slimlab.prune.allocation`). ``sensitivity`` reads a
@@ -214,6 +216,7 @@ def _options(ignored_layers: Iterable, options: dict) -> tuple[Iterable, dict]:
         else:
             raise SlimlabError(f"prune_module: unknown option {key!r} (criterion options: "
                                f"{', '.join(_CRITERION_OPTIONS)})")
+    out.setdefault("samples_per_weight", SAMPLES_PER_WEIGHT)  # the command line's default
     return ignored_layers, out
 
 
