@@ -215,3 +215,37 @@ def test_timms_vgg_keeps_its_last_block_and_fc_convs_as_torchvisions_does():
     theirs = torchvision.models.vgg11(num_classes=10).eval()
     assert prunable(ours, 32) == prunable(theirs, 32) == ["features.0", "features.3", "features.6", "features.8",
                                                           "features.11", "features.13"]
+
+
+def test_no_pruning_group_is_built_for_a_conv_the_graph_already_rules_out(monkeypatch):
+    """torch-pruning maps indices through every reshape a group reaches: for timm's EfficientViT-M0 at 224 px one
+    residual-tied attention projection's group ran for minutes and gigabytes. A conv whose output is summed with
+    another layer's, or read through a reshape, is now ruled out from the graph alone, before any group."""
+    import torch_pruning as tp
+
+    class Mixed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem, self.a, self.b = (nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1),
+                                         nn.Conv2d(8, 8, 3, padding=1))
+            self.c, self.d = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            x = self.stem(x)
+            x = x + self.a(x)  # stem and a: tied by the sum
+            y = self.b(x).view(x.shape[0], 2, 4, *x.shape[2:]).transpose(1, 2).flatten(1, 2)  # b: a shuffle
+            return self.d(F.relu(self.c(y))).mean((2, 3))  # c: a plain chain into d
+
+    asked = []
+    real = tp.DependencyGraph.get_pruning_group
+    monkeypatch.setattr(tp.DependencyGraph, "get_pruning_group",
+                        lambda dg, m, *a, **k: asked.append(m) or real(dg, m, *a, **k))
+    m = Mixed().eval()
+    dg = build_graph(m, 8)
+    asked.clear()
+    assert [p.name for p in find_prunable(m, dg, check=False)] == ["c"]
+    assert asked == [m.c, m.d]  # not stem, a or b (d: nothing reads it but the output, which takes its group)
+    with pytest.raises(SlimlabError, match="a cannot be pruned on its own: tied to a residual sum"):
+        find_prunable(m, dg, ["a"])
+    with pytest.raises(SlimlabError, match="b cannot be pruned on its own: not read one to one"):
+        find_prunable(m, dg, ["b"])

@@ -141,8 +141,10 @@ def _pooled_layers(dg: tp.DependencyGraph) -> set[int]:
 
 
 def _data_inputs(node) -> list:
-    """A graph node's inputs but the leaves made of parameters alone (a linear layer's transposed weight)."""
-    return [n for n in node.inputs if n.inputs or not isinstance(n.module, tp.ops._ElementWiseOp)]
+    """A graph node's inputs but parameters and the leaves made of them alone (a linear layer's transposed weight,
+    a learned map added to an activation: the surgery check judges those)."""
+    return [n for n in node.inputs if n.type != tp.ops.OPTYPE.PARAMETER
+            and (n.inputs or not isinstance(n.module, tp.ops._ElementWiseOp))]
 
 
 def _pools_space(fn) -> bool:
@@ -197,17 +199,16 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
                                                              for ig in ignored):
             continue
         why = _SE if id(m) in se | pooled else (rule(m) if rule else None)
-        if why is not None and names is not None:
-            raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
         if why is None and m not in dg.module2node:  # off the traced path (an auxiliary head used in training)
             if names is not None:
                 raise SlimlabError(f"layers (--layers): {name} is not used by the model's forward pass in eval mode")
             why = "off the forward pass in eval mode"
+        why = why or _cheap_reason(dg, m, pooled)  # before the group: that may cost minutes (see there)
         layer = None
         if why is None:
             layer, why = _as_layer(dg, m, se, pooled, name_of)
-            if why is not None and names is not None:
-                raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
+        if why is not None and names is not None:
+            raise SlimlabError(f"layers (--layers): {name} cannot be pruned on its own: {why}")
         if layer is None:
             left_out[name] = why
         else:
@@ -379,24 +380,67 @@ def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv
     depthwise conv, an SE gate). A concatenation, split, reshape (a channel shuffle), flip, roll, index or grouped
     conv between them would make ThiNet's columns of the consumer's input other channels than the layer's (or
     torch-pruning's surgery wrong), so such a layer is not pruned on its own."""
-    if consumer.groups != 1 or consumer.in_channels != conv.out_channels:
-        return False
-    stack, seen = [(n, False) for n in dg.module2node[conv].outputs], set()
+    return consumer.groups == 1 and consumer.in_channels == conv.out_channels and _plain_downstream(dg, conv)
+
+
+def _plain_downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> bool:
+    """Whether every path from ``conv``'s output to the next dense layers is channel-wise (see
+    :func:`_reads_it_plainly`)."""
+    return _downstream(dg, conv) is not None
+
+
+def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> dict[int, object] | None:
+    """The graph nodes between ``conv``'s output and the next dense layers (by id), or None if a path is not
+    channel-wise."""
+    stack, seen, region = [(n, False) for n in dg.module2node[conv].outputs], set(), {}
     while stack:
         node, pooled = stack.pop()  # pooled: past a spatial pooling, where a flatten keeps the channels in place
         if (id(node), pooled) in seen:
             continue
         seen.add((id(node), pooled))
         mod = node.module
+        if node.type == tp.ops.OPTYPE.OUTPUT:  # the model's output (its last operation): nothing reads it
+            continue
         if node.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(mod):
             if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-                return False  # a grouped conv reads it
+                return None  # a grouped conv reads it
             continue  # a dense layer ends the path (the consumer; an SE block's convs read a pooled copy)
         if not (_channelwise(node) or (pooled and _flattens(node))):
-            return False
+            return None
+        region[id(node)] = node
         pooled = pooled or (node.grad_fn is not None and _pools_space(node.grad_fn))
         stack.extend((n, pooled) for n in node.outputs)
-    return True
+    return region
+
+
+def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: set[int]) -> str | None:
+    """Why ``conv`` cannot be a layer, from the graph alone, or None: a path to the next dense layers that is not
+    channel-wise, or a sum with channels from elsewhere (a residual: an input of an add or subtraction that neither
+    comes from ``conv`` nor from an attention gate). It runs before the pruning group, which can cost minutes and
+    gigabytes: torch-pruning maps indices through every reshape the group reaches (timm's EfficientViT)."""
+    region = _downstream(dg, conv)
+    if region is None:
+        return _NOT_PLAIN
+    start = dg.module2node[conv]
+    for node in region.values():
+        if node.grad_fn is None or type(node.grad_fn).__name__.split("Backward")[0] not in ("Add", "Sub"):
+            continue
+        for inp in _data_inputs(node):
+            if inp is not start and id(inp) not in region and not _from_pooled(inp, pooled):
+                return _TIED
+    return None
+
+
+def _from_pooled(node, pooled: set[int]) -> bool:
+    """Whether ``node``'s value comes, through one-input operations, from a layer on a pooled summary."""
+    n = node
+    while True:
+        if n.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(n.module):
+            return id(n.module) in pooled
+        ins = _data_inputs(n)
+        if len(ins) != 1:
+            return False
+        n = ins[0]
 
 
 def _flattens(node) -> bool:
