@@ -74,6 +74,9 @@ def cpu_model() -> dict:
 
 
 def write(name: str, data: dict, table: str) -> None:
+    """``RESULTS/name.json`` and ``.md``, atomically. The JSON's ``machine`` is this process's unless ``data``
+    brings its own: a benchmark whose cells ran earlier (read back from their results) passes the machine they ran
+    on, which is what the table describes, not the machine that merely rewrote it."""
     from slimlab.io import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
