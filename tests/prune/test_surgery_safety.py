@@ -200,8 +200,8 @@ def test_no_prunable_layer_says_why_each_conv_was_left_out():
             x = x + self.a(x)
             return (x + self.b(x)).mean((2, 3))
 
-    with pytest.raises(SlimlabError, match=r"no prunable layer found in Residual: of 3 dense convolutions, 3 tied to "
-                                           r"a residual sum, a linear layer, or several consumers \(e.g. stem\)"):
+    with pytest.raises(SlimlabError, match=r"^no prunable layer found in Residual: of its 3 dense convolutions: 3 tied "
+                                           r"to a residual sum, a linear layer, or several consumers, such as stem$"):
         prune_module(Residual().eval(), torch.randn(4, 3, 8, 8), method="l1", keep_ratio=0.5)
 
 
@@ -249,3 +249,70 @@ def test_no_pruning_group_is_built_for_a_conv_the_graph_already_rules_out(monkey
         find_prunable(m, dg, ["a"])
     with pytest.raises(SlimlabError, match="b cannot be pruned on its own: not read one to one"):
         find_prunable(m, dg, ["b"])
+
+
+def cbr(a: int, b: int) -> nn.Module:
+    return nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU())
+
+
+class SharedMLP(nn.Module):
+    """CBAM's channel attention: one MLP on an average- and a max-pooled copy, summed."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Conv2d(c, 4, 1), nn.ReLU(), nn.Conv2d(4, c, 1))
+
+    def forward(self, x):
+        return x * torch.sigmoid(self.mlp(F.adaptive_avg_pool2d(x, 1)) + self.mlp(F.adaptive_max_pool2d(x, 1)))
+
+
+class Heads(nn.Module):
+    """c1 -> [gate] -> c2 -> pooled: a 1x1 head conv, and optionally a second reader of c2's channels."""
+
+    def __init__(self, gate: bool, second: str = ""):
+        super().__init__()
+        self.c1, self.c2 = cbr(3, 16), cbr(16, 16)
+        self.gate = SharedMLP(16) if gate else nn.Identity()
+        self.head, self.fc = nn.Conv2d(16, 32, 1), nn.Linear(32, 4)
+        self.second = second
+        self.other = nn.Conv2d(16, 4, 1) if second == "conv" else nn.Linear(16, 4)
+
+    def forward(self, x):
+        x = self.c2(self.gate(self.c1(x)))
+        p = x.mean((2, 3), keepdim=True)
+        out = self.fc(F.relu(self.head(p)).flatten(1))
+        if self.second == "conv":  # LR-ASPP: a full-resolution conv reads the channels beside the pooled branch
+            out = out + self.other(x).mean((2, 3))
+        elif self.second == "linear":  # an auxiliary classifier on the pooled channels
+            out = out + self.other(p.flatten(1))
+        return out
+
+
+@pytest.mark.parametrize("gate", [False, True], ids=["no-gate", "cbam-gate"])
+def test_pooled_readers_a_head_conv_consumes_a_second_reader_ties_and_a_shared_mlp_gate_is_a_gate(gate):
+    """Found by a review of the first version: with a gate, the head conv stopped being the last layer's consumer;
+    a second reader (a full-resolution conv, or a classifier) was ignored when a pooled conv also read the
+    channels; a gate whose MLP is shared by two pooled copies (CBAM) was pruned as a ThiNet layer."""
+    torch.manual_seed(0)
+    m = Heads(gate).eval()
+    assert {p.name: p.consumer_name for p in find_prunable(m, build_graph(m, 8))} == {"c1.0": "c2.0", "c2.0": "head"}
+    for second in ("conv", "linear"):
+        m = Heads(gate, second).eval()
+        assert {p.name: p.consumer_name for p in find_prunable(m, build_graph(m, 8))} == {"c1.0": "c2.0"}
+
+
+def test_pooling_to_a_grid_is_not_a_summary_and_a_users_vgg_class_is_not_torchvisions():
+    """An adaptive pooling to 4x4 (a pyramid branch, a fixed-size trunk) made every conv after it a 'gate'; any class
+    named VGG got ThiNet's VGG rule, and one built of nested stages (no top-level max-pool) lost every layer."""
+    class VGG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Sequential(cbr(3, 8), nn.MaxPool2d(2)), nn.AdaptiveAvgPool2d(4),
+                                          nn.Sequential(cbr(8, 8), cbr(8, 8)), nn.Sequential(cbr(8, 8)))
+            self.fc = nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(self.features(x).mean((2, 3)))
+
+    m = VGG().eval()
+    assert prunable(m, 16) == ["features.0.0.0", "features.2.0.0", "features.2.1.0"]

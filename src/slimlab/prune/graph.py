@@ -99,9 +99,14 @@ def _se_convs(model: nn.Module) -> set[int]:
 def _vgg_last_block(model: nn.Module) -> set[int]:
     """The convs of a VGG that ThiNet keeps: those after the last-but-one max-pool of its ``features``, and every
     conv outside ``features`` (timm's ``pre_logits``: the FC layers as convs). slimlab's, torchvision's and timm's
-    VGG (by class name: a module ``VGG`` with a ``features`` sequence)."""
+    VGG only: a user's own class of that name may be laid out otherwise (stages without a top-level pool)."""
+    import torchvision
+
+    from slimlab.models.vgg import VGG
+
     feats = getattr(model, "features", None)
-    if type(model).__name__ != "VGG" or not isinstance(feats, nn.Sequential):
+    timm_vgg = type(model).__name__ == "VGG" and type(model).__module__ == "timm.models.vgg"
+    if not (isinstance(model, (VGG, torchvision.models.VGG)) or timm_vgg) or not isinstance(feats, nn.Sequential):
         return set()
     layers = list(feats)
     pools = [i for i, m in enumerate(layers) if isinstance(m, nn.MaxPool2d)]
@@ -111,33 +116,44 @@ def _vgg_last_block(model: nn.Module) -> set[int]:
     return kept | {id(m) for m in model.modules() if isinstance(m, nn.Conv2d) and id(m) not in inside}
 
 
-# a graph node that summarises each channel over space: what an attention gate's first conv reads
-_POOLS = ("Mean", "AdaptiveAvgPool2D", "AdaptiveMaxPool2D", "Amax")
+class Pooled:
+    """Where a graph carries pooled summaries: the nodes whose value is computed from global poolings of feature
+    maps alone (every data input traced back reaches one: a shared MLP on an average- and a max-pooled copy
+    included), and the dense layers among them. Those layers are an attention gate's (squeeze-and-excitation,
+    CBAM's channel attention, selective kernel, split attention, a user's own gate of convs or linear layers
+    under any class name), a head conv on pooled features, or a classifier; a gate computed beside the main path
+    (``t * sigmoid(t.mean(...))``) leaves the next conv a full-resolution reader."""
+
+    def __init__(self, dg: tp.DependencyGraph):
+        self.nodes = _pooled_nodes(list(dg.module2node.values()))
+        self.layers = {id(mod) for mod, node in dg.module2node.items()
+                       if isinstance(mod, (nn.Conv2d, nn.Linear)) and not _is_depthwise(mod) and id(node) in self.nodes}
 
 
-def _pooled_layers(dg: tp.DependencyGraph) -> set[int]:
-    """Dense convs and linear layers that work on a pooled summary of a feature map: an attention gate's layers
-    (squeeze-and-excitation, selective kernel, split attention, a user's own gate under any class name, of convs or
-    linear layers), a head conv on pooled features, a classifier. Walking back from the layer's input through
-    one-input operations, a global or adaptive pooling, or another such layer, comes before any other dense
-    layer."""
+def _pooled_nodes(nodes: list) -> set[int]:
+    """Ids of the nodes computed from global poolings alone (iterative: a deep network would exhaust recursion)."""
     memo: dict[int, bool] = {}
-
-    def pooled(node) -> bool:
-        if id(node) not in memo:
-            memo[id(node)] = False  # (a graph has no cycles; this only guards against a malformed one)
-            n = node
-            while len(ins := _data_inputs(n)) == 1:
-                n = ins[0]
-                if n.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(n.module):
-                    memo[id(node)] = pooled(n)
-                    break
-                if n.type == tp.ops.OPTYPE.ELEMENTWISE and n.grad_fn is not None and _pools_space(n.grad_fn):
-                    memo[id(node)] = True
-                    break
-        return memo[id(node)]
-    return {id(mod) for mod, node in dg.module2node.items()
-            if isinstance(mod, (nn.Conv2d, nn.Linear)) and not _is_depthwise(mod) and pooled(node)}
+    for start in nodes:
+        stack, visiting = [start], set()
+        while stack:
+            n = stack[-1]
+            if id(n) in memo:
+                stack.pop()
+                continue
+            if n.grad_fn is not None and _pools_space(n.grad_fn):
+                memo[id(n)] = True
+                stack.pop()
+                continue
+            ins = _data_inputs(n)
+            todo = [i for i in ins if id(i) not in memo and id(i) not in visiting]
+            if todo:
+                visiting.add(id(n))
+                stack.extend(todo)
+                continue
+            memo[id(n)] = bool(ins) and all(memo.get(id(i), False) for i in ins)
+            visiting.discard(id(n))
+            stack.pop()
+    return {k for k, v in memo.items() if v}
 
 
 def _data_inputs(node) -> list:
@@ -148,16 +164,27 @@ def _data_inputs(node) -> list:
 
 
 def _pools_space(fn) -> bool:
-    """Whether an autograd node pools over space: adaptive pooling, or a mean / max over a spatial dimension."""
+    """Whether an autograd node pools each channel over its whole plane (to 1x1, or over both spatial dimensions):
+    a mean or max over H and W, an adaptive or plain pooling whose result is 1x1. An adaptive average pooling to
+    a larger grid (a pyramid pooling branch) is not a summary; to 1x1 PyTorch computes it as a mean."""
     name = type(fn).__name__.split("Backward")[0]
-    if name not in _POOLS:
-        return False
-    dims = getattr(fn, "_saved_dim", None)
-    if name in ("AdaptiveAvgPool2D", "AdaptiveMaxPool2D") or dims is None:
-        return True
-    rank = len(getattr(fn, "_saved_self_sym_sizes", ()) or ()) or 4
-    dims = [dims] if isinstance(dims, int) else list(dims)
-    return any((d - 2**64 if d >= 2**63 else d) % rank >= 2 for d in dims)
+    if name in ("Mean", "Amax", "Sum"):
+        dims, sizes = getattr(fn, "_saved_dim", None), getattr(fn, "_saved_self_sym_sizes", None)
+        if sizes is None:
+            sizes = tuple(getattr(getattr(fn, "_saved_self", None), "shape", ()))
+        rank = len(sizes or ())
+        if dims is None or rank != 4:
+            return False
+        dims = {(d - 2**64 if d >= 2**63 else d) % rank for d in ([dims] if isinstance(dims, int) else dims)}
+        return {2, 3} <= dims and 1 not in dims
+    if name in ("AdaptiveMaxPool2D", "MaxPool2DWithIndices"):
+        out = getattr(fn, "_saved_result1", None)
+        return out is not None and tuple(out.shape[-2:]) == (1, 1)
+    if name == "AvgPool2D":
+        x, k = getattr(fn, "_saved_self", None), getattr(fn, "_saved_kernel_size", None)
+        pad = tuple(getattr(fn, "_saved_padding", (0, 0)) or (0, 0))
+        return x is not None and k is not None and all(p == 0 for p in pad) and tuple(k) == tuple(x.shape[-2:])
+    return False
 
 
 def _expansion_convs(model: nn.Module) -> set[int] | None:
@@ -186,7 +213,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     bad = [n for n in ignored if n not in set(name_of.values())]
     if bad:
         raise SlimlabError(f"--ignore-layers: no such module(s) {', '.join(sorted(bad))}")
-    se, pooled = _se_convs(model), _pooled_layers(dg)
+    se, pooled = _se_convs(model), Pooled(dg)
     rule = _default_rule(model) if names is None else None
     wanted = set(names or [])
     _check_names(model, dg, wanted, ignored)
@@ -198,7 +225,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         if (names is not None and name not in wanted) or any(name == ig or name.startswith(ig + ".")
                                                              for ig in ignored):
             continue
-        why = _SE if id(m) in se | pooled else (rule(m) if rule else None)
+        why = _SE if id(m) in se | pooled.layers else (rule(m) if rule else None)
         if why is None and m not in dg.module2node:  # off the traced path (an auxiliary head used in training)
             if names is not None:
                 raise SlimlabError(f"layers (--layers): {name} is not used by the model's forward pass in eval mode")
@@ -216,30 +243,38 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     kept = survivors(model, dg, out, named=names is not None) if check else out
     left_out.update({p.name: _BREAKS for p in out if p not in kept})
     if names is None and not kept and left_out:
-        raise SlimlabError(f"no prunable layer found in {type(model).__name__}: {why_none(left_out)} (name layers "
-                           f"to try: --layers on the command line, layers=[...] in Python)")
+        raise SlimlabError(why_none(model, left_out))
     return kept
 
 
 # why a dense conv is not a layer, each a phrase that follows "N dense convolutions" and "cannot be pruned on its own:"
 _SE = "reading a pooled summary (an attention gate's convolution, or a head on pooled features)"
-_BREAKS = "breaking the model when pruned (torch-pruning does not follow everything that reads them)"
+_BREAKS = "unsafe to cut: the model breaks when one is pruned (torch-pruning does not follow all that reads it)"
+_VGG_LAST = "in VGG's last block or FC layers (ThiNet keeps them)"
+_NOT_EXPANSION = "not an inverted-residual block's expansion convolution"
+_MODEL_RULES = (_VGG_LAST, _NOT_EXPANSION)
 _TIED = "tied to a residual sum, a linear layer, or several consumers"
 _NOT_PLAIN = ("not read one to one by the next convolution (a concatenation, a reshape such as a channel shuffle, "
               "or a grouped convolution between them)")
 
 
-def why_none(left_out: dict[str, str]) -> str:
-    """``left_out`` (layer -> reason) as one phrase: each reason with its count and first layer, most common
-    first."""
+def why_none(model: nn.Module, left_out: dict[str, str]) -> str:
+    """The empty default plan's one line: each reason with its count and first layer, most common first. The
+    convolutions of attention gates and pooled heads are never candidates and are not counted; only the
+    model-level rules (VGG's last block, inverted residuals' other convs) can be overridden by naming layers."""
     from collections import Counter
 
-    counts = Counter(left_out.values())
-    first = {}
-    for name, why in left_out.items():
+    left = {n: why for n, why in left_out.items() if why != _SE}
+    counts, first = Counter(left.values()), {}
+    for name, why in left.items():
         first.setdefault(why, name)
-    parts = [f"{n} {why} (e.g. {first[why]})" for why, n in counts.most_common()]
-    return f"of {len(left_out)} dense convolutions, " + "; ".join(parts)
+    parts = [f"{n} {why}, such as {first[why]}" for why, n in counts.most_common()]
+    gates = len(left_out) - len(left)
+    head = (f"no prunable layer found in {type(model).__name__}: of its {len(left)} dense convolutions"
+            + (f" outside attention gates and pooled heads ({gates} more)" if gates else ""))
+    hint = ("; --layers (layers=[...] in Python) can name those the model-level rules left out"
+            if set(left.values()) & set(_MODEL_RULES) else "")
+    return f"{head}: " + "; ".join(parts or ["none"]) + hint
 
 
 def _default_rule(model: nn.Module):
@@ -249,21 +284,21 @@ def _default_rule(model: nn.Module):
 
     def rule(m: nn.Conv2d) -> str | None:
         if id(m) in skip:
-            return "in VGG's last block or FC layers (ThiNet keeps them)"
+            return _VGG_LAST
         if only is not None and id(m) not in only:
-            return "not an inverted-residual block's expansion convolution"
+            return _NOT_EXPANSION
         return None
     return rule
 
 
-def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: set[int],
+def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: Pooled,
               name_of: dict[int, str]) -> tuple[PrunableLayer | None, str | None]:
     """``m`` as ThiNet's layer i if its pruning group is local (one dense consumer, no residual sum, no linear
     layer) and that consumer reads its channels one to one; else None and why not. An attention gate (pooled
-    layers whose last one's outputs scale the channels) neither consumes nor ties them; without a gate, a pooled
-    reader is a head: a conv on pooled features (timm's ``conv_head``) is the consumer, a classifier ties them."""
+    layers leading to one whose outputs scale these channels) neither consumes nor ties them; any other pooled
+    reader is a head: a conv on pooled features (timm's ``conv_head``) is a consumer, a classifier ties them."""
     group = dg.get_pruning_group(m, tp.prune_conv_out_channels, idxs=[0])
-    consumers, local, first, readers, gated = [], True, None, [], False
+    consumers, local, first, readers, gates = [], True, None, [], set()
     for dep, _ in group:
         mod = dep.target.module
         if mod is m or not isinstance(mod, (nn.Conv2d, nn.Linear)) or id(mod) in se:
@@ -271,16 +306,18 @@ def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: set[in
         if _is_depthwise(mod):
             first = first or mod
         elif getattr(dep.handler, "__name__", "") == "prune_out_channels":  # its outputs are these channels
-            gated, local = gated or id(mod) in pooled, local and id(mod) in pooled
-        elif id(mod) in pooled:
+            local = local and id(mod) in pooled.layers
+            gates.add(id(mod))
+        elif id(mod) in pooled.layers:
             readers.append(mod)
         elif isinstance(mod, nn.Linear):
             local = False
         else:
             consumers.append(mod)
-    if not gated:  # the pooled readers are heads: a classifier ties the channels, a head conv may consume them
-        local = local and not any(isinstance(r, nn.Linear) for r in readers)
-        consumers = consumers or readers
+    for r in readers:
+        if not _feeds(dg.module2node[r], gates, pooled):
+            local = local and not isinstance(r, nn.Linear)
+            consumers.append(r)
     if not local or len(consumers) != 1:
         return None, _TIED
     if not _reads_it_plainly(dg, m, consumers[0]):
@@ -288,6 +325,21 @@ def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: set[in
     c = consumers[0]
     f = first or c
     return PrunableLayer(name_of[id(m)], m, name_of[id(c)], c, name_of[id(f)], f), None
+
+
+def _feeds(node, gates: set[int], pooled: Pooled) -> bool:
+    """Whether a pooled reader's output reaches one of ``gates`` (pooled layers whose outputs scale the channels)
+    through pooled values only: it is that gate's first layer."""
+    stack, seen = list(node.outputs), set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen or id(n) not in pooled.nodes:
+            continue
+        seen.add(id(n))
+        if id(n.module) in gates:
+            return True
+        stack.extend(n.outputs)
+    return False
 
 
 def survivors(model: nn.Module, dg: tp.DependencyGraph, layers: list[PrunableLayer],
@@ -413,7 +465,7 @@ def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> dict[int, object] | 
     return region
 
 
-def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: set[int]) -> str | None:
+def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: Pooled) -> str | None:
     """Why ``conv`` cannot be a layer, from the graph alone, or None: a path to the next dense layers that is not
     channel-wise, or a sum with channels from elsewhere (a residual: an input of an add or subtraction that neither
     comes from ``conv`` nor from an attention gate). It runs before the pruning group, which can cost minutes and
@@ -426,21 +478,9 @@ def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: set[int]) -> 
         if node.grad_fn is None or type(node.grad_fn).__name__.split("Backward")[0] not in ("Add", "Sub"):
             continue
         for inp in _data_inputs(node):
-            if inp is not start and id(inp) not in region and not _from_pooled(inp, pooled):
+            if inp is not start and id(inp) not in region and id(inp) not in pooled.nodes:
                 return _TIED
     return None
-
-
-def _from_pooled(node, pooled: set[int]) -> bool:
-    """Whether ``node``'s value comes, through one-input operations, from a layer on a pooled summary."""
-    n = node
-    while True:
-        if n.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(n.module):
-            return id(n.module) in pooled
-        ins = _data_inputs(n)
-        if len(ins) != 1:
-            return False
-        n = ins[0]
 
 
 def _flattens(node) -> bool:
