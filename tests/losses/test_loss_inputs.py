@@ -71,3 +71,33 @@ def test_truncated_gce_in_your_own_loop_says_once_when_it_was_never_given_weight
         for epoch in range(6):
             obj.loss(logits, batch, epoch)
     assert len(seen) == 1 and "at epoch 4" in str(seen[0].message) and "on_train_predictions" in str(seen[0].message)
+
+
+def test_pencil_objective_checks_its_noisy_labels_and_each_batchs():
+    """Found by a user-scenario review: float labels 4.7 were truncated to class 4 at construction and in each
+    batch, and a label past the class count was a bare torch error."""
+    from slimlab.losses import PencilObjective
+
+    with pytest.raises(ValueError, match="labels must be integer class indices, got torch.float64"):
+        PencilObjective(np.array([0.0, 1.7, 4.7]), 5, 4)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 5\) for 5 classes, got 0..5"):
+        PencilObjective(np.array([0, 1, 5]), 5, 4)
+    obj = PencilObjective(np.array([0, 1, 4]), 5, 4)
+    batch = {"index": torch.arange(3), "target": torch.tensor([0.9, 1.9, 3.99])}
+    with pytest.raises(ValueError, match="labels must be integer class indices"):
+        obj.loss(torch.randn(3, 5), batch, 0)
+    batch["target"] = torch.tensor([0, 1, 4])
+    assert torch.isfinite(obj.loss(torch.randn(3, 5), batch, 0))
+
+
+@pytest.mark.parametrize("T,match", [(torch.ones(3, 3), "each row summing to 1"), (torch.eye(2), r"\[3, 3\]"),
+                                     (-torch.eye(3), "non-negative")])
+def test_forward_loss_checks_its_transition_matrix(T, match):
+    """An all-ones T gave a loss of -7e-9 whatever the prediction (nothing learns); a wrong size a bare matmul
+    error."""
+    with pytest.raises(ValueError, match=match):
+        forward_loss(torch.randn(4, 3), torch.tensor([0, 1, 2, 0]), T)
+    T = np.array([[0.8, 0.2, 0.0], [0.1, 0.9, 0.0], [0.0, 0.3, 0.7]])
+    logits, y = torch.randn(4, 3), torch.tensor([0, 1, 2, 0])
+    want = -torch.log((logits.softmax(1) @ torch.as_tensor(T, dtype=torch.float32))[torch.arange(4), y]).mean()
+    assert torch.allclose(forward_loss(logits, y, T), want, atol=1e-6)

@@ -158,6 +158,26 @@ def test_save_pruned_and_load_back_by_name_or_into_the_users_class(tmp_path):
     assert read_safetensors(tmp_path / "c.safetensors")[1]["num_classes"] == "10"
 
 
+def test_save_pruned_takes_num_classes_in_model_kwargs_and_unwraps_data_parallel(tmp_path):
+    """Found by a user-scenario review: model_kwargs={"num_classes": 10} was stored beside num_classes and the
+    reload crashed (create_model got it twice); a model pruned inside nn.DataParallel was saved with "module."
+    keys that its own class could not load."""
+    from slimlab.prune import prune_module
+
+    x = torch.randn(16, 3, 32, 32)
+    model = nn.DataParallel(create_model("resnet20", 10).eval())
+    prune_module(model, [x], method="weight_sum", keep_ratio=0.5, recalibrate=False)
+    path = save_pruned(model, tmp_path / "dp.safetensors", model_name="resnet20", model_kwargs={"num_classes": 10})
+    sd, meta = read_safetensors(path)
+    assert "layer1.0.conv1.weight" in sd and meta["num_classes"] == "10" and meta["model_kwargs"] == "{}"
+    model.eval()  # (a DataParallel wrapper is built in training mode, and prune_module keeps the mode it was given)
+    assert torch.equal(load_pruned(path)(x), model(x)) and torch.equal(load_pruned(path, create_model("resnet20"))(x),
+                                                                       model(x))
+    with pytest.raises(SlimlabError, match="num_classes=100 but model_kwargs says 10"):
+        save_pruned(model, tmp_path / "x.safetensors", model_name="resnet20", model_kwargs={"num_classes": 10},
+                    num_classes=100)
+
+
 def test_load_pruned_gives_modules_that_read_their_version_what_they_need(tmp_path):
     """torchvision's MNASNet reads its module version while loading, which safetensors does not store."""
     import torchvision

@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from slimlab.engine.distributed import all_gather_cat
 from slimlab.engine.objective import Objective
 from slimlab.engine.optim import pencil_lr
-from slimlab.losses.reduction import class_labels
+from slimlab.losses.reduction import class_indices, class_labels
 
 COMPAT = ("official", "paper")
 OFFICIAL_STAGE2_EPOCHS = 130  # the official schedule: stage 2 from epoch 70 to 200
@@ -96,7 +96,7 @@ class PencilObjective(Objective):
         self.lr, self.lr2 = lr, lr2
         stage2_len = max(1, self.stage2 - self.stage1)
         self.lam = lam * OFFICIAL_STAGE2_EPOCHS / stage2_len if lam_rule == "distance" else lam
-        self.y_tilde = k_init * F.one_hot(torch.as_tensor(noisy_targets).long(), num_classes).float()
+        self.y_tilde = k_init * F.one_hot(class_indices(noisy_targets, num_classes), num_classes).float()
         self.stage = 1
         self._leaf: torch.Tensor | None = None
 
@@ -124,7 +124,7 @@ class PencilObjective(Objective):
     def loss(self, logits: torch.Tensor, batch: dict, epoch: int) -> torch.Tensor:
         """The batch's loss at ``epoch``, whose stage decides it (``on_epoch_start`` need not be called). y~ follows
         the logits to their device (a loop that never calls ``to`` would otherwise fail only at stage 2)."""
-        idx, target = batch["index"], batch["target"].long()
+        idx, target = batch["index"], class_labels(logits, batch["target"])
         self.stage = self.stage_of(int(epoch))
         if self.y_tilde.device != logits.device:
             self.to(logits.device)

@@ -26,12 +26,19 @@ def class_labels(logits: torch.Tensor, target) -> torch.Tensor:
     is not a class index), and on the CPU so are labels outside [0, K)."""
     if logits.dim() != 2:
         raise ValueError(f"logits must be [N, K] (a batch of class scores), got shape {tuple(logits.shape)}")
+    return class_indices(target, logits.shape[1], len(logits)).to(logits.device)
+
+
+def class_indices(target, num_classes: int, n: int | None = None) -> torch.Tensor:
+    """``target`` as int64 class indices [N] (``n`` of them if given, the logits' batch), on its own device. Float,
+    complex and boolean labels are refused, and on the CPU labels outside [0, num_classes)."""
     t = target if isinstance(target, torch.Tensor) else torch.as_tensor(np.asarray(target))
     if t.is_floating_point() or t.is_complex() or t.dtype == torch.bool:
         raise ValueError(f"labels must be integer class indices, got {t.dtype} (round or argmax them first)")
-    if t.dim() != 1 or len(t) != len(logits):
-        raise ValueError(f"labels must be [N] with N = {len(logits)}, the logits' batch, got shape {tuple(t.shape)}")
-    if t.device.type == "cpu" and len(t) and (int(t.min()) < 0 or int(t.max()) >= logits.shape[1]):
-        raise ValueError(f"labels must lie in [0, {logits.shape[1]}) for {logits.shape[1]} classes, got "
+    if t.dim() != 1 or (n is not None and len(t) != n):
+        want = f"[N] with N = {n}, the logits' batch" if n is not None else "[N]"
+        raise ValueError(f"labels must be {want}, got shape {tuple(t.shape)}")
+    if t.device.type == "cpu" and len(t) and (int(t.min()) < 0 or int(t.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}) for {num_classes} classes, got "
                          f"{int(t.min())}..{int(t.max())}")
-    return t.long().to(logits.device)
+    return t.long()

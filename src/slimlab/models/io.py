@@ -236,6 +236,14 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
         raise SlimlabError(f"{path}: a pruned model is saved as .safetensors")
     if path.is_dir():
         raise SlimlabError(f"{path} is a directory: give save_pruned a file name")
+    if isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+        model = model.module  # the keys of the model itself, without "module." (load_pruned builds that model)
+    model_kwargs = dict(model_kwargs or {})
+    if "num_classes" in model_kwargs:  # given where create_model takes it positionally: one place in the file
+        given = model_kwargs.pop("num_classes")
+        if num_classes is not None and given != num_classes:
+            raise SlimlabError(f"save_pruned: num_classes={num_classes} but model_kwargs says {given}")
+        num_classes = given
     if num_classes is None:
         num_classes = getattr(model, "num_classes", None)  # timm's models say it
         heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
@@ -243,7 +251,7 @@ def save_pruned(model: nn.Module, path: str | Path, *, model_name: str = "", mod
     if model_name and not (isinstance(num_classes, int) and num_classes >= 1):
         raise SlimlabError(f"save_pruned: {model_name} has no linear head to read its class count from: pass "
                            "num_classes=")
-    meta = {"format": PRUNED_FORMAT, "model_name": model_name, "model_kwargs": json.dumps(model_kwargs or {}),
+    meta = {"format": PRUNED_FORMAT, "model_name": model_name, "model_kwargs": json.dumps(model_kwargs),
             "num_classes": str(num_classes), "extra": json.dumps(extra or {})}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     shared = {}
@@ -281,7 +289,10 @@ def load_pruned(path: str | Path, model: nn.Module | None = None) -> nn.Module:
             raise SlimlabError(f"{path} does not say how to build its model: pass the unpruned model to load_pruned")
         try:
             kwargs, nc = json.loads(meta.get("model_kwargs") or "{}"), int(meta.get("num_classes") or 0)
-        except ValueError:
+            if not isinstance(kwargs, dict):
+                raise ValueError
+            nc = int(kwargs.pop("num_classes", nc))  # a file of before 2026-12-04 may hold it there too
+        except (ValueError, TypeError):
             raise SlimlabError(f"{path}: malformed model arguments in its header") from None
         model = create_model(meta["model_name"], nc, **_offline(kwargs))
     else:

@@ -91,9 +91,14 @@ def labelled_from(batches: Iterable, max_images: int) -> tuple[torch.Tensor, tor
         elif isinstance(b, dict):
             y = next((b[k] for k in _LABEL_KEYS if k in b), None)
         if x is None or x.dim() != 4:
+            keys = f" with keys {', '.join(map(str, list(b)[:8]))}" if isinstance(b, dict) else ""
             raise SlimlabError("calibration data must yield batches: image tensors [N, C, H, W], (images, labels) "
                                f"pairs, or dicts with one of {', '.join(IMAGE_KEYS)}; got a batch of "
-                               f"{type(b).__name__} (a DataLoader, or a list such as [images] for one tensor)")
+                               f"{type(b).__name__}{keys} (a DataLoader, or a list such as [images] for one tensor)")
+        if not x.is_floating_point():
+            raise SlimlabError(f"calibration images are {str(x.dtype).replace('torch.', '')}: give them as the model "
+                               "sees them in training (float, normalised as your transform does); raw 0-255 pixels "
+                               "would re-estimate every BatchNorm on the wrong scale")
         got.append(x.detach()[: max_images - n])
         labels.append(y[: len(got[-1])] if isinstance(y, torch.Tensor) and y.dim() == 1 else None)
         n += len(got[-1])
