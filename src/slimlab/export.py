@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +23,22 @@ import torch.nn as nn
 from slimlab.errors import SlimlabError
 from slimlab.io import atomic_write_bytes
 
+Size = int | tuple[int, int]
 
-def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset: int = 17, check: bool = True,
-                atol: float = 1e-4, rtol: float = 1e-4) -> dict:
-    """Export ``model`` to ONNX at ``path``; with ``check``, the file appears only once it matches PyTorch."""
-    model = model.cpu().eval()
-    x = torch.randn(2, 3, input_size, input_size)
-    path = Path(path)
+
+def export_onnx(model: nn.Module, path: str | Path, input_size: Size = 32, opset: int = 17, check: bool = True,
+                atol: float = 1e-4, rtol: float = 1e-4, in_chans: int | None = None) -> dict:
+    """Export ``model`` to ONNX at ``path``; with ``check``, the file appears only once it matches PyTorch.
+    ``input_size``: a side or (height, width); ``in_chans``: the first conv's input channels unless given. The
+    model is exported on the CPU in eval mode and given back on its device and in its mode."""
+    with _on_cpu_in_eval(model):
+        x = _example(model, input_size, in_chans, 2)
+        _one_tensor(model, x)
+        return _export_onnx(model, Path(path), x, opset, check, atol, rtol)
+
+
+def _export_onnx(model: nn.Module, path: Path, x: torch.Tensor, opset: int, check: bool, atol: float,
+                 rtol: float) -> dict:
     # written and checked in a private folder, then put in place atomically (an exclusive, fsynced temporary file
     # beside ``path``): a failed check never replaces a good file, and no name beside it is ever followed
     with tempfile.TemporaryDirectory(prefix="slimlab-onnx-") as d:
@@ -39,9 +50,41 @@ def export_onnx(model: nn.Module, path: str | Path, input_size: int = 32, opset:
         _mark_onnx(tmp)
         out = {"path": str(path), "bytes": tmp.stat().st_size}
         if check:
-            out["max_abs_diff"] = check_onnx(model, tmp, input_size, atol, name=path, rtol=rtol)
+            out["max_abs_diff"] = check_onnx(model, tmp, tuple(x.shape[-2:]), atol, name=path, rtol=rtol,
+                                             in_chans=x.shape[1])
         atomic_write_bytes(path, tmp.read_bytes())
     return out
+
+
+@contextmanager
+def _on_cpu_in_eval(model: nn.Module) -> Iterator[None]:
+    """``model`` on the CPU in eval mode for the export, then back where and as it was."""
+    p = next(model.parameters(), None)
+    device, was = (p.device if p is not None else torch.device("cpu")), model.training
+    model.cpu().eval()
+    try:
+        yield
+    finally:
+        model.to(device).train(was)
+
+
+def _example(model: nn.Module, size: Size, in_chans: int | None, batch: int,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """A random input batch: ``size`` a side or (height, width); channels those of the first conv unless given."""
+    h, w = (size, size) if isinstance(size, int) else tuple(size)
+    if in_chans is None:
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        in_chans = first.in_channels if first is not None else 3
+    return torch.randn(batch, in_chans, h, w, generator=generator)
+
+
+def _one_tensor(model: nn.Module, x: torch.Tensor) -> None:
+    """Refuse, in one line, a model whose forward does not return one tensor (the file has one output)."""
+    with torch.no_grad():
+        out = model(x)
+    if not isinstance(out, torch.Tensor):
+        raise SlimlabError(f"export needs a model whose forward returns one tensor (the logits); {type(model).__name__}"
+                           f" returns a {type(out).__name__}: wrap it in a module that returns the logits")
 
 
 MARKER = "slimlab"  # an ONNX metadata key / a TorchScript extra file: this file was written by slimlab export
@@ -90,15 +133,15 @@ def _finite(out, who: str, path) -> None:
         raise SlimlabError(f"export of {path}: the {who} outputs hold NaN or inf (the model's weights are not finite)")
 
 
-def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float = 1e-4, trials: int = 3,
-               name: str | Path | None = None, rtol: float = 1e-4) -> float:
+def check_onnx(model: nn.Module, path: str | Path, input_size: Size, atol: float = 1e-4, trials: int = 3,
+               name: str | Path | None = None, rtol: float = 1e-4, in_chans: int | None = None) -> float:
     """Max |ONNX Runtime - PyTorch| over random inputs (batches 1 and 5); raises above ``atol + rtol * scale``,
     ``scale`` the largest |PyTorch output| seen."""
     sess = _session(path)
     g = torch.Generator().manual_seed(0)
     worst = scale = 0.0
     for t in range(trials):
-        x = torch.randn(1 if t == 0 else 5, 3, input_size, input_size, generator=g)
+        x = _example(model, input_size, in_chans, 1 if t == 0 else 5, g)
         with torch.no_grad():
             ref = model(x).numpy()
         got = sess.run(None, {"image": x.numpy()})[0]
@@ -111,9 +154,17 @@ def check_onnx(model: nn.Module, path: str | Path, input_size: int, atol: float 
     return worst
 
 
-def export_torchscript(model: nn.Module, path: str | Path, input_size: int = 32, atol: float = 1e-4) -> dict:
-    model = model.cpu().eval()
-    x = torch.randn(2, 3, input_size, input_size)
+def export_torchscript(model: nn.Module, path: str | Path, input_size: Size = 32, atol: float = 1e-4,
+                       in_chans: int | None = None) -> dict:
+    """Trace ``model`` to TorchScript at ``path`` (checked against the model), on the CPU in eval mode; the model
+    is given back on its device and in its mode."""
+    with _on_cpu_in_eval(model):
+        x = _example(model, input_size, in_chans, 2)
+        _one_tensor(model, x)
+        return _export_torchscript(model, Path(path), x, atol)
+
+
+def _export_torchscript(model: nn.Module, path: Path, x: torch.Tensor, atol: float) -> dict:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(model, x)

@@ -144,3 +144,27 @@ def test_scale_apply_and_profile_never_replace_a_users_own_file(tmp_path, capsys
         refuse_foreign_file(tmp_path / "profile.json", _profile_rows, "profile")
     (tmp_path / "profile.json").write_text('{"runs/a": {"params": 1, "torch_ms": 0.5}}')
     refuse_foreign_file(tmp_path / "profile.json", _profile_rows, "profile")  # slimlab's: no error
+
+
+def test_export_takes_the_models_channels_a_rectangle_and_gives_the_model_back_as_it_was(tmp_path):
+    """Found by a user-scenario review: a 1-channel model failed (3 channels were always fed), (h, w) sizes were a
+    TypeError, a tuple output an AttributeError, and the model came back in eval mode."""
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3))
+    m.train()
+    assert export_onnx(m, tmp_path / "gray.onnx", (16, 24))["max_abs_diff"] < 1e-4
+    assert export_torchscript(m, tmp_path / "gray.ts.pt", (16, 24))["max_abs_diff"] < 1e-4
+    assert m.training and all(x.training for x in m.modules())
+
+    class Pair(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return self.m(x), x.mean()
+
+    for export, name in ((export_onnx, "pair.onnx"), (export_torchscript, "pair.ts.pt")):
+        with pytest.raises(SlimlabError, match="export needs a model whose forward returns one tensor .* returns a "
+                                               "tuple"):
+            export(Pair(), tmp_path / name, 16)
+        assert not (tmp_path / name).exists()
