@@ -352,3 +352,17 @@ def test_integer_calibration_images_are_refused_before_any_change(user_net):
     assert all(torch.equal(v, before[k]) for k, v in m.state_dict().items())
     with pytest.raises(SlimlabError, match="got a batch of dict with keys img, target"):
         prune_module(m, [{"img": x.float(), "target": torch.zeros(8)}], keep_ratio=0.5)
+
+
+def test_one_ignored_name_a_wrong_channel_count_and_a_prune_that_removes_nothing(user_net):
+    """Found by a user-scenario review: ignored_layers="stem" was read as the names s, t, e, m; images of another
+    channel count were a raw torch error; round_to larger than every layer pruned nothing and said 'keep 0.5'."""
+    torch.manual_seed(0)
+    x = torch.randn(8, 3, 16, 16)
+    _, report = prune_module(user_net.UserNet().eval(), x, method="l1", keep_ratio=0.5, ignored_layers="stem.0")
+    assert "stem.0" not in report.channels and report.channels
+    with pytest.raises(SlimlabError, match=r"UserNet cannot run on the calibration images \(1 channels, 16x16\)"):
+        prune_module(user_net.UserNet().eval(), torch.randn(8, 1, 16, 16), keep_ratio=0.5)
+    with pytest.warns(UserWarning, match="prune_module removed no channel: every layer kept its width "
+                                        r"\(round_to=128 on layers of 40\+ channels"):
+        prune_module(user_net.UserNet().eval(), x, method="l1", keep_ratio=0.5, round_to=128)

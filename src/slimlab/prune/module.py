@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -153,10 +154,12 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     images, labels = labelled_from(calibration, max_images)
     size, chans = (int(images.shape[-2]), int(images.shape[-1])), int(images.shape[1])
     names = {id(m): n for n, m in model.named_modules()}
+    if isinstance(ignored_layers, (str, nn.Module)):  # one name or module, not its characters or children
+        ignored_layers = [ignored_layers]
     ignored = [m if isinstance(m, str) else names.get(id(m)) for m in ignored_layers]
     if None in ignored:
         raise SlimlabError("ignored_layers: a module that is not part of the model")
-    before = (count_macs(model, size, in_chans=chans), count_params(model))
+    before = (_macs_on(model, size, chans), count_params(model))
     ratio = _uniform_ratio(model, keep_ratio, prune_ratio, target_macs, size, chans, layers, round_to, ignored)
     dev = next(model.parameters()).device
     calib = Calibration(images.to(dev))
@@ -174,9 +177,23 @@ def prune_module(model: nn.Module, calibration: Iterable, *, method: str = "thin
     if state_file:
         Path(state_file).unlink(missing_ok=True)  # finished: a later call starts afresh
     n_bn = recalibrate_bn(model, batches_of(images)) if recalibrate else 0
+    if info["channels"] and all(kept == was for was, kept in info["channels"].values()):
+        warnings.warn(f"prune_module removed no channel: every layer kept its width (round_to={round_to} on layers "
+                      f"of {min(w for w, _ in info['channels'].values())}+ channels, or a keep ratio near 1)",
+                      stacklevel=2)
     return model, PruneReport(method, ratio, info["channels"], before[0], count_macs(model, size, in_chans=chans),
                               before[1], count_params(model), time.time() - t0, size, n_bn, len(images),
                               {"allocation": extra} if extra else {})
+
+
+def _macs_on(model: nn.Module, size: tuple[int, int], chans: int) -> int:
+    """The model's MACs on the calibration images' shape; a model that cannot run on them is one line."""
+    try:
+        return count_macs(model, size, in_chans=chans)
+    except Exception as e:  # noqa: BLE001 - the user's model on the user's images: its own error, in one line
+        first = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise SlimlabError(f"{type(model).__name__} cannot run on the calibration images ({chans} channels, "
+                           f"{size[0]}x{size[1]}): {first}") from None
 
 
 def _uniform_ratio(model: nn.Module, keep_ratio: float | None, prune_ratio: float | None, target_macs: float | None,
