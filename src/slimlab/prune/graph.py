@@ -212,7 +212,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     ignored = list(ignored or [])
     bad = [n for n in ignored if n not in set(name_of.values())]
     if bad:
-        raise SlimlabError(f"--ignore-layers: no such module(s) {', '.join(sorted(bad))}")
+        raise SlimlabError(f"ignored layers (--ignore-layers): no such module(s) {', '.join(sorted(bad))}")
     se, pooled = _se_convs(model), Pooled(dg)
     rule = _default_rule(model) if names is None else None
     wanted = set(names or [])
