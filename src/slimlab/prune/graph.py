@@ -438,13 +438,13 @@ def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv
 def _plain_downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> bool:
     """Whether every path from ``conv``'s output to the next dense layers is channel-wise (see
     :func:`_reads_it_plainly`)."""
-    return _downstream(dg, conv) is not None
+    return _downstream(dg, conv)[1]
 
 
-def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> dict[int, object] | None:
-    """The graph nodes between ``conv``'s output and the next dense layers (by id), or None if a path is not
-    channel-wise."""
-    stack, seen, region = [(n, False) for n in dg.module2node[conv].outputs], set(), {}
+def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> tuple[dict[int, object], bool]:
+    """The channel-wise graph nodes between ``conv``'s output and the next dense layers (by id), and whether every
+    path there is channel-wise (a path stops at the first node that is not, or at a grouped conv)."""
+    stack, seen, region, plain = [(n, False) for n in dg.module2node[conv].outputs], set(), {}, True
     while stack:
         node, pooled = stack.pop()  # pooled: past a spatial pooling, where a flatten keeps the channels in place
         if (id(node), pooled) in seen:
@@ -454,25 +454,24 @@ def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> dict[int, object] | 
         if node.type == tp.ops.OPTYPE.OUTPUT:  # the model's output (its last operation): nothing reads it
             continue
         if node.type in (tp.ops.OPTYPE.CONV, tp.ops.OPTYPE.LINEAR) and not _is_depthwise(mod):
-            if isinstance(mod, nn.Conv2d) and mod.groups != 1:
-                return None  # a grouped conv reads it
+            plain = plain and not (isinstance(mod, nn.Conv2d) and mod.groups != 1)  # a grouped conv reads it
             continue  # a dense layer ends the path (the consumer; an SE block's convs read a pooled copy)
         if not (_channelwise(node) or (pooled and _flattens(node))):
-            return None
+            plain = False
+            continue
         region[id(node)] = node
         pooled = pooled or (node.grad_fn is not None and _pools_space(node.grad_fn))
         stack.extend((n, pooled) for n in node.outputs)
-    return region
+    return region, plain
 
 
 def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: Pooled) -> str | None:
-    """Why ``conv`` cannot be a layer, from the graph alone, or None: a path to the next dense layers that is not
-    channel-wise, or a sum with channels from elsewhere (a residual: an input of an add or subtraction that neither
-    comes from ``conv`` nor from an attention gate). It runs before the pruning group, which can cost minutes and
-    gigabytes: torch-pruning maps indices through every reshape the group reaches (timm's EfficientViT)."""
-    region = _downstream(dg, conv)
-    if region is None:
-        return _NOT_PLAIN
+    """Why ``conv`` cannot be a layer, from the graph alone, or None: a sum with channels from elsewhere (a
+    residual: an input of an add or subtraction that neither comes from ``conv`` nor from an attention gate), or a
+    path to the next dense layers that is not channel-wise. It runs before the pruning group, which can cost
+    minutes and gigabytes: torch-pruning maps indices through every reshape the group reaches (timm's
+    EfficientViT)."""
+    region, plain = _downstream(dg, conv)
     start = dg.module2node[conv]
     for node in region.values():
         if node.grad_fn is None or type(node.grad_fn).__name__.split("Backward")[0] not in ("Add", "Sub"):
@@ -480,7 +479,7 @@ def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: Pooled) -> st
         for inp in _data_inputs(node):
             if inp is not start and id(inp) not in region and id(inp) not in pooled.nodes:
                 return _TIED
-    return None
+    return None if plain else _NOT_PLAIN
 
 
 def _flattens(node) -> bool:
