@@ -1,5 +1,7 @@
 """The Python API's surface: every name it exports exists and says what it does; no internal helper leaks."""
 
+import pytest
+
 from slimlab import api
 
 
@@ -24,3 +26,15 @@ def test_run_task_runs_every_task_by_name_and_names_the_known_ones():
         api.run_task("demos", None)
     check = api.RunConfig(recipe="fast_cifar10", check=True, set=["download=true"])  # CIFAR-10 need not be here
     assert api.run_task("run", check)  # above the table too
+
+
+def test_slimlabs_own_input_errors_are_value_errors_like_the_losses():
+    """A library user catching ValueError for bad input caught the losses' checks but not corrupt()'s."""
+    import numpy as np
+
+    from slimlab.errors import SlimlabError
+    from slimlab.noise import corrupt
+
+    assert issubclass(SlimlabError, ValueError)
+    with pytest.raises(ValueError, match="rate"):
+        corrupt(np.array([0, 1, 2]), "symmetric", 1.5, num_classes=3, seed=0)

@@ -5,5 +5,6 @@ raises :class:`SlimlabError`; the CLI prints its message on one line and exits w
 """
 
 
-class SlimlabError(Exception):
-    """A user-facing error: the message names the problem in one line."""
+class SlimlabError(ValueError):
+    """A user-facing error: the message names the problem in one line. A ``ValueError``, so that a library user
+    who catches the losses' and functions' ``ValueError`` for bad input catches slimlab's own checks too."""

@@ -73,6 +73,8 @@ def build_objective(name: str, num_classes: int, *, kwargs: dict | None = None, 
             kw.setdefault("lr", lr)
             kw.setdefault("lr2", None if lr is None else lr * 10 / 3)  # official: lr 0.06, lr2 0.2
             return PencilObjective(targets, num_classes, epochs, **kw)
+    except SlimlabError:
+        raise
     except TypeError as e:
         raise SlimlabError(f"--loss {name}: bad loss_kwargs ({e})") from None
     except ValueError as e:

@@ -241,6 +241,8 @@ def create_model(name: str, num_classes: int = 10, **kwargs) -> nn.Module:
             raise SlimlabError(f"model '{name}' does not take argument(s) {', '.join(bad)}")
     try:
         return entry.fn(num_classes=num_classes, **args)
+    except SlimlabError:
+        raise
     except (TypeError, ValueError, ZeroDivisionError, IndexError, KeyError, AssertionError) as e:
         raise SlimlabError(f"model '{name}' cannot be built with {args}: {type(e).__name__}: {e}") from None
     except RuntimeError as e:  # e.g. a layer with zero channels

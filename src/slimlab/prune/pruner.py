@@ -307,6 +307,8 @@ class LayerwiseState:
                                f"{self.restart}")
         try:
             return self._replay(st, model, dg, plan, g)
+        except SlimlabError:
+            raise
         except (KeyError, TypeError, ValueError, RuntimeError) as e:
             raise SlimlabError(f"{self.path} is damaged ({type(e).__name__}: {str(e).splitlines()[0][:120]}): "
                                f"{self.restart}") from None

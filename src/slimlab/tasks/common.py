@@ -197,6 +197,8 @@ def macs_or_refuse(model: torch.nn.Module, name: str, size: int, flag: str = "--
     downsampling, a fixed-size head) is one line before any work, not a traceback later."""
     try:
         return count_macs(model, size)
+    except SlimlabError:
+        raise
     except (RuntimeError, ValueError) as e:
         first = str(e).splitlines()[0][:160]
         if "channels" in first:  # a model for another number of input channels: not a question of size
