@@ -43,7 +43,8 @@ def machine() -> dict:
 def machine_line(m: dict | None = None) -> str:
     """'CPU: <model>, N threads, training under bf16 autocast|fp32' for a table (``m``: a recorded machine())."""
     m = m or machine()
-    return (f"CPU: {m.get('cpu_model') or m.get('cpu', '?')}, {m.get('threads', '?')} threads, training under "
+    n = m.get("threads", "?")
+    return (f"CPU: {m.get('cpu_model') or m.get('cpu', '?')}, {n} thread{'' if n == 1 else 's'}, training under "
             f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32.")
 
 
