@@ -80,11 +80,12 @@ def _example(model: nn.Module, size: Size, in_chans: int | None, batch: int,
 
 def _one_tensor(model: nn.Module, x: torch.Tensor) -> None:
     """Refuse, in one line, a model whose forward does not return one tensor (the file has one output)."""
+    from slimlab.engine.fit import refuse_non_tensor
+
     with torch.no_grad():
         out = model(x)
-    if not isinstance(out, torch.Tensor):
-        raise SlimlabError(f"export needs a model whose forward returns one tensor (the logits); {type(model).__name__}"
-                           f" returns a {type(out).__name__}: wrap it in a module that returns the logits")
+    refuse_non_tensor(out, f"export needs a model whose forward returns one tensor (the logits); "
+                           f"{type(model).__name__}")
 
 
 MARKER = "slimlab"  # an ONNX metadata key / a TorchScript extra file: this file was written by slimlab export

@@ -167,16 +167,10 @@ def _pools_space(fn) -> bool:
     """Whether an autograd node pools each channel over its whole plane (to 1x1, or over both spatial dimensions):
     a mean or max over H and W, an adaptive or plain pooling whose result is 1x1. An adaptive average pooling to
     a larger grid (a pyramid pooling branch) is not a summary; to 1x1 PyTorch computes it as a mean."""
-    name = type(fn).__name__.split("Backward")[0]
+    name = _op_name(fn)
     if name in ("Mean", "Amax", "Sum"):
-        dims, sizes = getattr(fn, "_saved_dim", None), getattr(fn, "_saved_self_sym_sizes", None)
-        if sizes is None:
-            sizes = tuple(getattr(getattr(fn, "_saved_self", None), "shape", ()))
-        rank = len(sizes or ())
-        if dims is None or rank != 4:
-            return False
-        dims = {(d - 2**64 if d >= 2**63 else d) % rank for d in ([dims] if isinstance(dims, int) else dims)}
-        return {2, 3} <= dims and 1 not in dims
+        reduced = _reduced_dims(fn)
+        return reduced is not None and reduced[1] == 4 and {2, 3} <= reduced[0] and 1 not in reduced[0]
     if name in ("AdaptiveMaxPool2D", "MaxPool2DWithIndices"):
         out = getattr(fn, "_saved_result1", None)
         return out is not None and tuple(out.shape[-2:]) == (1, 1)
@@ -214,6 +208,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
     if bad:
         raise SlimlabError(f"ignored layers (--ignore-layers): no such module(s) {', '.join(sorted(bad))}")
     se, pooled = _se_convs(model), Pooled(dg)
+    gates = se | pooled.layers  # convs of attention gates and pooled heads: never a layer
     rule = _default_rule(model) if names is None else None
     wanted = set(names or [])
     _check_names(model, dg, wanted, ignored)
@@ -225,7 +220,7 @@ def find_prunable(model: nn.Module, dg: tp.DependencyGraph, names: list[str] | N
         if (names is not None and name not in wanted) or any(name == ig or name.startswith(ig + ".")
                                                              for ig in ignored):
             continue
-        why = _SE if id(m) in se | pooled.layers else (rule(m) if rule else None)
+        why = _SE if id(m) in gates else (rule(m) if rule else None)
         if why is None and m not in dg.module2node:  # off the traced path (an auxiliary head used in training)
             if names is not None:
                 raise SlimlabError(f"layers (--layers): {name} is not used by the model's forward pass in eval mode")
@@ -320,9 +315,9 @@ def _as_layer(dg: tp.DependencyGraph, m: nn.Conv2d, se: set[int], pooled: Pooled
             consumers.append(r)
     if not local or len(consumers) != 1:
         return None, _TIED
-    if not _reads_it_plainly(dg, m, consumers[0]):
-        return None, _NOT_PLAIN
     c = consumers[0]
+    if c.groups != 1 or c.in_channels != m.out_channels:  # (the path to it was found channel-wise by _cheap_reason)
+        return None, _NOT_PLAIN
     f = first or c
     return PrunableLayer(name_of[id(m)], m, name_of[id(c)], c, name_of[id(f)], f), None
 
@@ -413,37 +408,41 @@ def _channelwise(node) -> bool:
     if node.type != tp.ops.OPTYPE.ELEMENTWISE or not isinstance(node.module, tp.ops._ElementWiseOp):
         return node.type in _PLAIN
     fn = node.grad_fn
-    name = type(fn).__name__.split("Backward")[0]
+    name = _op_name(fn)
     if name not in _CHANNELWISE:
         return False
     if name == "ConstantPadNd":  # timm's "same" padding: spatial only (4 numbers), never the channels
         return len(getattr(fn, "_saved_pad", ()) or ()) <= 4
-    dims = getattr(fn, "_saved_dim", None)
-    if name in ("Mean", "Sum", "Amax", "Max") and dims is not None:
-        rank = len(getattr(fn, "_saved_self_sym_sizes", ()) or ()) or 4
-        dims = [dims] if isinstance(dims, int) else list(dims)
-        return all((d - 2**64 if d >= 2**63 else d) % rank != 1 for d in dims)
+    reduced = _reduced_dims(fn) if name in ("Mean", "Sum", "Amax", "Max") else None
+    if reduced is not None:
+        return 1 not in reduced[0]
     return name not in ("Sum", "Amax", "Max")  # a reduction over every dimension mixes the channels
 
 
-def _reads_it_plainly(dg: tp.DependencyGraph, conv: nn.Conv2d, consumer: nn.Conv2d) -> bool:
-    """Whether ``consumer`` (a dense conv) reads ``conv``'s output channels one to one: as many input channels as
-    ``conv`` has outputs, and only channel-wise operations between them (BatchNorm, activations, pooling, a
-    depthwise conv, an SE gate). A concatenation, split, reshape (a channel shuffle), flip, roll, index or grouped
-    conv between them would make ThiNet's columns of the consumer's input other channels than the layer's (or
-    torch-pruning's surgery wrong), so such a layer is not pruned on its own."""
-    return consumer.groups == 1 and consumer.in_channels == conv.out_channels and _plain_downstream(dg, conv)
+def _op_name(fn) -> str:
+    """An autograd node's operation: ``MeanBackward1`` -> ``Mean``."""
+    return type(fn).__name__.split("Backward")[0]
 
 
-def _plain_downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> bool:
-    """Whether every path from ``conv``'s output to the next dense layers is channel-wise (see
-    :func:`_reads_it_plainly`)."""
-    return _downstream(dg, conv)[1]
+def _reduced_dims(fn) -> tuple[set[int], int] | None:
+    """The dimensions a reduction's autograd node reduced (made non-negative) and its input's rank (4 if it did not
+    save its input's shape); None when it saved no dimensions (a reduction over everything)."""
+    dims = getattr(fn, "_saved_dim", None)
+    if dims is None:
+        return None
+    sizes = getattr(fn, "_saved_self_sym_sizes", None) or tuple(getattr(getattr(fn, "_saved_self", None), "shape", ()))
+    rank = len(sizes) or 4
+    dims = [dims] if isinstance(dims, int) else list(dims)
+    return {(d - 2**64 if d >= 2**63 else d) % rank for d in dims}, rank
 
 
 def _downstream(dg: tp.DependencyGraph, conv: nn.Conv2d) -> tuple[dict[int, object], bool]:
     """The channel-wise graph nodes between ``conv``'s output and the next dense layers (by id), and whether every
-    path there is channel-wise (a path stops at the first node that is not, or at a grouped conv)."""
+    path there is channel-wise (a path stops at the first node that is not, or at a grouped conv): whether the next
+    conv reads ``conv``'s channels one to one, through BatchNorm, activations, pooling, a depthwise conv or an SE
+    gate only. A concatenation, split, reshape (a channel shuffle), flip, roll, index or grouped conv between them
+    would make ThiNet's columns of the consumer's input other channels than the layer's (or torch-pruning's surgery
+    wrong), so such a layer is not pruned on its own."""
     stack, seen, region, plain = [(n, False) for n in dg.module2node[conv].outputs], set(), {}, True
     while stack:
         node, pooled = stack.pop()  # pooled: past a spatial pooling, where a flatten keeps the channels in place
@@ -474,7 +473,7 @@ def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: Pooled) -> st
     region, plain = _downstream(dg, conv)
     start = dg.module2node[conv]
     for node in region.values():
-        if node.grad_fn is None or type(node.grad_fn).__name__.split("Backward")[0] not in ("Add", "Sub"):
+        if node.grad_fn is None or _op_name(node.grad_fn) not in ("Add", "Sub"):
             continue
         for inp in _data_inputs(node):
             if inp is not start and id(inp) not in region and id(inp) not in pooled.nodes:
@@ -485,7 +484,7 @@ def _cheap_reason(dg: tp.DependencyGraph, conv: nn.Conv2d, pooled: Pooled) -> st
 def _flattens(node) -> bool:
     """A view, flatten or squeeze: on a pooled (N, C, 1, 1) summary it keeps every channel at its position."""
     fn = node.grad_fn
-    return fn is not None and type(fn).__name__.split("Backward")[0] in (
+    return fn is not None and _op_name(fn) in (
         "View", "Reshape", "UnsafeView", "Squeeze", "Unsqueeze", "Alias")
 
 
