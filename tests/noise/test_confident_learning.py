@@ -86,3 +86,43 @@ def test_small_random_cases_agree_with_cleanlab_exactly():
         if not np.array_equal(ours, theirs):
             off.append((seed, int((ours != theirs).sum())))
     assert off == []
+
+
+@pytest.mark.parametrize("filter_by", ["prune_by_noise_rate", "prune_by_class", "both", "confident_learning",
+                                       "predicted_neq_given", "low_self_confidence", "low_normalized_margin"])
+def test_every_filter_by_rule_agrees_with_cleanlab(filter_by):
+    """cleanlab's seven filter_by rules, with frac_noise and min_examples_per_class where they act, on 150 small
+    random problems each: the masks are equal."""
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
+    import warnings
+
+    settings = [(1.0, 1), (0.5, 1), (1.0, 4), (0.3, 0)] if filter_by in ("prune_by_noise_rate", "prune_by_class",
+                                                                        "both") else [(1.0, 1)]
+    off, flagged = [], 0
+    for seed in range(150):
+        labels, probs = _random_case(1000 + seed)
+        for frac, n in settings:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                theirs = cleanlab_filter.find_label_issues(labels, probs, filter_by=filter_by, frac_noise=frac,
+                                                           min_examples_per_class=n, n_jobs=1)
+            ours = find_label_issues(labels, probs, filter_by, frac_noise=frac, min_examples_per_class=n)
+            flagged += int(ours.sum())
+            if not np.array_equal(ours, theirs):
+                off.append((seed, frac, n, int((ours != theirs).sum())))
+    assert off == [] and flagged > 150  # the rules flag something on these problems
+
+
+def test_the_rules_by_hand():
+    """The module's case (t = (.6, .75, .8)): x2 (labelled 0, p = (.1, .8, .1)) is the one off-diagonal count; by class,
+    class 0 keeps C[0][0] = 2 of its 3 and drops the smallest p0 (x2); the scores rank x2 lowest."""
+    from slimlab.noise.confident_learning import normalized_margin, off_diagonal, self_confidence
+
+    assert off_diagonal(LABELS, PROBS).tolist() == [False, False, True, False, False, False]
+    for rule in ("prune_by_class", "both", "confident_learning", "predicted_neq_given", "low_self_confidence",
+                 "low_normalized_margin"):
+        assert find_label_issues(LABELS, PROBS, rule).tolist() == [False, False, True, False, False, False], rule
+    assert np.allclose(self_confidence(LABELS, PROBS), [0.9, 0.8, 0.1, 0.8, 0.7, 0.8])
+    assert np.allclose(normalized_margin(LABELS, PROBS), [0.925, 0.85, 0.15, 0.85, 0.75, 0.85])
+    with pytest.raises(ValueError, match="unknown filter_by"):
+        find_label_issues(LABELS, PROBS, "prune_by_nosie_rate")

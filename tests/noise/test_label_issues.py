@@ -93,3 +93,34 @@ def test_find_label_issues_and_corrupt_take_strided_and_unsigned_labels():
     assert find_label_issues(labels.astype(np.uint64), probs, method="argmax").tolist() == [False] * 6
     assert corrupt(labels, "symmetric", 0.5, 3, seed=1)[0].tolist() == corrupt(
         labels.copy().astype(np.uint64), "symmetric", 0.5, 3, seed=1)[0].tolist()
+
+
+def test_find_label_issues_takes_cleanlabs_keywords_and_ranks_as_cleanlab():
+    """filter_by, frac_noise, min_examples_per_class and return_indices_ranked_by as cleanlab takes them: the same
+    indices in the same order, on a random problem without ties; misuse is a one-line ValueError or a warning."""
+    cleanlab_filter = pytest.importorskip("cleanlab.filter")
+    from slimlab.noise import find_label_issues
+
+    rng = np.random.default_rng(7)
+    n, k = 400, 5
+    true = rng.integers(0, k, n)
+    labels = np.where(rng.random(n) < 0.3, rng.integers(0, k, n), true)
+    z = rng.normal(size=(n, k)) + 2.0 * np.eye(k)[true]
+    probs = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    for filter_by, frac in (("both", 0.8), ("prune_by_class", 0.8), ("low_normalized_margin", 1.0)):
+        for rank in ("self_confidence", "normalized_margin"):
+            theirs = cleanlab_filter.find_label_issues(labels, probs, filter_by=filter_by, frac_noise=frac,
+                                                       return_indices_ranked_by=rank, n_jobs=1)
+            ours = find_label_issues(labels, probs, filter_by=filter_by, frac_noise=frac, return_indices_ranked_by=rank)
+            assert len(ours) > 20 and ours.tolist() == theirs.tolist(), (filter_by, rank)
+    t = find_label_issues(torch.as_tensor(labels), torch.as_tensor(probs), filter_by="both", return_ranked=True)
+    assert isinstance(t, torch.Tensor) and t.tolist() == find_label_issues(labels, probs, filter_by="both",
+                                                                           return_ranked=True).tolist()
+    for bad, match in [({"method": "argmax", "filter_by": "both"}, "takes none of them"),
+                       ({"filter_by": "both", "frac_noise": 0}, "frac_noise must be"),
+                       ({"min_examples_per_class": -1}, "min_examples_per_class must be"),
+                       ({"return_indices_ranked_by": "entropy"}, "unknown return_indices_ranked_by")]:
+        with pytest.raises(ValueError, match=match):
+            find_label_issues(labels, probs, **bad)
+    with pytest.warns(UserWarning, match="ignores them"):
+        find_label_issues(labels, probs, filter_by="confident_learning", frac_noise=0.5)

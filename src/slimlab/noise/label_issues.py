@@ -14,6 +14,7 @@ of ``slimlab labels`` (:mod:`slimlab.tasks.labels`).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,24 +89,69 @@ def flag_rule(detector: str, labels: torch.Tensor, pred_probs: torch.Tensor) -> 
 METHODS = {"confident_learning": "kfold", "argmax": "model", "small_loss": "small-loss"}
 
 
-def find_label_issues(labels, pred_probs, *, method: str = "confident_learning", return_ranked: bool = False):
+RANKINGS = ("self_confidence", "normalized_margin")  # cleanlab's return_indices_ranked_by
+
+
+def find_label_issues(labels, pred_probs, *, method: str = "confident_learning", filter_by: str | None = None,
+                      frac_noise: float = 1.0, min_examples_per_class: int = 1, return_ranked: bool = False,
+                      return_indices_ranked_by: str | None = None):
     """The suspicious labels of a data set, from predicted class probabilities (cleanlab's convention).
 
     ``labels``: [N] integer labels in [0, K); ``pred_probs``: [N, K] probabilities (rows summing to 1), numpy
     arrays or tensors on any device. ``method``: ``confident_learning`` (for out-of-sample probabilities, e.g.
-    k-fold; cleanlab's default rule), ``argmax`` (flag where the most probable class is not the label: PENCIL's
-    y_d, or a network's predictions), ``small_loss`` (the largest-loss fraction, that fraction estimated by
-    confident learning). Returns a boolean mask [N], or with ``return_ranked`` the flagged indices, most
-    suspicious first (by 1 - p(label)); numpy in, numpy out; tensors in, CPU tensors out."""
+    k-fold), ``argmax`` (flag where the most probable class is not the label: PENCIL's y_d, or a network's
+    predictions), ``small_loss`` (the largest-loss fraction, that fraction estimated by confident learning).
+
+    Confident learning takes cleanlab's keywords: ``filter_by`` (``prune_by_noise_rate``, cleanlab's default, or
+    ``prune_by_class``, ``both``, ``confident_learning``, ``predicted_neq_given``, ``low_self_confidence``,
+    ``low_normalized_margin``), ``frac_noise`` and ``min_examples_per_class``; each gives cleanlab 2.9's answer
+    (:mod:`slimlab.noise.confident_learning`). Returns a boolean mask [N], or with ``return_ranked`` (or
+    ``return_indices_ranked_by``: ``self_confidence``, the same, or ``normalized_margin``) the flagged indices,
+    most suspicious first (ties in index order); numpy in, numpy out; tensors in, CPU tensors out."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r} (choose from {', '.join(METHODS)})")
+    rank = _ranking(return_ranked, return_indices_ranked_by)
     y, p = _checked(labels, pred_probs)
-    mask = flag_rule(METHODS[method], y, p)
+    if method == "confident_learning":
+        mask = torch.from_numpy(_confident_learning(y.numpy(), p.numpy(), filter_by, frac_noise,
+                                                    min_examples_per_class))
+    elif filter_by is not None or frac_noise != 1.0 or min_examples_per_class != 1:
+        raise ValueError(f"filter_by, frac_noise and min_examples_per_class are confident learning's: method "
+                         f"{method!r} takes none of them")
+    else:
+        mask = flag_rule(METHODS[method], y, p)
     out = mask
-    if return_ranked:
-        li = score_label_issues(y, p)
-        out = li.order[mask[li.order]]
+    if rank is not None:
+        from slimlab.noise import confident_learning as cl
+
+        score = torch.from_numpy(getattr(cl, rank)(y.numpy(), p.numpy()))
+        order = torch.argsort(score, stable=True)
+        out = order[mask[order]]
     return out if isinstance(labels, torch.Tensor) else out.numpy()
+
+
+def _ranking(return_ranked: bool, by: str | None) -> str | None:
+    if by is not None and by not in RANKINGS:
+        raise ValueError(f"unknown return_indices_ranked_by {by!r} (choose from {', '.join(RANKINGS)})")
+    return by or ("self_confidence" if return_ranked else None)
+
+
+def _confident_learning(y: np.ndarray, p: np.ndarray, filter_by: str | None, frac_noise: float,
+                        min_examples_per_class: int) -> np.ndarray:
+    from slimlab.noise import confident_learning as cl
+
+    filter_by = filter_by or cl.FILTERS[0]
+    if filter_by not in cl.FILTERS:
+        raise ValueError(f"unknown filter_by {filter_by!r} (choose from {', '.join(cl.FILTERS)})")
+    if not 0 < frac_noise <= 1:
+        raise ValueError(f"frac_noise must be in (0, 1], got {frac_noise}")
+    if isinstance(min_examples_per_class, bool) or not isinstance(min_examples_per_class, (int, np.integer)) \
+            or min_examples_per_class < 0:
+        raise ValueError(f"min_examples_per_class must be an integer >= 0, got {min_examples_per_class!r}")
+    if filter_by not in cl.FILTERS[:3] and (frac_noise != 1.0 or min_examples_per_class != 1):
+        warnings.warn(f"frac_noise and min_examples_per_class act on filter_by {', '.join(cl.FILTERS[:3])}; "
+                      f"{filter_by} ignores them (as cleanlab does)", stacklevel=3)
+    return cl.find_label_issues(y, p, filter_by, frac_noise=frac_noise, min_examples_per_class=min_examples_per_class)
 
 
 def _checked(labels, pred_probs) -> tuple[torch.Tensor, torch.Tensor]:
