@@ -135,7 +135,8 @@ def main() -> None:
             path.write_text(json.dumps(done, indent=2) + "\n")  # each detector kept as soon as it is scored
     for run in ("ce", "pencil"):
         s = json.loads((dirs[run] / "summary.json").read_text())
-        cells.setdefault("runs", {})[run] = {"test_acc": s["test_acc"], "final_train_acc": s["final_train_acc"]}
+        cells.setdefault("runs", {})[run] = {"test_acc": s["test_acc"], "final_train_acc": s["final_train_acc"],
+                                             "machine": s.get("machine")}
     report(done)
 
 
@@ -157,11 +158,21 @@ def claims(cells: dict) -> list[str]:
     return out
 
 
+def trained_on(runs: dict) -> str:
+    """Where a setting's CE and PENCIL runs trained, from their summaries' records (none before 2026-12-03's third
+    session: benchmarks/results/README.md says when each setting ran)."""
+    lines = {machine_line(m) for m in (r.get("machine") for r in runs.values()) if m}
+    if not lines:
+        return "Training machine: not recorded (benchmarks/results/README.md says when this setting ran)."
+    return "Training: " + " / ".join(sorted(lines))
+
+
 def report(done: dict) -> None:
     from slimlab.io import pyplot, save_figure
 
     parts = ["# Label-issue detectors, measured against the injected flips\n",
-             f"{machine_line()} Each detector flags by its own rule; "
+             "Each setting names the machine that trained its runs where they recorded it. Each detector flags by "
+             "its own rule; "
              "average precision ranks all samples by the detector's suspicion (small-loss and the CE model rank by "
              "the same probabilities, so their curves coincide; only their flagging rules differ). No published "
              "figure applies to these settings; the reference beside ours is issue 24's earlier digits observation "
@@ -180,8 +191,9 @@ def report(done: dict) -> None:
         acc = ", ".join(f"{k} test {100 * v['test_acc']:.2f}% (train acc on noisy labels "
                         f"{100 * v['final_train_acc']:.1f}%)" for k, v in r.items())
         parts += [f"## {preset}: {PRESETS[preset]['noise']} noise, {PRESETS[preset]['epochs']} epochs\n",
-                  f"Runs: {acc}.\n", md_table(["detector", "flagged", "precision (%)", "recall (%)", "F1 (%)",
-                                               "average precision (%)"], rows),
+                  f"Runs: {acc}. {trained_on(r)}\n",
+                  md_table(["detector", "flagged", "precision (%)", "recall (%)", "F1 (%)", "average precision (%)"],
+                           rows),
                   f"\nBest F1: **{best}**.\n", *claims(cells)]
         for n, c in cells.items():
             if n != "runs":

@@ -1,6 +1,6 @@
 """ThiNet's central comparison on CIFAR-10: every prunable layer pruned alone, no fine-tuning.
 
-The paper (Luo et al., ICCV 2017, Fig. 4 on VGG-16/ImageNet) prunes one layer at a time to a
+The paper (Luo et al., ICCV 2017, Fig. 4, on a VGG-16) prunes one layer at a time to a
 compression rate and plots the accuracy left, per layer and per criterion. Here, on a zoo model
 (default ``zoo:resnet56-cifar10``): for each prunable layer (the first conv of every residual block),
 keep 50% and 30% of its filters with each criterion, re-weight the next layer where the criterion
@@ -172,8 +172,8 @@ def _drops(data: dict, crit: str, r: str) -> list[float]:
     return [100 * (data["unpruned_acc"] - v) for v in data["acc"][crit][r].values()]
 
 
-PUBLISHED = ("Published figures: none stands beside this table. ThiNet's Fig. 4 runs this protocol on VGG-16 and "
-             "ImageNet and shows it as a plot; no per-layer figure for a CIFAR ResNet was found. The "
+PUBLISHED = ("Published figures: none stands beside this table. ThiNet's Fig. 4 compares the criteria on a VGG-16 "
+             "network and shows it as a plot; no per-layer figure for a CIFAR ResNet was found. The "
              "claim tested is the paper's ordering of the criteria, not its accuracies.")
 
 
