@@ -85,3 +85,25 @@ def test_the_fold_cache_is_a_run_folder_for_overwrite_and_a_foreign_file_keeps_i
     with claim(d, overwrite=True) as new_run:  # the old run's files go when the new run starts writing
         new_run.clear()
     assert not (d / L.FOLDS_DIR).exists()
+
+
+def test_filter_by_chooses_confident_learnings_rule_and_only_for_kfold(run, tmp_path):
+    """``--filter-by both`` flags what cleanlab's rule flags on the run's own out-of-sample probabilities (the
+    library function on pred_probs.npy); with another detector it is a one-line error before any training."""
+    from slimlab.errors import SlimlabError
+    from slimlab.noise import find_label_issues
+
+    d = tmp_path / "r"
+    shutil.copytree(run, d)
+    with pytest.raises(SlimlabError, match="--filter-by is confident learning's rule"):
+        api.labels(LabelsConfig(run=str(d), detector="model", filter_by="both", grid=0))
+    assert not (d / "label_issues.json").exists()
+    report = api.labels(LabelsConfig(run=str(d), detector="kfold", folds=3, cv_epochs=1, filter_by="both", grid=0))
+    probs = np.load(d / "pred_probs.npy").astype(np.float64)  # the float32 values the task flagged by
+    csv = (d / "label_issues.csv").read_text().splitlines()
+    given = {int(r.split(",")[0]): int(r.split(",")[1]) for r in csv[1:]}
+    idx = np.array(sorted(given))
+    mask = find_label_issues(np.array([given[i] for i in idx]), probs[idx], filter_by="both")
+    assert report["flagged"] == int(mask.sum()) and "filter_by both" in report["source"]
+    fixed = np.load(d / "corrected_labels.npy")  # the flagged samples, relabelled: the same ones
+    assert [i for i in idx if fixed[i] != given[i]] == idx[mask].tolist()

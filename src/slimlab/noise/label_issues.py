@@ -58,12 +58,13 @@ def pencil_probs(ckpt: dict) -> torch.Tensor | None:
 DETECTORS = ("pencil-labels", "model", "kfold", "small-loss")
 
 
-def flag_rule(detector: str, labels: torch.Tensor, pred_probs: torch.Tensor) -> torch.Tensor:
+def flag_rule(detector: str, labels: torch.Tensor, pred_probs: torch.Tensor,
+              filter_by: str = "prune_by_noise_rate") -> torch.Tensor:
     """Each detector's own threshold, as a boolean mask over the samples:
 
     - ``pencil-labels`` (PENCIL's y_d) and ``model`` (a network's predictions): the most probable class is not the
       given one;
-    - ``kfold`` (out-of-sample probabilities): confident learning's rule, as cleanlab applies it
+    - ``kfold`` (out-of-sample probabilities): confident learning's rule ``filter_by``, as cleanlab applies it
       (:mod:`slimlab.noise.confident_learning`);
     - ``small-loss`` (a network's in-sample loss, as Co-teaching selects): the largest-loss fraction rho of the
       samples, rho the noise rate estimated by the calibrated confident joint, 1 - trace(C) / N.
@@ -72,7 +73,7 @@ def flag_rule(detector: str, labels: torch.Tensor, pred_probs: torch.Tensor) -> 
 
     y, pr = labels.long().numpy(), pred_probs.double().numpy()
     if detector == "kfold":
-        return torch.from_numpy(cl.find_label_issues(y, pr))
+        return torch.from_numpy(cl.find_label_issues(y, pr, filter_by))
     if detector == "small-loss":
         cj = cl.confident_joint(y, pr)
         m = int(round(len(y) * (1 - np.trace(cj) / max(cj.sum(), 1))))

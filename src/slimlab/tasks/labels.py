@@ -40,6 +40,7 @@ from slimlab.errors import SlimlabError
 from slimlab.io import atomic_save, atomic_write_bytes, atomic_write_json, atomic_write_text, pyplot, save_figure
 from slimlab.losses import build_objective, for_cross_validation
 from slimlab.models.io import model_from_checkpoint
+from slimlab.noise.confident_learning import FILTERS
 from slimlab.noise.label_issues import DETECTORS, flag_quality, flag_rule, pencil_probs, score_label_issues
 from slimlab.tasks.common import Prepared, build_model, make_loaders, prepare_data, refuse_other_command
 
@@ -52,12 +53,13 @@ class LabelsConfig:
     POSITIONAL = ("run",)
     WRITES_INTO = ("run",)  # the run directory gets label_issues.* (a recipe keeps it inside its --out)
     RANGES = {"folds": "[2, 100]", "cv_epochs": ">= 0", "grid": "[0, 400]"}
-    CHOICES = {"detector": ("auto", *DETECTORS)}
+    CHOICES = {"detector": ("auto", *DETECTORS), "filter_by": FILTERS}
 
     run: str = ""  # a run directory
     detector: str = "auto"  # auto | pencil-labels | model | kfold | small-loss (auto: model on PENCIL runs, else kfold)
     folds: int = 3  # cross-validation folds (--detector kfold)
     cv_epochs: int = 0  # epochs per fold (default: the run's)
+    filter_by: str = FILTERS[0]  # confident learning's rule (--detector kfold), as cleanlab's filter_by
     grid: int = 24  # images in label_issues.png (0: none)
 
 
@@ -176,16 +178,21 @@ def _label_issues(cfg: LabelsConfig, run_dir: Path) -> dict:
     tcfg.image_size = checkpoint_image_size(ck, 0) or tcfg.image_size  # the size the network was trained at
     p = prepare_data(tcfg)
     detector = cfg.detector if cfg.detector != "auto" else auto_detector(ck)
+    if cfg.filter_by != FILTERS[0] and detector != "kfold":
+        raise SlimlabError(f"--filter-by is confident learning's rule, for --detector kfold; this run's detector is "
+                           f"{detector}")
     probs, source = probabilities(detector, cfg, tcfg, p, ck)
     idx = p.train_idx
     given = p.targets[idx]
     li = score_label_issues(given, probs[idx])
-    li.flagged = flag_rule(detector, given, probs[idx])
+    li.flagged = flag_rule(detector, given, probs[idx], cfg.filter_by)
     relabelled = torch.where(li.flagged, li.corrected, given)  # what prune --labels-from fine-tunes on
     rows = [(int(idx[i]), int(given[i]), int(li.corrected[i]), float(li.confidence[i]), float(li.suspicion[i]))
             for i in li.order.tolist()]
     flips = _flipped(run_dir, len(p.ds.train))  # checked before any file is written
     _write_csv(run_dir / "label_issues.csv", rows, p.ds.classes)
+    if detector == "kfold":
+        source += f" (filter_by {cfg.filter_by})"
     report = {"run_id": ck.get("run_id") or config_run_id(run_dir / "config.yaml"), "source": source,
               "train_samples": len(idx), "flagged": int(li.flagged.sum()),
               "flagged_fraction": float(li.flagged.float().mean())}
