@@ -113,13 +113,22 @@ def test_find_label_issues_takes_cleanlabs_keywords_and_ranks_as_cleanlab():
                                                        return_indices_ranked_by=rank, n_jobs=1)
             ours = find_label_issues(labels, probs, filter_by=filter_by, frac_noise=frac, return_indices_ranked_by=rank)
             assert len(ours) > 20 and ours.tolist() == theirs.tolist(), (filter_by, rank)
+    from cleanlab.count import compute_confident_joint
+
+    raw = compute_confident_joint(labels, probs, calibrate=False)  # a joint of the user's own: used as given
+    for filter_by in ("prune_by_noise_rate", "prune_by_class"):
+        theirs = cleanlab_filter.find_label_issues(labels, probs, filter_by=filter_by, confident_joint=raw, n_jobs=1)
+        ours = find_label_issues(labels, probs, filter_by=filter_by, confident_joint=raw, n_jobs=1, verbose=False)
+        assert ours.tolist() == theirs.tolist() and ours.tolist() != find_label_issues(labels, probs,
+                                                                                       filter_by=filter_by).tolist()
     t = find_label_issues(torch.as_tensor(labels), torch.as_tensor(probs), filter_by="both", return_ranked=True)
     assert isinstance(t, torch.Tensor) and t.tolist() == find_label_issues(labels, probs, filter_by="both",
                                                                            return_ranked=True).tolist()
     for bad, match in [({"method": "argmax", "filter_by": "both"}, "takes none of them"),
                        ({"filter_by": "both", "frac_noise": 0}, "frac_noise must be"),
                        ({"min_examples_per_class": -1}, "min_examples_per_class must be"),
-                       ({"return_indices_ranked_by": "entropy"}, "unknown return_indices_ranked_by")]:
+                       ({"return_indices_ranked_by": "entropy"}, "unknown return_indices_ranked_by"),
+                       ({"confident_joint": np.ones((3, 3))}, "confident_joint must be")]:
         with pytest.raises(ValueError, match=match):
             find_label_issues(labels, probs, **bad)
     with pytest.warns(UserWarning, match="ignores them"):

@@ -96,7 +96,8 @@ FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning"
 
 
 def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str = "prune_by_noise_rate", *,
-                      frac_noise: float = 1.0, min_examples_per_class: int = 1) -> np.ndarray:
+                      frac_noise: float = 1.0, min_examples_per_class: int = 1,
+                      joint: np.ndarray | None = None) -> np.ndarray:
     """A boolean mask of the examples confident learning flags, by one of cleanlab's ``filter_by`` rules:
 
     - ``prune_by_noise_rate``: for each given class i and each j != i, the C[i][j] examples labelled i with the
@@ -109,7 +110,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str
       :func:`normalized_margin` scores, m the number ``confident_learning`` flags.
 
     Every rule but the last two then unflags an example whose given label is (within 1e-6) its most probable class.
-    ``frac_noise`` and ``min_examples_per_class`` act on the first three, as in cleanlab."""
+    ``frac_noise``, ``min_examples_per_class`` and ``joint`` (a confident joint of your own, instead of
+    :func:`confident_joint`'s) act on the first three, as in cleanlab."""
     labels = np.asarray(labels)
     if filter_by not in FILTERS:
         raise ValueError(f"unknown filter_by {filter_by!r} (choose from {', '.join(FILTERS)})")
@@ -123,7 +125,8 @@ def find_label_issues(labels: np.ndarray, pred_probs: np.ndarray, filter_by: str
     elif filter_by == "predicted_neq_given":
         mask = pred_probs.argmax(1) != labels
     else:
-        counts = keep_at_least_one(confident_joint(labels, pred_probs), min_examples_per_class, frac_noise)
+        cj = confident_joint(labels, pred_probs) if joint is None else joint
+        counts = keep_at_least_one(cj, min_examples_per_class, frac_noise)
         by_rate = _prune_by_noise_rate(labels, pred_probs, counts, min_examples_per_class)
         mask = by_rate if filter_by == "prune_by_noise_rate" else _prune_by_class(labels, pred_probs, counts,
                                                                                   min_examples_per_class)

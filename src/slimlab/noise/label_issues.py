@@ -95,7 +95,8 @@ RANKINGS = ("self_confidence", "normalized_margin")  # cleanlab's return_indices
 
 def find_label_issues(labels, pred_probs, *, method: str = "confident_learning", filter_by: str | None = None,
                       frac_noise: float = 1.0, min_examples_per_class: int = 1, return_ranked: bool = False,
-                      return_indices_ranked_by: str | None = None):
+                      return_indices_ranked_by: str | None = None, confident_joint=None, n_jobs: int | None = None,
+                      verbose: bool = False):
     """The suspicious labels of a data set, from predicted class probabilities (cleanlab's convention).
 
     ``labels``: [N] integer labels in [0, K); ``pred_probs``: [N, K] probabilities (rows summing to 1), numpy
@@ -105,8 +106,11 @@ def find_label_issues(labels, pred_probs, *, method: str = "confident_learning",
 
     Confident learning takes cleanlab's keywords: ``filter_by`` (``prune_by_noise_rate``, cleanlab's default, or
     ``prune_by_class``, ``both``, ``confident_learning``, ``predicted_neq_given``, ``low_self_confidence``,
-    ``low_normalized_margin``), ``frac_noise`` and ``min_examples_per_class``; each gives cleanlab 2.9's answer
-    (:mod:`slimlab.noise.confident_learning`). Returns a boolean mask [N], or with ``return_ranked`` (or
+    ``low_normalized_margin``), ``frac_noise``, ``min_examples_per_class`` and ``confident_joint`` (a K x K joint of
+    your own for the first three rules); each gives cleanlab 2.9's answer (:mod:`slimlab.noise.confident_learning`).
+    ``n_jobs`` and ``verbose`` are taken and change nothing (one process here, the same answer).
+
+    Returns a boolean mask [N], or with ``return_ranked`` (or
     ``return_indices_ranked_by``: ``self_confidence``, the same, or ``normalized_margin``) the flagged indices,
     most suspicious first (ties in index order); numpy in, numpy out; tensors in, CPU tensors out."""
     if method not in METHODS:
@@ -115,10 +119,10 @@ def find_label_issues(labels, pred_probs, *, method: str = "confident_learning",
     y, p = _checked(labels, pred_probs)
     if method == "confident_learning":
         mask = torch.from_numpy(_confident_learning(y.numpy(), p.numpy(), filter_by, frac_noise,
-                                                    min_examples_per_class))
-    elif filter_by is not None or frac_noise != 1.0 or min_examples_per_class != 1:
-        raise ValueError(f"filter_by, frac_noise and min_examples_per_class are confident learning's: method "
-                         f"{method!r} takes none of them")
+                                                    min_examples_per_class, confident_joint))
+    elif filter_by is not None or frac_noise != 1.0 or min_examples_per_class != 1 or confident_joint is not None:
+        raise ValueError(f"filter_by, frac_noise, min_examples_per_class and confident_joint are confident "
+                         f"learning's: method {method!r} takes none of them")
     else:
         mask = flag_rule(METHODS[method], y, p)
     out = mask
@@ -138,7 +142,7 @@ def _ranking(return_ranked: bool, by: str | None) -> str | None:
 
 
 def _confident_learning(y: np.ndarray, p: np.ndarray, filter_by: str | None, frac_noise: float,
-                        min_examples_per_class: int) -> np.ndarray:
+                        min_examples_per_class: int, joint=None) -> np.ndarray:
     from slimlab.noise import confident_learning as cl
 
     filter_by = filter_by or cl.FILTERS[0]
@@ -149,10 +153,18 @@ def _confident_learning(y: np.ndarray, p: np.ndarray, filter_by: str | None, fra
     if isinstance(min_examples_per_class, bool) or not isinstance(min_examples_per_class, (int, np.integer)) \
             or min_examples_per_class < 0:
         raise ValueError(f"min_examples_per_class must be an integer >= 0, got {min_examples_per_class!r}")
-    if filter_by not in cl.FILTERS[:3] and (frac_noise != 1.0 or min_examples_per_class != 1):
-        warnings.warn(f"frac_noise and min_examples_per_class act on filter_by {', '.join(cl.FILTERS[:3])}; "
-                      f"{filter_by} ignores them (as cleanlab does)", stacklevel=3)
-    return cl.find_label_issues(y, p, filter_by, frac_noise=frac_noise, min_examples_per_class=min_examples_per_class)
+    if joint is not None:
+        joint = np.asarray(joint)
+        k = p.shape[1]
+        if joint.shape != (k, k) or not np.isfinite(joint).all() or (joint < 0).any():
+            raise ValueError(f"confident_joint must be a non-negative [K, K] matrix with K = {k} classes, got "
+                             f"shape {joint.shape}")
+    if filter_by not in cl.FILTERS[:3] and (frac_noise != 1.0 or min_examples_per_class != 1 or joint is not None):
+        warnings.warn(f"frac_noise, min_examples_per_class and confident_joint act on filter_by "
+                      f"{', '.join(cl.FILTERS[:3])}; {filter_by} ignores them (as cleanlab does)", stacklevel=3)
+        joint = None
+    return cl.find_label_issues(y, p, filter_by, frac_noise=frac_noise, min_examples_per_class=min_examples_per_class,
+                                joint=joint)
 
 
 def _checked(labels, pred_probs) -> tuple[torch.Tensor, torch.Tensor]:
