@@ -148,8 +148,8 @@ def _confident_learning(y: np.ndarray, p: np.ndarray, filter_by: str | None, fra
     filter_by = filter_by or cl.FILTERS[0]
     if filter_by not in cl.FILTERS:
         raise ValueError(f"unknown filter_by {filter_by!r} (choose from {', '.join(cl.FILTERS)})")
-    if not 0 < frac_noise <= 1:
-        raise ValueError(f"frac_noise must be in (0, 1], got {frac_noise}")
+    if isinstance(frac_noise, bool) or not isinstance(frac_noise, (int, float, np.floating)) or not 0 < frac_noise <= 1:
+        raise ValueError(f"frac_noise must be a number in (0, 1], got {frac_noise!r}")
     if isinstance(min_examples_per_class, bool) or not isinstance(min_examples_per_class, (int, np.integer)) \
             or min_examples_per_class < 0:
         raise ValueError(f"min_examples_per_class must be an integer >= 0, got {min_examples_per_class!r}")
