@@ -48,6 +48,17 @@ def machine_line(m: dict | None = None) -> str:
             f"{'bf16 autocast' if m.get('bf16') else 'fp32 (no bf16 instructions)'}, evaluation in fp32.")
 
 
+def run_machine(summary: dict) -> dict | None:
+    """A training run's own record of its machine (``summary.json``'s ``machine``, from 2026-12-03's third session)
+    in :func:`machine`'s keys, or None: a table read back from finished runs names where they trained, not the
+    machine that rewrote it."""
+    m = summary.get("machine") or {}
+    if not m.get("model"):
+        return None
+    return {"cpu_model": m["model"], "threads": m.get("threads"), "torch": m.get("torch"),
+            "bf16": str(m.get("train_precision", "")).startswith("bf16"), "from": "the run's summary.json"}
+
+
 def machines_note(machines: dict[str, dict]) -> str:
     """' Cells by CPU and training threads: A, 2: x; B, 1: y, z.' when the cells (name -> recorded machine: the
     benchmark's own ``machine()`` or a run summary's ``machine``) ran on more than one CPU or thread count; else ''.

@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import RESULTS, bench_dir, cifar_spec, claimed, machine_line, md_table, write  # noqa: E402
+from _util import RESULTS, bench_dir, cifar_spec, claimed, machine_line, md_table, run_machine, write  # noqa: E402
 from _util import cached_train as run  # noqa: E402
 
 # the official configs' lr schedules (x0.2 at each milestone): the pretext runs 200 epochs at 60/120/160, the
@@ -103,8 +103,9 @@ def main() -> None:
     tag = f"{a.few_schedule}-{a.labels_rule}"
     few = {k: {"rotnet": acc[f"k{k}-rotnet-conv-block2-{tag}"], "scratch": acc[f"k{k}-nin3-scratch-{tag}"]}
            for k in ks_of(a)}
-    write(a.name, {"args": vars(a), "pretext_test_acc": rot["test_acc"], "probe_test_acc": probes,
-                   "few_labels": few}, table(a, rot, probes, few))
+    m = run_machine(rot)  # where the pretext trained (the cells ran beside it), not who rewrites the table
+    write(a.name, {**({"machine": m} if m else {}), "args": vars(a), "pretext_test_acc": rot["test_acc"],
+                   "probe_test_acc": probes, "few_labels": few}, table(a, rot, probes, few, m))
     plot(probes, few, RESULTS / f"{a.name}.png")
 
 
@@ -168,7 +169,7 @@ def few_schedules(which: str, epochs: int) -> tuple[dict, dict]:
     return conv, {"epochs": 2 * epochs, "schedule": "step", "milestones": [0.3, 0.6, 0.8], "gamma": 0.2}
 
 
-def table(a, rot: dict, probes: dict, few: dict) -> str:
+def table(a, rot: dict, probes: dict, few: dict, m: dict | None = None) -> str:
     rows = [[f"block {b}"] + [f"{100 * probes[h][b]:.2f}" for h in probes] for b in (1, 2, 3, 4)]
     verdicts = []
     for h, accs in probes.items():
@@ -191,7 +192,7 @@ def table(a, rot: dict, probes: dict, few: dict) -> str:
             f"{a.epochs} epochs (lr 0.1, x0.2 at 30/60/80%). Pretext (rotation) test accuracy "
             f"{100 * rot['test_acc']:.2f}% (chance 25%). Every run decays every parameter (weight decay 5e-4, "
             f"BatchNorm's too), as the official code does. The data: a JPEG copy of CIFAR-10 (`shared/data`). "
-            f"{machine_line()}\n\n"
+            f"{machine_line(m)}\n\n"
             f"Probes on each block's frozen features ({a.probe_epochs} epochs against the official 100, lr x0.2 at "
             "35/70/85%, all labels), test accuracy (%):\n\n"
             + md_table(["features", *probes], rows)

@@ -166,3 +166,16 @@ def test_two_processes_of_whole_network_pruning_share_the_cells(tmp_path, load_b
     with util.claimed(pw.work_dir("resnet56", a) / "thinet-uniform-s0"):
         assert pw.run_cells(a, path, protocol) == ["thinet-uniform-s0", "thinet-global-s0"]  # global waits for it
     assert ran == [("weight_sum", "uniform", 0)]
+
+
+def test_a_table_read_back_names_the_machine_its_runs_recorded(load_bench):
+    """A finished run's summary names its CPU; a benchmark rewriting its table from such runs on another machine
+    keeps that CPU (rotnet_cifar.json once said "AMD EPYC" for a campaign trained on an Intel Xeon)."""
+    u = load_bench("_util")
+    rec = {"machine": {"model": "Intel(R) Xeon(R) Processor", "threads": 1, "train_precision": "bf16 autocast",
+                       "torch": "2.14.1"}}
+    m = u.run_machine(rec)
+    assert m["cpu_model"] == "Intel(R) Xeon(R) Processor" and m["bf16"] is True
+    assert u.machine_line(m) == ("CPU: Intel(R) Xeon(R) Processor, 1 thread, training under bf16 autocast, "
+                                 "evaluation in fp32.")
+    assert u.run_machine({}) is None and u.run_machine({"machine": {"threads": 2}}) is None
