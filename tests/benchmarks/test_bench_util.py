@@ -179,3 +179,20 @@ def test_a_table_read_back_names_the_machine_its_runs_recorded(load_bench):
     assert u.machine_line(m) == ("CPU: Intel(R) Xeon(R) Processor, 1 thread, training under bf16 autocast, "
                                  "evaluation in fp32.")
     assert u.run_machine({}) is None and u.run_machine({"machine": {"threads": 2}}) is None
+
+
+def test_a_header_names_the_machine_most_cells_trained_on_and_a_read_back_keeps_it(tmp_path, load_bench):
+    """prune_whole and noisy_cifar headers named whatever machine last rewrote them (an AMD EPYC read-back once
+    relabelled Intel cells): the header is the CPU most cells recorded; runs that recorded none keep the last one."""
+    u, nc = load_bench("_util"), load_bench("noisy_cifar")
+    xeon = {"cpu_model": "Xeon", "threads": 1, "date": "2026-12-03 10:00"}
+    later = dict(xeon, date="2026-12-04 09:00")
+    epyc = {"cpu_model": "EPYC", "threads": 2, "date": "2026-12-05 09:00"}
+    assert u.usual_machine([xeon, epyc, later, {}]) == later
+    assert u.usual_machine([{}, None]) is None
+    run = {"machine": {"model": "EPYC", "threads": 2, "train_precision": "fp32"}}
+    assert nc._usual({("symmetric:0.4", "ce"): [run, {"machine": {}}]}, tmp_path / "none.json")["cpu_model"] == "EPYC"
+    previous = tmp_path / "noisy_cifar.json"
+    previous.write_text('{"machine": {"cpu_model": "Xeon", "threads": 1}}')
+    assert nc._usual({("symmetric:0.4", "ce"): [{"machine": {}}]}, previous)["cpu_model"] == "Xeon"
+    assert nc._usual({("symmetric:0.4", "ce"): [{"machine": {}}]}, tmp_path / "none.json") is None

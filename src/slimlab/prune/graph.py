@@ -13,7 +13,8 @@ blocks nothing else), and plain chains (VGG, NIN, MobileNetV1's pointwise convs)
 For VGG the last block and the FC layers are left alone, as ThiNet does (it prunes conv1_1..conv4_3).
 An attention gate (layers on a pooled summary whose output scales the channels: squeeze-and-excitation under
 any class name, selective kernel, split attention) is neither a layer nor a consumer; a head conv on pooled
-features is a consumer. A default plan that finds nothing says why, counted by reason.
+features is a consumer. GCNet's context blocks of known layouts are one unit (:mod:`slimlab.prune.context_block`).
+A default plan that finds nothing says why, counted by reason.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 import torch_pruning as tp
+
+from slimlab.prune.context_block import context_convs, context_pruners, opaque_blocks
 
 SE_CLASS_NAMES = ("SqueezeExcite", "SqueezeExcitation", "SEModule", "SqueezeExcite2d")
 INVERTED_CLASS_NAMES = ("InvertedResidual", "MBConv", "DepthwiseSeparableConv", "InvertedResidualBlock")
@@ -60,7 +63,9 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
         with torch.enable_grad():
             for q in model.parameters():
                 q.requires_grad_(True)
-            dg = tp.DependencyGraph().build_dependency(model, example_inputs=(example,))  # a bare tensor is unpacked
+            with opaque_blocks(model):
+                dg = tp.DependencyGraph().build_dependency(model, example_inputs=(example,),  # a tensor is unpacked
+                                                           customized_pruners=context_pruners(model))
     except SlimlabError:
         raise
     except Exception as e:  # noqa: BLE001 - torch-pruning's own failure, on a model it cannot follow
@@ -89,7 +94,8 @@ def _is_depthwise(m: nn.Module) -> bool:
 
 
 def _se_convs(model: nn.Module) -> set[int]:
-    ids = set()
+    """The convs of squeeze-and-excitation blocks and of GCNet's context blocks (by class name)."""
+    ids = context_convs(model)
     for m in model.modules():
         if type(m).__name__ in SE_CLASS_NAMES:
             ids |= {id(c) for c in m.modules() if isinstance(c, nn.Conv2d)}
@@ -389,7 +395,9 @@ def _runs_after_surgery(model: nn.Module, example: torch.Tensor, want: list[tupl
 
 
 # graph nodes that keep channel i at position i: what may lie between layer i and the conv that reads it
-_PLAIN = {tp.ops.OPTYPE.BN, tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.DEPTHWISE_CONV, tp.ops.OPTYPE.PRELU}
+# (slimlab registers one customized pruner, a context block's, which keeps channel i at position i)
+_PLAIN = {tp.ops.OPTYPE.BN, tp.ops.OPTYPE.ELEMENTWISE, tp.ops.OPTYPE.DEPTHWISE_CONV, tp.ops.OPTYPE.PRELU,
+          tp.ops.OPTYPE.CUSTOMIZED}
 # functional operations (autograd names without "Backward<n>") that act on each channel at its own position;
 # torch-pruning files every operation it does not know (a flip, a roll, an index) as element-wise
 _CHANNELWISE = {
@@ -517,8 +525,8 @@ def prune_out_channels(dg: tp.DependencyGraph, conv: nn.Conv2d, keep: torch.Tens
     if not dg.check_pruning_group(group):
         raise RuntimeError(f"torch-pruning refused to prune {conv}")
     mods = [dep.target.module for dep, _ in group]
-    flags = {(id(m), n): q.requires_grad for m in mods for n, q in m.named_parameters(recurse=False)}
+    flags = {(id(m), n): q.requires_grad for m in mods for n, q in m.named_parameters()}  # a context block's too
     group.prune()
     for m in mods:  # torch-pruning's new parameters require grad: a frozen layer stays frozen
-        for n, q in m.named_parameters(recurse=False):
+        for n, q in m.named_parameters():
             q.requires_grad_(flags.get((id(m), n), q.requires_grad))
