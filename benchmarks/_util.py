@@ -59,6 +59,20 @@ def run_machine(summary: dict) -> dict | None:
             "bf16": str(m.get("train_precision", "")).startswith("bf16"), "from": "the run's summary.json"}
 
 
+def usual_machine(machines: list[dict]) -> dict | None:
+    """Of the machines cells recorded (``machine()`` records, or run summaries' via :func:`run_machine`), the one
+    most of them trained on (by CPU model and threads; its latest record), or None when none recorded one: a
+    table's header then names where its cells ran, not the machine that last read them back."""
+    by: dict = {}
+    for m in machines:
+        if m and (m.get("cpu_model") or m.get("model")):
+            by.setdefault(((m.get("cpu_model") or m.get("model")), m.get("threads")), []).append(m)
+    if not by:
+        return None
+    most = max(by.values(), key=len)
+    return max(most, key=lambda m: str(m.get("date", "")))
+
+
 def machines_note(machines: dict[str, dict]) -> str:
     """' Cells by CPU and training threads: A, 2: x; B, 1: y, z.' when the cells (name -> recorded machine: the
     benchmark's own ``machine()`` or a run summary's ``machine``) ran on more than one CPU or thread count; else ''.

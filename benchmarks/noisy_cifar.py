@@ -45,6 +45,8 @@ from _util import (  # noqa: E402
     machine_line,
     machines_note,
     md_table,
+    run_machine,
+    usual_machine,
     write,
 )
 from _util import cached_train as run  # noqa: E402
@@ -141,19 +143,20 @@ def main() -> None:
         train_rows(a, common)
     with locked(Path(a.out) / f"{a.name}.json"):  # one process at a time scores PENCIL's labels and runs the recipe
         results, groups, left = collect_rows(a)
-        table = make_table(a, groups) + verdicts(groups)
+        m = _usual(groups, RESULTS / f"{a.name}.json")
+        table = make_table(a, groups, m) + verdicts(groups)
         if a.partial or left:
             n = len(run_order(a.noises.split(","), a.methods.split(","), a.seeds))
             table = (f"**Partial: {len(results)} of {n} runs finished** (the campaign goes on; noisy-then-clean "
                      f"not yet).\n\n" + table)
-            write(f"{a.name}_partial", {"args": vars(a), "results": results}, table)
+            write(f"{a.name}_partial", {**({"machine": m} if m else {}), "args": vars(a), "results": results}, table)
             if not a.partial:
                 print(f"left to the process running them: {', '.join(left)}", flush=True)
             return
         if not a.no_recipe and ("symmetric:0.4", "ce") in groups:
             results["noisy_then_clean"] = recipe = noisy_then_clean(a, common)
             table += recipe_text(recipe, a.clean_per_class)
-        write(a.name, {"args": vars(a), "results": results}, table)
+        write(a.name, {**({"machine": m} if m else {}), "args": vars(a), "results": results}, table)
         plot(groups, RESULTS / f"{a.name}.png")
 
 
@@ -271,7 +274,17 @@ def _machines(groups: dict) -> str:
                           for (noise, method), runs in groups.items() for i, r in enumerate(runs)})
 
 
-def make_table(a, groups: dict) -> str:
+def _usual(groups: dict, previous: Path) -> dict | None:
+    """The CPU most rows' runs recorded; when none recorded one (runs before 2026-12-03's third session), the one
+    the table named before (``previous``: its JSON), else None (this machine's)."""
+    m = usual_machine([run_machine({"machine": r.get("machine") or {}}) or {} for runs in groups.values()
+                       for r in runs])
+    if m is None and previous.exists():
+        m = json.loads(previous.read_text()).get("machine")
+    return m
+
+
+def make_table(a, groups: dict, m: dict | None = None) -> str:
     rows = []
     for (noise, method), runs in groups.items():
         convention = ("-" if not noise.startswith("symmetric") else
@@ -295,7 +308,7 @@ def make_table(a, groups: dict) -> str:
             "chooses: the last epoch, and the epoch of the best clean-validation accuracy (5% of the 50,000 "
             "training images, about 2,500 with their true labels, "
             "set aside before the subset is drawn). Forward: T estimated from the CE row's "
-            f"model (Patrini et al.). {machine_line()}{_machines(groups)}\n\n"
+            f"model (Patrini et al.). {machine_line(m)}{_machines(groups)}\n\n"
             + md_table(["noise", "symmetric draws", "loss", "optimiser", "last-epoch test acc (%)",
                         "test acc at best clean val (%)", "final train acc on noisy labels (%)",
                         "published (%)", "PENCIL's corrected labels (y~) vs the injected flips",

@@ -40,6 +40,7 @@ from _util import (  # noqa: E402
     machine_line,
     machines_note,
     md_table,
+    usual_machine,
 )
 
 WORK = bench_dir("prune_whole")
@@ -289,7 +290,7 @@ def run_cells(a, path: Path, protocol: dict) -> list[str]:
 def save(path: Path, data: dict, net: str) -> None:
     from slimlab.io import atomic_write_json, atomic_write_text
 
-    data["machine"] = machine()
+    data["machine"] = usual_machine([c.get("machine") for c in data["cells"].values()]) or machine()
     atomic_write_json(path, data)
     atomic_write_text(path.with_suffix(".md"), table(data, net))
     plot(data, net, path.with_suffix(".png"))
