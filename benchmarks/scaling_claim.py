@@ -321,6 +321,14 @@ PUBLISHED = ("Published (Tan & Le, ICML 2019, Fig. 8): EfficientNet-B0 scaled on
              "(compound best at equal MACs), not its size.")
 
 
+def trained_on(out: str) -> tuple[dict | None, str]:
+    """The CPU most finished seeds recorded in their summaries (None: none did; the header then names this
+    machine), and the note listing cells by CPU when they differ."""
+    runs = {p.parent.name: _util.run_machine(json.loads(p.read_text())) or {}
+            for p in sorted(Path(out).glob("*-s*/summary.json"))}
+    return _util.usual_machine(list(runs.values())), _util.machines_note(runs) if runs else ""
+
+
 def table_text(a: argparse.Namespace, m0: float, rows: list, data: dict, lat_note: str) -> str:
     moved = ", ".join(f"{100 * (e['width_vs_paper'] - 1):+.0f}% ({t})" for t, e in data.get("compound", {}).items())
     return (f"EfficientNet-B0 base (width {a.base_width}, depth {a.base_depth}, CIFAR stem, 32x32, "
@@ -328,7 +336,7 @@ def table_text(a: argparse.Namespace, m0: float, rows: list, data: dict, lat_not
             f"trained {a.epochs} epochs on a {a.train_subset or 50000}-image stratified subset of CIFAR-10 (the "
             f"same images for every arm of a seed), batch 128, SGD lr {a.lr} with Nesterov momentum 0.9, weight "
             "decay 5e-4, 1 warm-up epoch then cosine; test accuracy at the last epoch (nothing chosen on the test "
-            f"set). {lat_note} {_util.machine_line()}\n\n"
+            f"set). {lat_note} {_util.machine_line(trained_on(a.out)[0])}{trained_on(a.out)[1]}\n\n"
             + _util.md_table(["scaling", "target", "MACs (M)", "x base", "vs depth arm (%)", "resolution", "depth mult",
                         "width mult", "latency b1 (ms) [p10-p90]", "test acc (%), per seed"], rows)
             + "\n\nThe targets are nominal: depth moves in whole blocks, so each is compared at the depth point "
@@ -374,12 +382,18 @@ def main() -> None:
             done = sum("test_acc" in e for points in data.values() for e in points.values())
             table = (f"**Partial: {done} of {sum(len(p) for p in data.values())} arms finished over every seed** "
                      "(the campaign goes on).\n\n" + table)
-            _util.write(a.name + "_partial", {"args": vars(a), "base_macs": m0, "results": data}, table)
+            _util.write(a.name + "_partial", {**_machine(a), "args": vars(a), "base_macs": m0, "results": data},
+                        table)
             if left and not a.partial:
                 print(f"left to the process running them: {', '.join(left)}", flush=True)
             return
-        _util.write(a.name, {"args": vars(a), "base_macs": m0, "results": data}, table)
+        _util.write(a.name, {**_machine(a), "args": vars(a), "base_macs": m0, "results": data}, table)
         plot(data, RESULTS / f"{a.name}.png")
+
+
+def _machine(a: argparse.Namespace) -> dict:
+    m = trained_on(a.out)[0]
+    return {"machine": m} if m else {}
 
 
 def latency_note(path: Path) -> str:

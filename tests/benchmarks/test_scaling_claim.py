@@ -131,3 +131,16 @@ def test_latency_times_every_arm_once_interleaved_and_is_reused_for_the_same_arm
     assert bench.arms_latency(path, arms, again=False, time_now=True) == got and len(timed) == 1  # reused
     bench.arms_latency(path, {**arms, "width x2": ({**base, "width_mult": 0.4}, 16)}, again=False, time_now=True)
     assert len(timed) == 2  # another arm than the file timed: timed again
+
+
+def test_the_header_names_the_cpu_most_seeds_trained_on_and_lists_cells_that_differ(bench, tmp_path):
+    """The campaign spans machines (an Intel Xeon, then an AMD EPYC): the table says which cells ran where."""
+    import json
+
+    for name, cpu in [("depth-x2-s0", "Xeon"), ("width-x2-s0", "EPYC"), ("width-x2-s1", "EPYC"), ("base-x1-s0", None)]:
+        (tmp_path / name).mkdir()
+        machine = {"model": cpu, "threads": 1, "train_precision": "bf16 autocast"} if cpu else None
+        (tmp_path / name / "summary.json").write_text(json.dumps({"test_acc": 0.5, "machine": machine}))
+    m, note = bench.trained_on(str(tmp_path))
+    assert m["cpu_model"] == "EPYC" and "Xeon, 1: depth-x2-s0" in note and "not recorded: base-x1-s0" in note
+    assert bench.trained_on(str(tmp_path / "nothing")) == (None, "")
