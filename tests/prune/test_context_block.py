@@ -79,6 +79,17 @@ def test_a_context_block_of_an_unknown_layout_keeps_the_conv_before_it_whole():
     net = Net(MyContext(8)).eval()
     assert context_pruners(net) == {}
     assert [p.name for p in find_prunable(net, build_graph(net, 8))] == ["c1"]
+    both = Net(ContextBlock(8)).eval()  # a known block and a subclass's in one model: the subclass is not opaque
+    both.c3 = nn.Sequential(MyContext(8), nn.Conv2d(8, 6, 3, padding=1))
+    assert [p.name for p in find_prunable(both, build_graph(both, 8), check=False)] == ["c1"]
+
+
+def test_tracing_keeps_a_blocks_own_forward():
+    block = ContextBlock(8)
+    block.forward = wrapped = (lambda x: ContextBlock.forward(block, x))  # an instance's own forward (a wrapper)
+    net = Net(block).eval()
+    build_graph(net, 8)
+    assert vars(block)["forward"] is wrapped
 
 
 def test_timms_gcresnet_prunes_the_conv_before_each_context_block_and_runs():

@@ -83,9 +83,9 @@ class _Opaque(torch.autograd.Function):
     """The block's output as one autograd node on its input: torch-pruning then sees x -> block -> next layer."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, block: nn.Module) -> torch.Tensor:  # noqa: ARG004 - autograd's signature
+    def forward(ctx, x: torch.Tensor, run) -> torch.Tensor:  # noqa: ARG004 - autograd's signature
         with torch.no_grad():
-            return type(block).forward(block, x)
+            return run(x)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ARG004
@@ -96,18 +96,22 @@ class _Opaque(torch.autograd.Function):
 def opaque_blocks(model: nn.Module) -> Iterator[None]:
     """While tracing: each known context block runs as one node (torch-pruning still traces a leaf module's insides
     from its output back to its input, and would meet the pooling there)."""
-    classes = tuple(context_pruners(model))
-    blocks = [m for m in model.modules() if isinstance(m, classes)]
+    classes = set(context_pruners(model))
+    blocks = [m for m in model.modules() if type(m) in classes]  # torch-pruning matches the exact class
+    own = {id(b): vars(b).get("forward") for b in blocks}  # a forward of the instance's own (a wrapper) is kept
     for b in blocks:
-        b.forward = (lambda blk: lambda x: _Opaque.apply(x, blk))(b)
+        b.forward = (lambda run: lambda x: _Opaque.apply(x, run))(b.forward)
     try:
         yield
     finally:
         for b in blocks:
-            del b.forward
+            if own[id(b)] is None:
+                del b.forward
+            else:
+                b.forward = own[id(b)]
 
 
 def context_convs(model: nn.Module) -> set[int]:
     """The ids of the convs inside known context blocks: part of an attention block, never a layer to prune."""
-    classes = tuple(context_pruners(model))
-    return {id(c) for b in model.modules() if isinstance(b, classes) for c in b.modules() if isinstance(c, nn.Conv2d)}
+    classes = set(context_pruners(model))
+    return {id(c) for b in model.modules() if type(b) in classes for c in b.modules() if isinstance(c, nn.Conv2d)}
