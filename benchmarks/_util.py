@@ -99,14 +99,14 @@ def cpu_model() -> dict:
     return {"cpu_model": cpu_name(), "bf16": cpu_has_fast_bf16()}
 
 
-def write(name: str, data: dict, table: str) -> None:
-    """``RESULTS/name.json`` and ``.md``, atomically. The JSON's ``machine`` is this process's unless ``data``
-    brings its own: a benchmark whose cells ran earlier (read back from their results) passes the machine they ran
-    on, which is what the table describes, not the machine that merely rewrote it."""
+def write(name: str, data: dict, table: str, trained_on: dict | None = None) -> None:
+    """``RESULTS/name.json`` and ``.md``, atomically. The JSON's ``machine`` is ``trained_on`` if given, else this
+    process's: a benchmark whose cells ran earlier (read back from their results) passes the machine they ran on,
+    which is what the table describes, not the machine that merely rewrote it."""
     from slimlab.io import atomic_write_text
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    data = {"machine": machine(), **data}
+    data = {"machine": trained_on or machine(), **data}
     atomic_write_text(RESULTS / f"{name}.json", json.dumps(data, indent=2) + "\n")
     atomic_write_text(RESULTS / f"{name}.md", table.rstrip() + "\n")
     print(table)

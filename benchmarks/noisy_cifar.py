@@ -149,14 +149,14 @@ def main() -> None:
             n = len(run_order(a.noises.split(","), a.methods.split(","), a.seeds))
             table = (f"**Partial: {len(results)} of {n} runs finished** (the campaign goes on; noisy-then-clean "
                      f"not yet).\n\n" + table)
-            write(f"{a.name}_partial", {**({"machine": m} if m else {}), "args": vars(a), "results": results}, table)
+            write(f"{a.name}_partial", {"args": vars(a), "results": results}, table, m)
             if not a.partial:
                 print(f"left to the process running them: {', '.join(left)}", flush=True)
             return
         if not a.no_recipe and ("symmetric:0.4", "ce") in groups:
             results["noisy_then_clean"] = recipe = noisy_then_clean(a, common)
             table += recipe_text(recipe, a.clean_per_class)
-        write(a.name, {**({"machine": m} if m else {}), "args": vars(a), "results": results}, table)
+        write(a.name, {"args": vars(a), "results": results}, table, m)
         plot(groups, RESULTS / f"{a.name}.png")
 
 

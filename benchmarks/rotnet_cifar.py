@@ -104,8 +104,8 @@ def main() -> None:
     few = {k: {"rotnet": acc[f"k{k}-rotnet-conv-block2-{tag}"], "scratch": acc[f"k{k}-nin3-scratch-{tag}"]}
            for k in ks_of(a)}
     m = run_machine(rot)  # where the pretext trained (the cells ran beside it), not who rewrites the table
-    write(a.name, {**({"machine": m} if m else {}), "args": vars(a), "pretext_test_acc": rot["test_acc"],
-                   "probe_test_acc": probes, "few_labels": few}, table(a, rot, probes, few, m))
+    write(a.name, {"args": vars(a), "pretext_test_acc": rot["test_acc"], "probe_test_acc": probes,
+                   "few_labels": few}, table(a, rot, probes, few, m), m)
     plot(probes, few, RESULTS / f"{a.name}.png")
 
 

@@ -329,14 +329,16 @@ def trained_on(out: str) -> tuple[dict | None, str]:
     return _util.usual_machine(list(runs.values())), _util.machines_note(runs) if runs else ""
 
 
-def table_text(a: argparse.Namespace, m0: float, rows: list, data: dict, lat_note: str) -> str:
+def table_text(a: argparse.Namespace, m0: float, rows: list, data: dict, lat_note: str,
+               trained: tuple[dict | None, str] = (None, "")) -> str:
+    """The table and its verdicts; ``trained``: :func:`trained_on`'s machine and note."""
     moved = ", ".join(f"{100 * (e['width_vs_paper'] - 1):+.0f}% ({t})" for t, e in data.get("compound", {}).items())
     return (f"EfficientNet-B0 base (width {a.base_width}, depth {a.base_depth}, CIFAR stem, 32x32, "
             f"{m0 / 1e6:.1f}M MACs; no dropout or stochastic depth in these short runs) scaled four ways; each "
             f"trained {a.epochs} epochs on a {a.train_subset or 50000}-image stratified subset of CIFAR-10 (the "
             f"same images for every arm of a seed), batch 128, SGD lr {a.lr} with Nesterov momentum 0.9, weight "
             "decay 5e-4, 1 warm-up epoch then cosine; test accuracy at the last epoch (nothing chosen on the test "
-            f"set). {lat_note} {_util.machine_line(trained_on(a.out)[0])}{trained_on(a.out)[1]}\n\n"
+            f"set). {lat_note} {_util.machine_line(trained[0])}{trained[1]}\n\n"
             + _util.md_table(["scaling", "target", "MACs (M)", "x base", "vs depth arm (%)", "resolution", "depth mult",
                         "width mult", "latency b1 (ms) [p10-p90]", "test acc (%), per seed"], rows)
             + "\n\nThe targets are nominal: depth moves in whole blocks, so each is compared at the depth point "
@@ -364,7 +366,8 @@ def main() -> None:
     data = {way: {tag: run_point(a, plan, base_kw, way, tag, spec) for tag in points} for way, points in plan.items()}
     left = [f"{w} {t}" for w, p in data.items() for t, e in p.items() if e.get("left")]
     if a.dry:
-        print(table_text(a, m0, [row_of(w, t, e) for w, p in data.items() for t, e in p.items()], data, "")
+        print(table_text(a, m0, [row_of(w, t, e) for w, p in data.items() for t, e in p.items()], data, "",
+                         trained_on(a.out))
               + "\n" + dry_cost(a, data))
         return
     if a.latency and left:
@@ -376,24 +379,19 @@ def main() -> None:
         for w, p in data.items():
             for t, e in p.items():
                 e["latency"] = got.get(f"{w} {t}")
-        note = latency_note(lat)
-        table = table_text(a, m0, [row_of(w, t, e) for w, p in data.items() for t, e in p.items()], data, note)
+        note, trained = latency_note(lat), trained_on(a.out)
+        table = table_text(a, m0, [row_of(w, t, e) for w, p in data.items() for t, e in p.items()], data, note,
+                           trained)
         if a.partial or left:
             done = sum("test_acc" in e for points in data.values() for e in points.values())
             table = (f"**Partial: {done} of {sum(len(p) for p in data.values())} arms finished over every seed** "
                      "(the campaign goes on).\n\n" + table)
-            _util.write(a.name + "_partial", {**_machine(a), "args": vars(a), "base_macs": m0, "results": data},
-                        table)
+            _util.write(a.name + "_partial", {"args": vars(a), "base_macs": m0, "results": data}, table, trained[0])
             if left and not a.partial:
                 print(f"left to the process running them: {', '.join(left)}", flush=True)
             return
-        _util.write(a.name, {**_machine(a), "args": vars(a), "base_macs": m0, "results": data}, table)
+        _util.write(a.name, {"args": vars(a), "base_macs": m0, "results": data}, table, trained[0])
         plot(data, RESULTS / f"{a.name}.png")
-
-
-def _machine(a: argparse.Namespace) -> dict:
-    m = trained_on(a.out)[0]
-    return {"machine": m} if m else {}
 
 
 def latency_note(path: Path) -> str:

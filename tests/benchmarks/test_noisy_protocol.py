@@ -108,7 +108,8 @@ def test_partial_tables_only_the_finished_rows_and_trains_nothing(bench, tmp_pat
     trained = []
     monkeypatch.setattr(bench, "run", lambda d, **kw: trained.append(d) or json.loads((d / "summary.json").read_text()))
     written = {}
-    monkeypatch.setattr(bench, "write", lambda name, data, table: written.update(name=name, data=data, table=table))
+    monkeypatch.setattr(bench, "write", lambda name, data, table, trained_on=None: written.update(
+        name=name, data=data, table=table))
     monkeypatch.setattr(sys, "argv", ["noisy_cifar.py", "--seeds", "1", "--partial", "--out", str(out)])
     bench.main()
     assert written["name"] == "noisy_cifar_partial" and sorted(written["data"]["results"]) == [

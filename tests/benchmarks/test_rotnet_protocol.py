@@ -52,7 +52,8 @@ def test_two_processes_share_the_cells_after_the_pretext_and_the_last_writes_the
 
     monkeypatch.setattr(bench, "run", run)
     monkeypatch.setattr(bench, "cifar_spec", lambda: "cifar")
-    monkeypatch.setattr(bench, "write", lambda name, data, table: written.update(name=name, data=data, table=table))
+    monkeypatch.setattr(bench, "write", lambda name, data, table, trained_on=None: written.update(
+        name=name, data=data, table=table))
     monkeypatch.setattr(bench, "plot", lambda *a: None)
     argv = ["rotnet_cifar.py", "--k", "20", "--heads", "linear", "--out", str(tmp_path)]
     monkeypatch.setattr(sys, "argv", argv)

@@ -93,16 +93,16 @@ class _Opaque(torch.autograd.Function):
 
 
 @contextmanager
-def opaque_blocks(model: nn.Module) -> Iterator[None]:
+def opaque_blocks(model: nn.Module) -> Iterator[dict[type, ContextBlockPruner]]:
     """While tracing: each known context block runs as one node (torch-pruning still traces a leaf module's insides
-    from its output back to its input, and would meet the pooling there)."""
-    classes = set(context_pruners(model))
-    blocks = [m for m in model.modules() if type(m) in classes]  # torch-pruning matches the exact class
+    from its output back to its input, and would meet the pooling there); yields :func:`context_pruners`."""
+    pruners = context_pruners(model)
+    blocks = [m for m in model.modules() if type(m) in pruners]  # torch-pruning matches the exact class
     own = {id(b): vars(b).get("forward") for b in blocks}  # a forward of the instance's own (a wrapper) is kept
     for b in blocks:
         b.forward = (lambda run: lambda x: _Opaque.apply(x, run))(b.forward)
     try:
-        yield
+        yield pruners
     finally:
         for b in blocks:
             if own[id(b)] is None:
@@ -113,5 +113,5 @@ def opaque_blocks(model: nn.Module) -> Iterator[None]:
 
 def context_convs(model: nn.Module) -> set[int]:
     """The ids of the convs inside known context blocks: part of an attention block, never a layer to prune."""
-    classes = set(context_pruners(model))
-    return {id(c) for b in model.modules() if type(b) in classes for c in b.modules() if isinstance(c, nn.Conv2d)}
+    pruners = context_pruners(model)
+    return {id(c) for b in model.modules() if type(b) in pruners for c in b.modules() if isinstance(c, nn.Conv2d)}

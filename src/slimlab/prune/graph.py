@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch_pruning as tp
 
-from slimlab.prune.context_block import context_convs, context_pruners, opaque_blocks
+from slimlab.prune.context_block import context_convs, opaque_blocks
 
 SE_CLASS_NAMES = ("SqueezeExcite", "SqueezeExcitation", "SEModule", "SqueezeExcite2d")
 INVERTED_CLASS_NAMES = ("InvertedResidual", "MBConv", "DepthwiseSeparableConv", "InvertedResidualBlock")
@@ -63,9 +63,9 @@ def build_graph(model: nn.Module, input_size: int | tuple[int, int] = 32, in_cha
         with torch.enable_grad():
             for q in model.parameters():
                 q.requires_grad_(True)
-            with opaque_blocks(model):
+            with opaque_blocks(model) as pruners:
                 dg = tp.DependencyGraph().build_dependency(model, example_inputs=(example,),  # a tensor is unpacked
-                                                           customized_pruners=context_pruners(model))
+                                                           customized_pruners=pruners)
     except SlimlabError:
         raise
     except Exception as e:  # noqa: BLE001 - torch-pruning's own failure, on a model it cannot follow
